@@ -1,0 +1,330 @@
+//! The command line: clap types, and their conversion into plain settings.
+//!
+//! clap types never leave this module. Every flag has an environment variable, so
+//! a container can be configured from its task definition alone. Nothing here ever
+//! prompts: a destructive command without `--yes` prints its plan and exits 2.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::migration::Version;
+use crate::plan::{Checks, DownTarget};
+
+const EXAMPLES: &str = "\
+Examples:
+  migrator up                                   apply every pending migration
+  migrator up --to 20261101000000 --dry-run     show what would run up to a version
+  migrator down --yes                           revert the last migration (default: 1 step)
+  migrator down 3 --yes                         revert the last three
+  migrator down --to 20261101000000 --yes       revert everything above a version
+  migrator status --output json                 applied and pending migrations as JSON
+  migrator force 20261101000000 --yes           declare a version after a manual fix
+  migrator new add_users                        scaffold an up/down pair
+
+Connection: --database-url or DATABASE_URL, e.g. postgres://user:pass@host:5432/db
+or mysql://user:pass@host:3306/db. Exit codes: 0 ok, 1 migration failed, 2 usage,
+3 unreachable, 4 lock timeout, 5 refused (database disagrees with files),
+6 notification failed (--notify-required), 130/143 interrupted.";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "migrator",
+    version,
+    about = "Apply versioned SQL migrations to PostgreSQL and MySQL, non-interactively.",
+    after_help = EXAMPLES,
+    propagate_version = true
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct Global {
+    /// Database URL (postgres://, postgresql://, mysql://, mariadb://).
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        global = true,
+        hide_env_values = true,
+        value_name = "URL"
+    )]
+    pub database_url: Option<String>,
+
+    /// Migrations folder; when it does not exist, the migrations embedded at build time are used.
+    #[arg(long, env = "MIGRATOR_PATH", global = true, value_name = "DIR")]
+    pub path: Option<PathBuf>,
+
+    /// Seconds to wait for the migration lock held by another runner.
+    #[arg(
+        long,
+        env = "MIGRATOR_LOCK_TIMEOUT",
+        global = true,
+        default_value_t = 60,
+        value_name = "SECS"
+    )]
+    pub lock_timeout: u64,
+
+    /// Keep retrying to connect for this many seconds (a database that is still starting).
+    #[arg(long, env = "MIGRATOR_WAIT", global = true, value_name = "SECS")]
+    pub wait: Option<u64>,
+
+    /// Log format on stderr: human text, or JSON lines for CloudWatch.
+    #[arg(
+        long,
+        env = "MIGRATOR_LOG_FORMAT",
+        global = true,
+        value_enum,
+        default_value_t = LogFormat::Text
+    )]
+    pub log_format: LogFormat,
+
+    /// Result format on stdout.
+    #[arg(
+        long,
+        env = "MIGRATOR_OUTPUT",
+        global = true,
+        value_enum,
+        default_value_t = OutputFormat::Text
+    )]
+    pub output: OutputFormat,
+
+    /// Also write the run report (JSON) to this file, whatever the outcome.
+    #[arg(long, env = "MIGRATOR_REPORT", global = true, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+
+    /// Allow applied migrations whose files are gone.
+    #[arg(long, env = "MIGRATOR_IGNORE_MISSING", global = true)]
+    pub ignore_missing: bool,
+
+    /// Allow (and apply) pending migrations older than the current version.
+    #[arg(long, env = "MIGRATOR_ALLOW_OUT_OF_ORDER", global = true)]
+    pub allow_out_of_order: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Apply pending migrations, oldest first.
+    Up {
+        /// Stop after this version.
+        #[arg(long, env = "MIGRATOR_TO", value_name = "VERSION")]
+        to: Option<Version>,
+        /// PostgreSQL only: all pending migrations in one transaction, all or nothing.
+        #[arg(long, env = "MIGRATOR_SINGLE_TRANSACTION")]
+        single_transaction: bool,
+        /// Print what would run; change nothing.
+        #[arg(long, env = "MIGRATOR_DRY_RUN")]
+        dry_run: bool,
+    },
+    /// Revert applied migrations, newest first (default: one).
+    Down {
+        /// How many migrations to revert.
+        #[arg(value_name = "N", conflicts_with_all = ["to", "all"])]
+        steps: Option<usize>,
+        /// Revert everything applied above this version (0: everything).
+        #[arg(
+            long,
+            env = "MIGRATOR_DOWN_TO",
+            value_name = "VERSION",
+            conflicts_with = "all"
+        )]
+        to: Option<Version>,
+        /// Revert every applied migration.
+        #[arg(long)]
+        all: bool,
+        /// Really do it. Without it, the plan is printed and the exit code is 2.
+        #[arg(long, env = "MIGRATOR_YES")]
+        yes: bool,
+        /// Print what would be reverted; change nothing.
+        #[arg(long, env = "MIGRATOR_DRY_RUN")]
+        dry_run: bool,
+    },
+    /// Show applied and pending migrations and any disagreement.
+    Status,
+    /// Print the current version, or "none".
+    Version,
+    /// Check that the database and the files agree (exit 5 when not).
+    Validate,
+    /// Declare the database to be at VERSION and clear the dirty state. Runs no SQL.
+    Force {
+        /// The version (0: nothing applied).
+        #[arg(value_name = "VERSION")]
+        forced: Version,
+        /// Really do it.
+        #[arg(long, env = "MIGRATOR_YES")]
+        yes: bool,
+    },
+    /// Scaffold a new migration in the folder's format, versioned by UTC timestamp.
+    New {
+        /// Lowercase letters, digits and underscores.
+        name: String,
+    },
+}
+
+/// Settings shared by every command, free of clap.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub database_url: Option<String>,
+    /// The migrations folder, and whether the user named it (flag or env).
+    pub path: PathBuf,
+    pub path_explicit: bool,
+    pub lock_timeout: Duration,
+    pub wait: Option<Duration>,
+    pub output: OutputFormat,
+    pub report: Option<PathBuf>,
+    pub checks: Checks,
+}
+
+/// What to do, free of clap.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    Up {
+        to: Option<Version>,
+        single_transaction: bool,
+        dry_run: bool,
+    },
+    Down {
+        target: DownTarget,
+        yes: bool,
+        dry_run: bool,
+    },
+    Status,
+    Version,
+    Validate,
+    Force {
+        version: Version,
+        yes: bool,
+    },
+    New {
+        name: String,
+    },
+}
+
+impl Action {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Action::Up { .. } => "up",
+            Action::Down { .. } => "down",
+            Action::Status => "status",
+            Action::Version => "version",
+            Action::Validate => "validate",
+            Action::Force { .. } => "force",
+            Action::New { .. } => "new",
+        }
+    }
+}
+
+impl Cli {
+    pub fn into_parts(self) -> (Settings, Action) {
+        let g = self.global;
+        let settings = Settings {
+            database_url: g.database_url.filter(|u| !u.is_empty()),
+            path_explicit: g.path.is_some(),
+            path: g.path.unwrap_or_else(|| PathBuf::from("migrations")),
+            lock_timeout: Duration::from_secs(g.lock_timeout),
+            wait: g.wait.map(Duration::from_secs),
+            output: g.output,
+            report: g.report,
+            checks: Checks {
+                ignore_missing: g.ignore_missing,
+                allow_out_of_order: g.allow_out_of_order,
+            },
+        };
+        let action = match self.command {
+            Command::Up {
+                to,
+                single_transaction,
+                dry_run,
+            } => Action::Up {
+                to,
+                single_transaction,
+                dry_run,
+            },
+            Command::Down {
+                steps,
+                to,
+                all,
+                yes,
+                dry_run,
+            } => Action::Down {
+                target: match (steps, to, all) {
+                    (_, _, true) => DownTarget::All,
+                    (_, Some(v), _) => DownTarget::To(v),
+                    (n, None, false) => DownTarget::Steps(n.unwrap_or(1)),
+                },
+                yes,
+                dry_run,
+            },
+            Command::Status => Action::Status,
+            Command::Version => Action::Version,
+            Command::Validate => Action::Validate,
+            Command::Force { forced, yes } => Action::Force {
+                version: forced,
+                yes,
+            },
+            Command::New { name } => Action::New { name },
+        };
+        (settings, action)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    fn parse(args: &[&str]) -> Action {
+        let mut full = vec!["migrator"];
+        full.extend_from_slice(args);
+        Cli::try_parse_from(full).unwrap().into_parts().1
+    }
+
+    #[test]
+    fn down_defaults_to_one_step() {
+        assert_eq!(
+            parse(&["down"]),
+            Action::Down {
+                target: DownTarget::Steps(1),
+                yes: false,
+                dry_run: false
+            }
+        );
+        assert!(matches!(
+            parse(&["down", "--all", "--yes"]),
+            Action::Down {
+                target: DownTarget::All,
+                yes: true,
+                ..
+            }
+        ));
+        assert!(matches!(
+            parse(&["down", "--to", "3"]),
+            Action::Down {
+                target: DownTarget::To(3),
+                ..
+            }
+        ));
+        assert!(Cli::try_parse_from(["migrator", "down", "2", "--all"]).is_err());
+    }
+}

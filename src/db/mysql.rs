@@ -1,0 +1,520 @@
+//! MySQL 8, MariaDB and Aurora MySQL through sqlx's MySQL driver.
+//!
+//! MySQL commits DDL implicitly, so a migration cannot be atomic. The driver opens
+//! a transaction and writes an "in progress" row first: a DDL statement's implicit
+//! commit persists that row before anything else changes, so a crash or failure
+//! half way is visible on the next run; a DML-only migration stays one
+//! transaction with its history row. After a failure the driver rolls back and
+//! reads the row back: present means something was committed (dirty), absent means
+//! nothing changed. Statements run one by one over the text protocol, as the
+//! `mysql` client sends them.
+
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use sqlx::mysql::{MySqlConnectOptions, MySqlConnection, MySqlDatabaseError};
+use sqlx::{AssertSqlSafe, ConnectOptions, Connection, Row};
+
+use super::{Driver, Exec, ExecError, Target, WaitPolicy, backoff};
+use crate::error::{Error, Result};
+use crate::history::{HistoryRow, RowStatus};
+use crate::interrupt::Interrupt;
+use crate::migration::Engine;
+use crate::plan::ForcePlan;
+use crate::report::{DatabaseInfo, Direction};
+use crate::sql::split::Statement;
+
+const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS migrator_history (
+    version BIGINT UNSIGNED NOT NULL PRIMARY KEY,
+    name VARCHAR(255) NOT NULL,
+    checksum CHAR(64) NOT NULL,
+    status VARCHAR(16) NOT NULL DEFAULT 'applied',
+    applied_at DATETIME(6) NOT NULL,
+    execution_ms BIGINT NOT NULL DEFAULT 0,
+    failed_statement MEDIUMTEXT NULL,
+    error TEXT NULL
+) ENGINE=InnoDB";
+
+const SELECT_HISTORY: &str = "SELECT version, name, checksum, status, \
+    DATE_FORMAT(applied_at, '%Y-%m-%dT%H:%i:%s.%fZ'), execution_ms, failed_statement, error \
+    FROM migrator_history ORDER BY version";
+
+/// MySQL error numbers we act on.
+const ER_NO_SUCH_TABLE: u16 = 1146;
+const ER_QUERY_INTERRUPTED: u16 = 1317;
+const ER_TOO_MANY_CONNECTIONS: u16 = 1040;
+const ER_SERVER_SHUTDOWN: u16 = 1053;
+
+pub fn parse_url(url: &str) -> Result<(Target, DatabaseInfo)> {
+    let url = match url.split_once("://") {
+        Some((scheme, rest)) if scheme.eq_ignore_ascii_case("mariadb") => format!("mysql://{rest}"),
+        _ => url.to_string(),
+    };
+    let options = MySqlConnectOptions::from_str(&url)
+        .map_err(|e| {
+            Error::usage(format!(
+                "--database-url is not a valid MySQL URL ({e}); expected mysql://user:password@host:3306/dbname"
+            ))
+        })?
+        // Run scripts as the mysql client would: keep the server's sql_mode and
+        // time zone instead of sqlx's defaults (which turn `||` into CONCAT).
+        .pipes_as_concat(false)
+        .no_engine_substitution(false)
+        .timezone(None);
+    let Some(name) = options.get_database().map(str::to_string) else {
+        return Err(Error::usage(
+            "--database-url names no database; add it to the path: mysql://user:password@host:3306/dbname",
+        ));
+    };
+    let info = DatabaseInfo {
+        engine: Engine::Mysql,
+        host: options.get_host().to_string(),
+        port: options.get_port(),
+        name,
+    };
+    Ok((Target::Mysql(options), info))
+}
+
+fn db_error(e: &sqlx::Error) -> Option<&MySqlDatabaseError> {
+    match e {
+        sqlx::Error::Database(db) => db.try_downcast_ref::<MySqlDatabaseError>(),
+        _ => None,
+    }
+}
+
+fn describe(e: &sqlx::Error) -> String {
+    match db_error(e) {
+        Some(db) => format!("[{}] {}", db.number(), db.message()),
+        None => e.to_string(),
+    }
+}
+
+fn is_transient(e: &sqlx::Error) -> bool {
+    match db_error(e) {
+        Some(db) => matches!(db.number(), ER_TOO_MANY_CONNECTIONS | ER_SERVER_SHUTDOWN),
+        None => matches!(
+            e,
+            sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::PoolTimedOut
+        ),
+    }
+}
+
+pub struct Mysql {
+    conn: MySqlConnection,
+    info: DatabaseInfo,
+    lock_name: String,
+}
+
+pub async fn connect(
+    options: &MySqlConnectOptions,
+    info: DatabaseInfo,
+    wait: Option<WaitPolicy>,
+    interrupt: &Interrupt,
+) -> Result<Mysql> {
+    let started = Instant::now();
+    let mut attempt = 0u32;
+    loop {
+        match options.connect().await {
+            Ok(mut conn) => {
+                let id: u64 = sqlx::query_scalar("SELECT CONNECTION_ID()")
+                    .fetch_one(&mut conn)
+                    .await
+                    .map_err(|e| Error::database("starting the session", describe(&e)))?;
+                let killer = options.clone();
+                interrupt.set_canceller(Arc::new(move || {
+                    let killer = killer.clone();
+                    Box::pin(async move {
+                        // KILL QUERY needs a second connection.
+                        let result = async {
+                            let mut c = killer.connect().await?;
+                            sqlx::raw_sql(AssertSqlSafe(format!("KILL QUERY {id}")))
+                                .execute(&mut c)
+                                .await?;
+                            c.close().await
+                        }
+                        .await;
+                        if let Err(e) = result {
+                            tracing::warn!(error = %describe(&e), "could not cancel the running statement");
+                        }
+                    })
+                }));
+                // GET_LOCK is server-wide: name it after the database.
+                let mut lock_name = format!("migrator:{}", info.name);
+                if lock_name.len() > 64 {
+                    lock_name = format!(
+                        "migrator:{}",
+                        &crate::source::parse::checksum(&info.name)[..32]
+                    );
+                }
+                return Ok(Mysql {
+                    conn,
+                    info,
+                    lock_name,
+                });
+            }
+            Err(e) => {
+                let message = describe(&e);
+                let left = wait
+                    .map(|w| w.total.saturating_sub(started.elapsed()))
+                    .unwrap_or_default();
+                if !is_transient(&e) || left.is_zero() {
+                    return Err(Error::Unreachable {
+                        target: info.to_string(),
+                        message,
+                    });
+                }
+                let pause = backoff(attempt).min(left);
+                attempt += 1;
+                tracing::warn!(attempt, error = %message, retry_in_ms = pause.as_millis() as u64, "database not reachable yet");
+                tokio::select! {
+                    _ = tokio::time::sleep(pause) => {}
+                    _ = interrupt.wait() => return Err(Error::Interrupted {
+                        signal: interrupt.signal().unwrap_or(crate::error::Signal::Sigterm),
+                        detail: None,
+                    }),
+                }
+            }
+        }
+    }
+}
+
+/// Where in `stmt` MySQL's "... near '<text>' at line N" points: the byte offset
+/// into the statement, when the message says.
+fn near_offset(stmt: &str, message: &str) -> Option<usize> {
+    let (head, line) = message.rsplit_once("' at line ")?;
+    let line: usize = line.trim().parse().ok()?;
+    let line_start = if line <= 1 {
+        0
+    } else {
+        stmt.match_indices('\n').nth(line - 2).map(|(i, _)| i + 1)?
+    };
+    let near = head.split_once("near '").map(|(_, n)| n).unwrap_or("");
+    if near.is_empty() {
+        // "near '' at line N": the statement ended too early.
+        return Some(stmt.len());
+    }
+    Some(
+        stmt[line_start..]
+            .find(near)
+            .map_or(line_start, |i| line_start + i),
+    )
+}
+
+fn exec_error(e: &sqlx::Error, stmt: Option<(usize, &Statement<'_>)>) -> ExecError {
+    let mut err = ExecError {
+        message: describe(e),
+        ..ExecError::default()
+    };
+    if let Some(db) = db_error(e) {
+        err.code = Some(db.number().to_string());
+        err.message = db.message().to_string();
+        err.cancelled = db.number() == ER_QUERY_INTERRUPTED;
+    } else {
+        err.connection_lost = matches!(e, sqlx::Error::Io(_) | sqlx::Error::Protocol(_));
+    }
+    if let Some((i, s)) = stmt {
+        err.statement = Some(i);
+        err.offset = Some(s.start + near_offset(s.sql, &err.message).unwrap_or(0));
+    }
+    err
+}
+
+impl Mysql {
+    async fn run(&mut self, sql: &str) -> std::result::Result<(), sqlx::Error> {
+        sqlx::raw_sql(AssertSqlSafe(sql))
+            .execute(&mut self.conn)
+            .await
+            .map(|_| ())
+    }
+
+    async fn status_of(
+        &mut self,
+        version: u64,
+    ) -> std::result::Result<Option<String>, sqlx::Error> {
+        sqlx::query_scalar("SELECT status FROM migrator_history WHERE version = ?")
+            .bind(version)
+            .fetch_optional(&mut self.conn)
+            .await
+    }
+
+    /// After a failed statement: roll back, then find out whether anything had been
+    /// committed (the in-progress row survived) and record the failure if so.
+    async fn after_failure(
+        &mut self,
+        exec: &Exec<'_>,
+        failed: &Statement<'_>,
+        err: &mut ExecError,
+    ) {
+        let version = exec.migration.version;
+        if exec.migration.transactional {
+            let _ = self.run("ROLLBACK").await;
+        }
+        let status = match self.status_of(version).await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(error = %describe(&e), "could not read back the history row after the failure");
+                err.dirty = true;
+                return;
+            }
+        };
+        let in_progress = match exec.direction {
+            Direction::Up => status.is_some(),
+            Direction::Down => status.as_deref() == Some("reverting"),
+        };
+        err.dirty = in_progress;
+        if !in_progress {
+            return;
+        }
+        let status = match exec.direction {
+            Direction::Up => "failed",
+            Direction::Down => "revert_failed",
+        };
+        let error = match &err.code {
+            Some(c) => format!("[{c}] {}", err.message),
+            None => err.message.clone(),
+        };
+        let write = sqlx::query(
+            "UPDATE migrator_history SET status = ?, failed_statement = ?, error = ? WHERE version = ?",
+        )
+        .bind(status)
+        .bind(failed.sql)
+        .bind(error)
+        .bind(version)
+        .execute(&mut self.conn)
+        .await;
+        if let Err(e) = write {
+            tracing::error!(error = %describe(&e), "could not record the failure in the history table");
+        }
+    }
+}
+
+impl Driver for Mysql {
+    fn info(&self) -> &DatabaseInfo {
+        &self.info
+    }
+
+    async fn lock(&mut self, timeout: Duration, interrupt: &Interrupt) -> Result<()> {
+        let got: std::result::Result<Option<i64>, sqlx::Error> =
+            sqlx::query_scalar("SELECT GET_LOCK(?, ?)")
+                .bind(&self.lock_name)
+                .bind(timeout.as_secs_f64())
+                .fetch_one(&mut self.conn)
+                .await;
+        match got {
+            Ok(Some(1)) => Ok(()),
+            Ok(Some(_)) => {
+                let holder: Option<String> = sqlx::query_scalar(
+                    "SELECT CONCAT('connection ', p.ID, ' (', p.USER, '@', p.HOST, ')') \
+                     FROM information_schema.PROCESSLIST p WHERE p.ID = IS_USED_LOCK(?)",
+                )
+                .bind(&self.lock_name)
+                .fetch_optional(&mut self.conn)
+                .await
+                .ok()
+                .flatten();
+                Err(Error::LockTimeout {
+                    seconds: timeout.as_secs(),
+                    holder,
+                })
+            }
+            _ if interrupt.signal().is_some() => Err(Error::Interrupted {
+                signal: interrupt.signal().unwrap_or(crate::error::Signal::Sigterm),
+                detail: Some("while waiting for the migration lock".into()),
+            }),
+            Ok(None) => Err(Error::database("taking the lock", "GET_LOCK returned NULL")),
+            Err(e) => Err(Error::database("taking the lock", describe(&e))),
+        }
+    }
+
+    async fn unlock(&mut self) -> Result<()> {
+        sqlx::query("SELECT RELEASE_LOCK(?)")
+            .bind(&self.lock_name)
+            .execute(&mut self.conn)
+            .await
+            .map(|_| ())
+            .map_err(|e| Error::database("releasing the lock", describe(&e)))
+    }
+
+    async fn history(&mut self) -> Result<Option<Vec<HistoryRow>>> {
+        let doing = "reading the history table";
+        let rows = match sqlx::query(SELECT_HISTORY).fetch_all(&mut self.conn).await {
+            Ok(rows) => rows,
+            Err(e) if db_error(&e).is_some_and(|d| d.number() == ER_NO_SUCH_TABLE) => {
+                return Ok(None);
+            }
+            Err(e) => return Err(Error::database(doing, describe(&e))),
+        };
+        rows.iter()
+            .map(|r| {
+                let get = |e: sqlx::Error| Error::database(doing, describe(&e));
+                let status: String = r.try_get(3).map_err(get)?;
+                Ok(HistoryRow {
+                    version: r.try_get(0).map_err(get)?,
+                    name: r.try_get(1).map_err(get)?,
+                    checksum: r.try_get(2).map_err(get)?,
+                    status: RowStatus::parse(&status).ok_or_else(|| {
+                        Error::database(doing, format!("unknown status `{status}`"))
+                    })?,
+                    applied_at: r.try_get(4).map_err(get)?,
+                    execution_ms: r.try_get(5).map_err(get)?,
+                    failed_statement: r.try_get(6).map_err(get)?,
+                    error: r.try_get(7).map_err(get)?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()
+            .map(Some)
+    }
+
+    async fn create_history(&mut self) -> Result<()> {
+        self.run(CREATE_TABLE)
+            .await
+            .map_err(|e| Error::database("creating the history table", describe(&e)))
+    }
+
+    async fn execute(
+        &mut self,
+        exec: &Exec<'_>,
+        interrupt: &Interrupt,
+    ) -> std::result::Result<u64, ExecError> {
+        let m = exec.migration;
+        let plain = |e: sqlx::Error| exec_error(&e, None);
+        if m.transactional {
+            self.run("START TRANSACTION").await.map_err(plain)?;
+        }
+        let mark = match exec.direction {
+            Direction::Up => sqlx::query(
+                "INSERT INTO migrator_history (version, name, checksum, status, applied_at) \
+                 VALUES (?, ?, ?, 'running', UTC_TIMESTAMP(6))",
+            )
+            .bind(m.version)
+            .bind(&m.name)
+            .bind(&m.checksum),
+            Direction::Down => {
+                sqlx::query("UPDATE migrator_history SET status = 'reverting' WHERE version = ?")
+                    .bind(m.version)
+            }
+        };
+        mark.execute(&mut self.conn).await.map_err(plain)?;
+        let started = Instant::now();
+        for (i, stmt) in exec.statements.iter().enumerate() {
+            let result = if interrupt.signal().is_some() {
+                Err(ExecError {
+                    statement: Some(i),
+                    offset: Some(stmt.start),
+                    message: "stopped before this statement".into(),
+                    cancelled: true,
+                    ..ExecError::default()
+                })
+            } else {
+                self.run(stmt.sql)
+                    .await
+                    .map_err(|e| exec_error(&e, Some((i, stmt))))
+            };
+            if let Err(mut err) = result {
+                if !err.connection_lost {
+                    self.after_failure(exec, stmt, &mut err).await;
+                } else {
+                    err.dirty = true;
+                }
+                return Err(err);
+            }
+        }
+        let ms = started.elapsed().as_millis() as u64;
+        let done = match exec.direction {
+            Direction::Up => sqlx::query(
+                "UPDATE migrator_history SET status = 'applied', execution_ms = ?, \
+                 applied_at = UTC_TIMESTAMP(6) WHERE version = ?",
+            )
+            .bind(ms as i64)
+            .bind(m.version),
+            Direction::Down => {
+                sqlx::query("DELETE FROM migrator_history WHERE version = ?").bind(m.version)
+            }
+        };
+        done.execute(&mut self.conn).await.map_err(plain)?;
+        if m.transactional {
+            self.run("COMMIT").await.map_err(plain)?;
+        }
+        Ok(ms)
+    }
+
+    async fn execute_all(
+        &mut self,
+        _execs: &[Exec<'_>],
+        _interrupt: &Interrupt,
+    ) -> std::result::Result<Vec<u64>, (usize, ExecError)> {
+        // The runner refuses --single-transaction on MySQL before connecting.
+        Err((
+            0,
+            ExecError {
+                message: "--single-transaction is not possible on MySQL: DDL commits implicitly"
+                    .into(),
+                ..ExecError::default()
+            },
+        ))
+    }
+
+    async fn force(&mut self, plan: &ForcePlan) -> Result<()> {
+        let doing = "writing the forced version";
+        let db = |e: sqlx::Error| Error::database(doing, describe(&e));
+        let mut tx = self.conn.begin().await.map_err(db)?;
+        sqlx::query("DELETE FROM migrator_history WHERE version > ?")
+            .bind(plan.delete_above)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        for v in &plan.clear {
+            sqlx::query(
+                "UPDATE migrator_history SET status = 'applied', failed_statement = NULL, error = NULL \
+                 WHERE version = ?",
+            )
+            .bind(*v)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        }
+        if let Some((version, name, checksum)) = &plan.upsert {
+            sqlx::query(
+                "INSERT INTO migrator_history (version, name, checksum, status, applied_at, execution_ms) \
+                 VALUES (?, ?, ?, 'applied', UTC_TIMESTAMP(6), 0) ON DUPLICATE KEY UPDATE \
+                 status = 'applied', name = VALUES(name), checksum = VALUES(checksum), \
+                 failed_statement = NULL, error = NULL",
+            )
+            .bind(*version)
+            .bind(name)
+            .bind(checksum)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        }
+        tx.commit().await.map_err(db)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn near_offset_points_into_the_statement() {
+        let stmt = "CREATE TABLE t (\n  id INT,\n  oops garbage here\n)";
+        let msg = "You have an error in your SQL syntax; check the manual that corresponds to your \
+                   MariaDB server version for the right syntax to use near 'garbage here\n)' at line 3";
+        let off = near_offset(stmt, msg).unwrap();
+        assert_eq!(&stmt[off..off + 7], "garbage");
+        assert_eq!(near_offset(stmt, "Table 'x' doesn't exist"), None);
+        assert_eq!(
+            near_offset("SELECT (", "... near '' at line 1"),
+            Some("SELECT (".len())
+        );
+    }
+
+    #[test]
+    fn mariadb_scheme_and_missing_database() {
+        let (_, info) = parse_url("mariadb://root@localhost:3307/app").unwrap();
+        assert_eq!((info.host.as_str(), info.port), ("localhost", 3307));
+        let err = parse_url("mysql://root@localhost").unwrap_err();
+        assert!(err.to_string().contains("names no database"), "{err}");
+    }
+}

@@ -1,0 +1,682 @@
+//! PostgreSQL (and Aurora PostgreSQL) through tokio-postgres.
+//!
+//! A transactional migration costs two round trips: `BEGIN;` + the whole script in
+//! one simple-protocol message (the server splits it, as psql's statements would
+//! run), then the history row and `COMMIT` pipelined. A failed statement is located
+//! by the server's error position or, failing that, by counting the statements the
+//! server completed. No-transaction scripts run statement by statement between an
+//! "in progress" row and its completion.
+
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use tokio_postgres::config::Host;
+use tokio_postgres::error::{ErrorPosition, SqlState};
+use tokio_postgres::types::Type;
+use tokio_postgres::{Client, Config, NoTls, SimpleQueryMessage};
+
+use super::{Driver, Exec, ExecError, Target, WaitPolicy, backoff};
+use crate::error::{Error, Result};
+use crate::history::{HistoryRow, RowStatus, TABLE};
+use crate::interrupt::Interrupt;
+use crate::migration::Engine;
+use crate::plan::ForcePlan;
+use crate::report::{DatabaseInfo, Direction};
+use crate::sql::split;
+
+/// Key of the session-level advisory lock ("migrator" in ASCII). Advisory locks
+/// are per database, so runners on different databases of one server never wait
+/// for each other.
+const LOCK_KEY: i64 = 0x6d69_6772_6174_6f72;
+
+const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS migrator_history (
+    version BIGINT PRIMARY KEY,
+    name TEXT NOT NULL,
+    checksum TEXT NOT NULL,
+    status TEXT NOT NULL DEFAULT 'applied',
+    applied_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+    execution_ms BIGINT NOT NULL DEFAULT 0,
+    failed_statement TEXT,
+    error TEXT
+)";
+
+const SELECT_HISTORY: &str = "SELECT version, name, checksum, status, \
+    to_char(applied_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), \
+    execution_ms, failed_statement, error FROM migrator_history ORDER BY version";
+
+pub fn parse_url(url: &str) -> Result<(Target, DatabaseInfo)> {
+    let mut config = Config::from_str(url).map_err(|e| {
+        Error::usage(format!(
+            "--database-url is not a valid PostgreSQL URL ({e}); expected postgres://user:password@host:5432/dbname"
+        ))
+    })?;
+    if config.get_application_name().is_none() {
+        config.application_name("migrator");
+    }
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(Duration::from_secs(10));
+    }
+    let host = match config.get_hosts().first() {
+        Some(Host::Tcp(h)) => h.clone(),
+        Some(Host::Unix(p)) => p.display().to_string(),
+        None => "localhost".to_string(),
+    };
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    let name = config
+        .get_dbname()
+        .or(config.get_user())
+        .unwrap_or("postgres")
+        .to_string();
+    let info = DatabaseInfo {
+        engine: Engine::Postgres,
+        host,
+        port,
+        name,
+    };
+    Ok((Target::Postgres(config), info))
+}
+
+pub struct Postgres {
+    client: Client,
+    info: DatabaseInfo,
+    insert: Option<tokio_postgres::Statement>,
+    delete: Option<tokio_postgres::Statement>,
+}
+
+/// Whether a connection error may pass if we wait (the server is starting, the
+/// network is not there yet), as opposed to a final answer (bad password, no such
+/// database).
+fn is_transient(e: &tokio_postgres::Error) -> bool {
+    match e.as_db_error() {
+        Some(db) => matches!(
+            *db.code(),
+            SqlState::CANNOT_CONNECT_NOW | SqlState::TOO_MANY_CONNECTIONS
+        ),
+        None => true,
+    }
+}
+
+fn describe(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("[{}] {}", db.code().code(), db.message()),
+        None => {
+            // The source chain carries the useful part ("Connection refused").
+            let mut msg = e.to_string();
+            let mut src = std::error::Error::source(e);
+            while let Some(s) = src {
+                msg = format!("{msg}: {s}");
+                src = s.source();
+            }
+            msg
+        }
+    }
+}
+
+pub async fn connect(
+    config: &Config,
+    info: DatabaseInfo,
+    wait: Option<WaitPolicy>,
+    interrupt: &Interrupt,
+) -> Result<Postgres> {
+    let started = Instant::now();
+    let mut attempt = 0u32;
+    loop {
+        match config.connect(NoTls).await {
+            Ok((client, connection)) => {
+                tokio::spawn(async move {
+                    if let Err(e) = connection.await {
+                        tracing::debug!(error = %e, "connection closed");
+                    }
+                });
+                let token = client.cancel_token();
+                interrupt.set_canceller(Arc::new(move || {
+                    let token = token.clone();
+                    Box::pin(async move {
+                        if let Err(e) = token.cancel_query(NoTls).await {
+                            tracing::warn!(error = %e, "could not cancel the running statement");
+                        }
+                    })
+                }));
+                return Ok(Postgres {
+                    client,
+                    info,
+                    insert: None,
+                    delete: None,
+                });
+            }
+            Err(e) => {
+                let message = describe(&e);
+                let left = wait
+                    .map(|w| w.total.saturating_sub(started.elapsed()))
+                    .unwrap_or_default();
+                if !is_transient(&e) || left.is_zero() {
+                    return Err(Error::Unreachable {
+                        target: info.to_string(),
+                        message,
+                    });
+                }
+                let pause = backoff(attempt).min(left);
+                attempt += 1;
+                tracing::warn!(attempt, error = %message, retry_in_ms = pause.as_millis() as u64, "database not reachable yet");
+                tokio::select! {
+                    _ = tokio::time::sleep(pause) => {}
+                    _ = interrupt.wait() => return Err(interrupted(interrupt, None)),
+                }
+            }
+        }
+    }
+}
+
+fn interrupted(interrupt: &Interrupt, detail: Option<String>) -> Error {
+    Error::Interrupted {
+        signal: interrupt.signal().unwrap_or(crate::error::Signal::Sigterm),
+        detail,
+    }
+}
+
+fn text(row: &tokio_postgres::SimpleQueryRow, i: usize) -> Option<String> {
+    row.get(i).map(str::to_string)
+}
+
+fn parse_rows(messages: Vec<SimpleQueryMessage>) -> Result<Vec<HistoryRow>> {
+    let mut rows = Vec::new();
+    for m in messages {
+        let SimpleQueryMessage::Row(r) = m else {
+            continue;
+        };
+        let bad = || Error::database("reading the history table", "unexpected row shape");
+        let status_text = text(&r, 3).ok_or_else(bad)?;
+        rows.push(HistoryRow {
+            version: text(&r, 0).and_then(|v| v.parse().ok()).ok_or_else(bad)?,
+            name: text(&r, 1).unwrap_or_default(),
+            checksum: text(&r, 2).unwrap_or_default(),
+            status: RowStatus::parse(&status_text).ok_or_else(|| {
+                Error::database(
+                    "reading the history table",
+                    format!("unknown status `{status_text}`"),
+                )
+            })?,
+            applied_at: text(&r, 4).unwrap_or_default(),
+            execution_ms: text(&r, 5).and_then(|v| v.parse().ok()).unwrap_or(0),
+            failed_statement: text(&r, 6),
+            error: text(&r, 7),
+        });
+    }
+    Ok(rows)
+}
+
+/// Maps a server error on `sent` (the text sent; `skip_chars` of it precede the
+/// script) into an ExecError. `base` is the byte offset of `sent`'s script part in
+/// the script.
+fn exec_error(
+    e: &tokio_postgres::Error,
+    script_part: &str,
+    skip_chars: usize,
+    base: usize,
+) -> ExecError {
+    let mut err = ExecError {
+        message: describe(e),
+        connection_lost: e.is_closed() || e.as_db_error().is_none(),
+        ..ExecError::default()
+    };
+    if let Some(db) = e.as_db_error() {
+        err.code = Some(db.code().code().to_string());
+        err.message = db.message().to_string();
+        err.detail = match (db.detail(), db.hint()) {
+            (Some(d), Some(h)) => Some(format!("{d} (hint: {h})")),
+            (Some(d), None) => Some(d.to_string()),
+            (None, Some(h)) => Some(format!("hint: {h}")),
+            (None, None) => None,
+        };
+        err.cancelled = *db.code() == SqlState::QUERY_CANCELED;
+        if let Some(ErrorPosition::Original(pos)) = db.position() {
+            let pos = (*pos as usize).saturating_sub(skip_chars);
+            if pos > 0 {
+                err.offset = Some(base + split::char_pos_to_byte(script_part, pos));
+            }
+        }
+    }
+    err
+}
+
+impl Postgres {
+    async fn simple(&self, sql: &str, doing: &str) -> Result<Vec<SimpleQueryMessage>> {
+        self.client
+            .simple_query(sql)
+            .await
+            .map_err(|e| Error::database(doing, describe(&e)))
+    }
+
+    async fn lock_holder(&self) -> Option<String> {
+        let sql = format!(
+            "SELECT a.pid::text, coalesce(a.application_name, ''), coalesce(a.client_addr::text, 'local'), \
+             to_char(a.backend_start AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') \
+             FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid \
+             WHERE l.locktype = 'advisory' AND l.granted AND l.database = \
+             (SELECT oid FROM pg_database WHERE datname = current_database()) \
+             AND l.classid = {} AND l.objid = {} AND l.objsubid = 1 LIMIT 1",
+            (LOCK_KEY >> 32) as u32,
+            (LOCK_KEY & 0xffff_ffff) as u32
+        );
+        let rows = self.client.simple_query(&sql).await.ok()?;
+        rows.into_iter().find_map(|m| match m {
+            SimpleQueryMessage::Row(r) => Some(format!(
+                "pid {} ({}) from {} since {}",
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?
+            )),
+            _ => None,
+        })
+    }
+
+    async fn prepared(&mut self, direction: Direction) -> Result<tokio_postgres::Statement> {
+        let slot = match direction {
+            Direction::Up => &mut self.insert,
+            Direction::Down => &mut self.delete,
+        };
+        if let Some(s) = slot {
+            return Ok(s.clone());
+        }
+        let (sql, types): (&str, &[Type]) = match direction {
+            Direction::Up => (
+                "INSERT INTO migrator_history (version, name, checksum, status, execution_ms) \
+                 VALUES ($1, $2, $3, 'applied', $4)",
+                &[Type::INT8, Type::TEXT, Type::TEXT, Type::INT8],
+            ),
+            Direction::Down => (
+                "DELETE FROM migrator_history WHERE version = $1",
+                &[Type::INT8],
+            ),
+        };
+        let stmt = self
+            .client
+            .prepare_typed(sql, types)
+            .await
+            .map_err(|e| Error::database("preparing the history statement", describe(&e)))?;
+        *slot = Some(stmt.clone());
+        Ok(stmt)
+    }
+
+    /// Runs the script's SQL in one message; on failure, locates the statement.
+    async fn run_script(
+        &self,
+        exec: &Exec<'_>,
+        prefix: &str,
+    ) -> std::result::Result<(), ExecError> {
+        let sent = format!("{prefix}{}", exec.script.sql);
+        let prefix_statements = usize::from(!prefix.is_empty());
+        let fail = |e: &tokio_postgres::Error, completed: usize| {
+            let mut err = exec_error(e, &exec.script.sql, prefix.chars().count(), 0);
+            if err.offset.is_none() {
+                err.statement = completed.checked_sub(prefix_statements);
+            }
+            if let Some(off) = err.offset {
+                err.statement = exec
+                    .statements
+                    .iter()
+                    .rposition(|s| s.start <= off)
+                    .or(Some(0));
+            }
+            err
+        };
+        let stream = self
+            .client
+            .simple_query_raw(&sent)
+            .await
+            .map_err(|e| fail(&e, 0))?;
+        futures_util::pin_mut!(stream);
+        let mut completed = 0usize;
+        while let Some(msg) = stream.next().await {
+            match msg {
+                Ok(SimpleQueryMessage::CommandComplete(_)) => completed += 1,
+                Ok(_) => {}
+                Err(e) => return Err(fail(&e, completed)),
+            }
+        }
+        Ok(())
+    }
+
+    async fn rollback(&self) {
+        if let Err(e) = self.client.simple_query("ROLLBACK").await {
+            tracing::debug!(error = %e, "rollback failed (connection gone?)");
+        }
+    }
+
+    async fn execute_transactional(
+        &mut self,
+        exec: &Exec<'_>,
+    ) -> std::result::Result<u64, ExecError> {
+        let started = Instant::now();
+        if let Err(e) = self.run_script(exec, "BEGIN;\n").await {
+            self.rollback().await;
+            return Err(e);
+        }
+        let ms = started.elapsed().as_millis() as u64;
+        // The history row and COMMIT go out together: one round trip, one commit.
+        let commit = self.client.simple_query("COMMIT");
+        let (book, commit) = tokio::join!(self.record(exec, ms), commit);
+        if let Err(e) = book {
+            self.rollback().await;
+            return Err(e);
+        }
+        commit.map_err(|e| exec_error(&e, "", 0, 0))?;
+        Ok(ms)
+    }
+
+    /// Writes (up) or deletes (down) the history row with the prepared statement,
+    /// borrowing `self` immutably so that it can be pipelined with COMMIT.
+    async fn record(&self, exec: &Exec<'_>, ms: u64) -> std::result::Result<(), ExecError> {
+        let stmt = match exec.direction {
+            Direction::Up => self.insert.clone(),
+            Direction::Down => self.delete.clone(),
+        }
+        .expect("history statement prepared before use");
+        let m = exec.migration;
+        let version = m.version as i64;
+        let ms = ms as i64;
+        let result = match exec.direction {
+            Direction::Up => {
+                self.client
+                    .execute(&stmt, &[&version, &m.name, &m.checksum, &ms])
+                    .await
+            }
+            Direction::Down => self.client.execute(&stmt, &[&version]).await,
+        };
+        result.map(|_| ()).map_err(|e| {
+            let mut err = exec_error(&e, "", 0, 0);
+            err.message = format!("recording the migration in {TABLE}: {}", err.message);
+            err
+        })
+    }
+
+    async fn execute_statementwise(
+        &mut self,
+        exec: &Exec<'_>,
+        interrupt: &Interrupt,
+    ) -> std::result::Result<u64, ExecError> {
+        let m = exec.migration;
+        let version = m.version as i64;
+        let mark = match exec.direction {
+            Direction::Up => self
+                .client
+                .execute(
+                    "INSERT INTO migrator_history (version, name, checksum, status) VALUES ($1, $2, $3, 'running')",
+                    &[&version, &m.name, &m.checksum],
+                )
+                .await,
+            Direction::Down => self
+                .client
+                .execute(
+                    "UPDATE migrator_history SET status = 'reverting' WHERE version = $1",
+                    &[&version],
+                )
+                .await,
+        };
+        mark.map_err(|e| exec_error(&e, "", 0, 0))?;
+        let started = Instant::now();
+        for (i, stmt) in exec.statements.iter().enumerate() {
+            let result = if interrupt.signal().is_some() {
+                Err(ExecError {
+                    statement: Some(i),
+                    message: "stopped before this statement".into(),
+                    cancelled: true,
+                    ..ExecError::default()
+                })
+            } else {
+                self.client
+                    .simple_query(stmt.sql)
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| {
+                        let mut err = exec_error(&e, stmt.sql, 0, stmt.start);
+                        err.statement = Some(i);
+                        err
+                    })
+            };
+            if let Err(mut err) = result {
+                // Nothing is committed before the first statement, except what a
+                // failed CREATE INDEX CONCURRENTLY leaves behind (an invalid index).
+                let untouched = i == 0 && !stmt.sql.to_ascii_uppercase().contains("CONCURRENTLY");
+                err.dirty = !untouched;
+                let restore = match (exec.direction, untouched) {
+                    (Direction::Up, true) => {
+                        self.client
+                            .execute(
+                                "DELETE FROM migrator_history WHERE version = $1",
+                                &[&version],
+                            )
+                            .await
+                    }
+                    (Direction::Down, true) => {
+                        self.client
+                            .execute(
+                                "UPDATE migrator_history SET status = 'applied' WHERE version = $1",
+                                &[&version],
+                            )
+                            .await
+                    }
+                    (direction, false) => {
+                        let status = match direction {
+                            Direction::Up => "failed",
+                            Direction::Down => "revert_failed",
+                        };
+                        let error = match &err.code {
+                            Some(c) => format!("[{c}] {}", err.message),
+                            None => err.message.clone(),
+                        };
+                        self.client
+                            .execute(
+                                "UPDATE migrator_history SET status = $2, failed_statement = $3, error = $4 WHERE version = $1",
+                                &[&version, &status, &stmt.sql, &error],
+                            )
+                            .await
+                    }
+                };
+                if let Err(e) = restore {
+                    tracing::error!(error = %describe(&e), "could not record the failure in the history table");
+                    err.dirty = true;
+                }
+                return Err(err);
+            }
+        }
+        let ms = started.elapsed().as_millis() as u64;
+        let done = match exec.direction {
+            Direction::Up => self
+                .client
+                .execute(
+                    "UPDATE migrator_history SET status = 'applied', execution_ms = $2, applied_at = now() WHERE version = $1",
+                    &[&version, &(ms as i64)],
+                )
+                .await,
+            Direction::Down => self
+                .client
+                .execute("DELETE FROM migrator_history WHERE version = $1", &[&version])
+                .await,
+        };
+        done.map_err(|e| {
+            let mut err = exec_error(&e, "", 0, 0);
+            err.dirty = true;
+            err
+        })?;
+        Ok(ms)
+    }
+}
+
+impl Driver for Postgres {
+    fn info(&self) -> &DatabaseInfo {
+        &self.info
+    }
+
+    async fn lock(&mut self, timeout: Duration, interrupt: &Interrupt) -> Result<()> {
+        let seconds = timeout.as_secs();
+        if timeout.is_zero() {
+            let rows = self
+                .simple(
+                    &format!("SELECT pg_try_advisory_lock({LOCK_KEY})"),
+                    "taking the lock",
+                )
+                .await?;
+            let got = rows
+                .iter()
+                .any(|m| matches!(m, SimpleQueryMessage::Row(r) if r.get(0) == Some("t")));
+            if got {
+                return Ok(());
+            }
+            return Err(Error::LockTimeout {
+                seconds,
+                holder: self.lock_holder().await,
+            });
+        }
+        // The server waits for us (no polling), bounded by a transaction-local
+        // lock_timeout; the advisory lock itself is session-scoped.
+        let sql = format!(
+            "SET LOCAL lock_timeout = '{}ms'; SELECT pg_advisory_lock({LOCK_KEY})",
+            timeout.as_millis()
+        );
+        match self.client.simple_query(&sql).await {
+            Ok(_) => Ok(()),
+            Err(e) => match e.as_db_error().map(|db| db.code().clone()) {
+                Some(SqlState::LOCK_NOT_AVAILABLE) => Err(Error::LockTimeout {
+                    seconds,
+                    holder: self.lock_holder().await,
+                }),
+                Some(SqlState::QUERY_CANCELED) if interrupt.signal().is_some() => Err(interrupted(
+                    interrupt,
+                    Some("while waiting for the migration lock".into()),
+                )),
+                _ => Err(Error::database("taking the lock", describe(&e))),
+            },
+        }
+    }
+
+    async fn unlock(&mut self) -> Result<()> {
+        self.simple(
+            &format!("SELECT pg_advisory_unlock({LOCK_KEY})"),
+            "releasing the lock",
+        )
+        .await
+        .map(|_| ())
+    }
+
+    async fn history(&mut self) -> Result<Option<Vec<HistoryRow>>> {
+        match self.client.simple_query(SELECT_HISTORY).await {
+            Ok(rows) => parse_rows(rows).map(Some),
+            Err(e) if e.as_db_error().map(|d| d.code()) == Some(&SqlState::UNDEFINED_TABLE) => {
+                Ok(None)
+            }
+            Err(e) => Err(Error::database("reading the history table", describe(&e))),
+        }
+    }
+
+    async fn create_history(&mut self) -> Result<()> {
+        self.simple(CREATE_TABLE, "creating the history table")
+            .await
+            .map(|_| ())
+    }
+
+    async fn execute(
+        &mut self,
+        exec: &Exec<'_>,
+        interrupt: &Interrupt,
+    ) -> std::result::Result<u64, ExecError> {
+        if exec.migration.transactional {
+            self.prepared(exec.direction).await.map_err(|e| ExecError {
+                message: e.to_string(),
+                ..ExecError::default()
+            })?;
+            self.execute_transactional(exec).await
+        } else {
+            self.execute_statementwise(exec, interrupt).await
+        }
+    }
+
+    async fn execute_all(
+        &mut self,
+        execs: &[Exec<'_>],
+        interrupt: &Interrupt,
+    ) -> std::result::Result<Vec<u64>, (usize, ExecError)> {
+        let lift = |e: Error| ExecError {
+            message: e.to_string(),
+            ..ExecError::default()
+        };
+        if let Some(e) = execs.first() {
+            self.prepared(e.direction).await.map_err(|e| (0, lift(e)))?;
+        }
+        self.client
+            .simple_query("BEGIN")
+            .await
+            .map_err(|e| (0, exec_error(&e, "", 0, 0)))?;
+        let mut times = Vec::with_capacity(execs.len());
+        for (i, exec) in execs.iter().enumerate() {
+            if interrupt.signal().is_some() {
+                self.rollback().await;
+                return Err((
+                    i,
+                    ExecError {
+                        message: "stopped before this migration".into(),
+                        cancelled: true,
+                        ..ExecError::default()
+                    },
+                ));
+            }
+            let started = Instant::now();
+            let result = match self.run_script(exec, "").await {
+                Ok(()) => {
+                    let ms = started.elapsed().as_millis() as u64;
+                    self.record(exec, ms).await.map(|()| ms)
+                }
+                Err(e) => Err(e),
+            };
+            match result {
+                Ok(ms) => times.push(ms),
+                Err(e) => {
+                    self.rollback().await;
+                    return Err((i, e));
+                }
+            }
+        }
+        self.client
+            .simple_query("COMMIT")
+            .await
+            .map_err(|e| (execs.len().saturating_sub(1), exec_error(&e, "", 0, 0)))?;
+        Ok(times)
+    }
+
+    async fn force(&mut self, plan: &ForcePlan) -> Result<()> {
+        let doing = "writing the forced version";
+        let tx = self
+            .client
+            .transaction()
+            .await
+            .map_err(|e| Error::database(doing, describe(&e)))?;
+        let above = plan.delete_above as i64;
+        let db = |e: tokio_postgres::Error| Error::database(doing, describe(&e));
+        tx.execute("DELETE FROM migrator_history WHERE version > $1", &[&above])
+            .await
+            .map_err(db)?;
+        let clear: Vec<i64> = plan.clear.iter().map(|v| *v as i64).collect();
+        tx.execute(
+            "UPDATE migrator_history SET status = 'applied', failed_statement = NULL, error = NULL \
+             WHERE version = ANY($1)",
+            &[&clear],
+        )
+        .await
+        .map_err(db)?;
+        if let Some((version, name, checksum)) = &plan.upsert {
+            tx.execute(
+                "INSERT INTO migrator_history (version, name, checksum, status, execution_ms) \
+                 VALUES ($1, $2, $3, 'applied', 0) ON CONFLICT (version) DO UPDATE SET \
+                 status = 'applied', name = EXCLUDED.name, checksum = EXCLUDED.checksum, \
+                 failed_statement = NULL, error = NULL",
+                &[&(*version as i64), name, checksum],
+            )
+            .await
+            .map_err(db)?;
+        }
+        tx.commit().await.map_err(db)
+    }
+}

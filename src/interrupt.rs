@@ -1,0 +1,95 @@
+//! SIGINT/SIGTERM handling: the runner never dies mid-statement by our own hand.
+//!
+//! A signal sets a flag that the runner checks before each migration (and the
+//! drivers before each statement), and asks the server to cancel the statement
+//! that is running, so the run rolls back, releases its lock, reports and exits
+//! 130/143 well inside ECS's stop timeout. A second signal exits at once.
+
+use std::sync::{Arc, Mutex, OnceLock};
+
+use futures_util::future::BoxFuture;
+use tokio::sync::Notify;
+
+use crate::error::{ExitStatus, Signal};
+
+type Canceller = Arc<dyn Fn() -> BoxFuture<'static, ()> + Send + Sync>;
+
+#[derive(Clone, Default)]
+pub struct Interrupt(Arc<Inner>);
+
+#[derive(Default)]
+struct Inner {
+    signal: OnceLock<Signal>,
+    canceller: Mutex<Option<Canceller>>,
+    notify: Notify,
+}
+
+impl Interrupt {
+    /// The signal received, if any.
+    pub fn signal(&self) -> Option<Signal> {
+        self.0.signal.get().copied()
+    }
+
+    /// Records a signal and cancels the running statement (the first signal only).
+    pub async fn trigger(&self, signal: Signal) {
+        if self.0.signal.set(signal).is_err() {
+            return;
+        }
+        self.0.notify.notify_waiters();
+        let canceller = self.0.canceller.lock().expect("canceller lock").clone();
+        if let Some(cancel) = canceller {
+            cancel().await;
+        }
+    }
+
+    /// Installs how to cancel the statement in flight (set once connected).
+    pub fn set_canceller(&self, cancel: Canceller) {
+        *self.0.canceller.lock().expect("canceller lock") = Some(cancel);
+    }
+
+    /// Resolves once a signal has been received.
+    pub async fn wait(&self) {
+        loop {
+            let notified = self.0.notify.notified();
+            if self.signal().is_some() {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    /// Starts listening for SIGINT and SIGTERM in the background.
+    pub fn listen(&self) {
+        let this = self.clone();
+        tokio::spawn(async move {
+            use tokio::signal::unix::{SignalKind, signal};
+            let (Ok(mut int), Ok(mut term)) = (
+                signal(SignalKind::interrupt()),
+                signal(SignalKind::terminate()),
+            ) else {
+                tracing::warn!("cannot install signal handlers; SIGTERM will kill the run");
+                return;
+            };
+            loop {
+                let got = tokio::select! {
+                    _ = int.recv() => Signal::Sigint,
+                    _ = term.recv() => Signal::Sigterm,
+                };
+                if this.signal().is_some() {
+                    tracing::error!(signal = %got, "second signal: exiting now");
+                    let code = match got {
+                        Signal::Sigint => ExitStatus::Interrupted,
+                        Signal::Sigterm => ExitStatus::Terminated,
+                    };
+                    std::process::exit(code.code().into());
+                }
+                tracing::warn!(
+                    signal = %got,
+                    "stopping: cancelling the running statement, no further migration starts"
+                );
+                let this = this.clone();
+                tokio::spawn(async move { this.trigger(got).await });
+            }
+        });
+    }
+}

@@ -1,0 +1,71 @@
+//! migrator: a non-interactive SQL migration runner for PostgreSQL and MySQL,
+//! built to run as a container entrypoint in deploy pipelines.
+//!
+//! The core (`migration`, `source::parse`, `sql::split`, `plan`, `status`,
+//! `report`, `scaffold`) does no IO. IO sits at the edges: `source` (files),
+//! `db` (one driver per engine), `run` (sequencing), `output` (printing).
+//! See ARCHITECTURE.md.
+
+pub mod cli;
+pub mod db;
+pub mod error;
+pub mod history;
+pub mod interrupt;
+pub mod migration;
+pub mod output;
+pub mod plan;
+pub mod redact;
+pub mod report;
+pub mod run;
+pub mod scaffold;
+pub mod source;
+pub mod sql;
+pub mod status;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::error::ExitStatus;
+
+/// The whole program: parse, run, print the error, map it to an exit code.
+pub fn main() -> ExitCode {
+    let cli = match cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() {
+                ExitStatus::Usage.code()
+            } else {
+                0
+            });
+        }
+    };
+    if let Some(url) = &cli.global.database_url {
+        redact::register_url_password(url);
+    }
+    output::init_logging(cli.global.log_format);
+    let (settings, action) = cli.into_parts();
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            output::stderr_error(&format!("cannot start the async runtime: {e}"));
+            return ExitCode::from(ExitStatus::Usage.code());
+        }
+    };
+    let result = runtime.block_on(async {
+        let interrupt = interrupt::Interrupt::default();
+        interrupt.listen();
+        run::run(&settings, action, &interrupt).await
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            output::stderr_error(&e.to_string());
+            ExitCode::from(e.exit_status().code())
+        }
+    }
+}

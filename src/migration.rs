@@ -1,0 +1,93 @@
+//! The core model: what a migration is once its files have been read.
+//!
+//! Pure data. Nothing here reads files or talks to a database.
+
+use std::fmt;
+
+/// A migration version. Versions compare as numbers (`9 < 10`); a 14-digit
+/// UTC timestamp (`20261122005600`) fits comfortably.
+pub type Version = u64;
+
+/// One SQL script (the up or the down half of a migration), as it will be run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Script {
+    /// Path shown to people, relative to the migrations folder
+    /// (`3_add_users.up.sql`, `2021-01-01-000000_init/down.sql`).
+    pub path: String,
+    /// The SQL text, normalised: no byte-order mark, `\r\n` turned into `\n`.
+    pub sql: String,
+    /// 1-based line of the file on which `sql` starts. It is 1 for a whole file
+    /// and the line after the section marker for dbmate/goose sections, so
+    /// that a line inside `sql` maps back to a line of the file.
+    pub first_line: usize,
+    /// Lines `-- +goose StatementBegin` / `-- +goose StatementEnd` delimit
+    /// statements in this script (goose format).
+    pub goose_annotations: bool,
+}
+
+/// One versioned migration: an up script and, when reversible, a down script.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Migration {
+    pub version: Version,
+    /// Human name, from the file name (`add_users`).
+    pub name: String,
+    pub up: Script,
+    pub down: Option<Script>,
+    /// SHA-256 (lowercase hex) of the normalised up SQL: what was applied.
+    pub checksum: String,
+    /// `false` when the files carry a no-transaction marker; such a migration
+    /// runs statement by statement, outside a transaction.
+    pub transactional: bool,
+}
+
+impl Migration {
+    /// `3_add_users`: how a migration is named in logs and messages.
+    pub fn label(&self) -> String {
+        format!("{}_{}", self.version, self.name)
+    }
+}
+
+/// The on-disk layout a migrations folder uses. A folder uses exactly one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Format {
+    /// golang-migrate / sqlx: `{v}_{name}.up.sql` + `{v}_{name}.down.sql`, or up-only `{v}_{name}.sql`.
+    GolangMigrate,
+    /// refinery: `V{v}__{name}.sql`.
+    Refinery,
+    /// diesel: `{v}_{name}/up.sql` + `down.sql` (+ `metadata.toml`).
+    Diesel,
+    /// dbmate: one file with `-- migrate:up` / `-- migrate:down` sections.
+    Dbmate,
+    /// goose: one file with `-- +goose Up` / `-- +goose Down` sections.
+    Goose,
+}
+
+impl fmt::Display for Format {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Format::GolangMigrate => "golang-migrate/sqlx",
+            Format::Refinery => "refinery",
+            Format::Diesel => "diesel",
+            Format::Dbmate => "dbmate",
+            Format::Goose => "goose",
+        })
+    }
+}
+
+/// Which SQL dialect a script is split and run with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Engine {
+    Postgres,
+    Mysql,
+}
+
+impl fmt::Display for Engine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Engine::Postgres => "postgresql",
+            Engine::Mysql => "mysql",
+        })
+    }
+}

@@ -1,0 +1,388 @@
+//! Planning and validation: which migrations run, in which order, and whether the
+//! database and the files agree at all.
+//!
+//! Pure functions of (files, history rows, options). No IO, no clock, no database:
+//! everything here is unit-tested with plain values.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::error::{Error, Refusal};
+use crate::history::{HistoryRow, RowStatus, current_version, dirty_row};
+use crate::migration::{Migration, Version};
+
+/// Which checks may be relaxed.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Checks {
+    /// An applied version without a file is allowed.
+    pub ignore_missing: bool,
+    /// A pending version below the current one is allowed (and applied).
+    pub allow_out_of_order: bool,
+}
+
+/// Everything that makes the database disagree with the files, dirty state first.
+pub fn validate(files: &[Migration], rows: &[HistoryRow], checks: Checks) -> Vec<Refusal> {
+    let mut problems = Vec::new();
+    if let Some(row) = dirty_row(rows) {
+        problems.push(dirty_refusal(row, rows));
+    }
+    let by_version: BTreeMap<Version, &Migration> = files.iter().map(|m| (m.version, m)).collect();
+    for row in rows.iter().filter(|r| r.status == RowStatus::Applied) {
+        match by_version.get(&row.version) {
+            Some(m) if m.checksum != row.checksum && !row.checksum.is_empty() => {
+                problems.push(Refusal::ChecksumMismatch {
+                    version: row.version,
+                    file: m.up.path.clone(),
+                    applied: row.checksum.clone(),
+                    current: m.checksum.clone(),
+                });
+            }
+            Some(_) => {}
+            None if checks.ignore_missing => {}
+            None => problems.push(Refusal::MissingFile {
+                version: row.version,
+                name: row.name.clone(),
+            }),
+        }
+    }
+    if !checks.allow_out_of_order
+        && let Some(current) = current_version(rows)
+    {
+        let recorded: BTreeSet<Version> = rows.iter().map(|r| r.version).collect();
+        for m in files
+            .iter()
+            .filter(|m| m.version < current && !recorded.contains(&m.version))
+        {
+            problems.push(Refusal::OutOfOrder {
+                version: m.version,
+                file: m.up.path.clone(),
+                current,
+            });
+        }
+    }
+    problems
+}
+
+fn dirty_refusal(row: &HistoryRow, rows: &[HistoryRow]) -> Refusal {
+    let previous = rows
+        .iter()
+        .filter(|r| r.version < row.version && r.status == RowStatus::Applied)
+        .map(|r| r.version)
+        .max()
+        .unwrap_or(0);
+    let (done, undone) = match row.status {
+        RowStatus::Reverting | RowStatus::RevertFailed => ("reverted", "restored"),
+        _ => ("completed", "undid"),
+    };
+    let recovery = match row.status {
+        RowStatus::Reverting | RowStatus::RevertFailed => format!(
+            "fix the database by hand, then run `migrator force {previous} --yes` if you {done} it, \
+             or `migrator force {v} --yes` if you {undone} it",
+            v = row.version
+        ),
+        _ => format!(
+            "fix the database by hand, then run `migrator force {v} --yes` if you {done} it, \
+             or `migrator force {previous} --yes` if you {undone} it",
+            v = row.version
+        ),
+    };
+    Refusal::Dirty {
+        version: row.version,
+        name: row.name.clone(),
+        status: match row.status {
+            RowStatus::Running => "was started and never finished (the process died half way)",
+            RowStatus::Failed => "failed half way",
+            RowStatus::Reverting => "was being reverted and never finished",
+            RowStatus::RevertFailed => "failed half way while being reverted",
+            RowStatus::Applied => "is applied",
+        }
+        .to_string(),
+        statement: row.failed_statement.clone(),
+        error: row.error.clone(),
+        recovery,
+    }
+}
+
+/// The migrations `up` applies, in ascending order: every file not recorded in the
+/// history, up to and including `to`.
+pub fn plan_up<'a>(
+    files: &'a [Migration],
+    rows: &[HistoryRow],
+    to: Option<Version>,
+) -> Result<Vec<&'a Migration>, Error> {
+    if let Some(to) = to
+        && !files.iter().any(|m| m.version == to)
+    {
+        return Err(Error::usage(format!(
+            "--to {to}: no migration file has version {to}; run `migrator status` to list them"
+        )));
+    }
+    let recorded: BTreeSet<Version> = rows.iter().map(|r| r.version).collect();
+    Ok(files
+        .iter()
+        .filter(|m| !recorded.contains(&m.version))
+        .filter(|m| to.is_none_or(|to| m.version <= to))
+        .collect())
+}
+
+/// How far `down` goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DownTarget {
+    /// Revert the N most recent migrations (default 1).
+    Steps(usize),
+    /// Revert everything applied above this version (0 reverts all).
+    To(Version),
+    /// Revert everything.
+    All,
+}
+
+/// The migrations `down` reverts, most recent first. Every one must still have a
+/// file with a down script; otherwise nothing runs.
+pub fn plan_down<'a>(
+    files: &'a [Migration],
+    rows: &[HistoryRow],
+    target: DownTarget,
+) -> Result<Vec<&'a Migration>, Error> {
+    let mut applied: Vec<&HistoryRow> = rows
+        .iter()
+        .filter(|r| r.status == RowStatus::Applied)
+        .collect();
+    applied.sort_by_key(|r| std::cmp::Reverse(r.version));
+    let chosen: Vec<&HistoryRow> = match target {
+        DownTarget::Steps(0) => {
+            return Err(Error::usage(
+                "down 0 reverts nothing; give a positive number of steps",
+            ));
+        }
+        DownTarget::Steps(n) if n > applied.len() => {
+            return Err(Error::usage(format!(
+                "down {n}: only {} migration(s) are applied; use `down --all` to revert them all",
+                applied.len()
+            )));
+        }
+        DownTarget::Steps(n) => applied.into_iter().take(n).collect(),
+        DownTarget::To(v) => {
+            if v != 0 && !applied.iter().any(|r| r.version == v) {
+                return Err(Error::usage(format!(
+                    "--to {v}: version {v} is not applied; run `migrator status` to list applied versions \
+                     (--to 0 reverts everything)"
+                )));
+            }
+            applied.into_iter().filter(|r| r.version > v).collect()
+        }
+        DownTarget::All => applied,
+    };
+    let by_version: BTreeMap<Version, &Migration> = files.iter().map(|m| (m.version, m)).collect();
+    let mut plan = Vec::with_capacity(chosen.len());
+    let mut problems = Vec::new();
+    for row in chosen {
+        match by_version.get(&row.version) {
+            Some(m) if m.down.is_some() => plan.push(*m),
+            Some(m) => problems.push(format!(
+                "{}: migration {} has no down script, so it cannot be reverted; add one, or stop \
+                 before it with --to {}",
+                m.up.path, m.version, m.version
+            )),
+            None => problems.push(format!(
+                "migration {}_{} is applied but its file is missing, so it cannot be reverted",
+                row.version, row.name
+            )),
+        }
+    }
+    if problems.is_empty() {
+        Ok(plan)
+    } else {
+        Err(Error::usage(problems.join("\n")))
+    }
+}
+
+/// What `force VERSION` writes: the history rows to delete and the one to upsert.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForcePlan {
+    /// Rows above the version, deleted.
+    pub delete_above: Version,
+    /// The row of the version itself, recorded as applied with the file's checksum
+    /// (`None` for version 0: nothing is applied).
+    pub upsert: Option<(Version, String, String)>,
+    /// Dirty rows at or below the version that become applied.
+    pub clear: Vec<Version>,
+}
+
+/// `force VERSION`: the database is declared to be at VERSION. That version (when
+/// not 0) must have a file; rows above it are removed, dirty rows at or below it
+/// become applied. Versions below it that were never recorded stay unrecorded
+/// (use `baseline` to mark a whole range applied).
+pub fn plan_force(
+    files: &[Migration],
+    rows: &[HistoryRow],
+    version: Version,
+) -> Result<ForcePlan, Error> {
+    let upsert = if version == 0 {
+        None
+    } else {
+        let m = files.iter().find(|m| m.version == version).ok_or_else(|| {
+            Error::usage(format!(
+                "force {version}: no migration file has version {version}; \
+                 run `migrator status` to list them (force 0 means nothing applied)"
+            ))
+        })?;
+        Some((m.version, m.name.clone(), m.checksum.clone()))
+    };
+    let clear = rows
+        .iter()
+        .filter(|r| r.version < version && r.status.is_dirty())
+        .map(|r| r.version)
+        .collect();
+    Ok(ForcePlan {
+        delete_above: version,
+        upsert,
+        clear,
+    })
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::migration::Script;
+
+    pub(crate) fn file(version: Version, reversible: bool) -> Migration {
+        let script = |kind: &str| Script {
+            path: format!("{version}_m.{kind}.sql"),
+            sql: format!("SELECT {version};"),
+            first_line: 1,
+            goose_annotations: false,
+        };
+        Migration {
+            version,
+            name: "m".into(),
+            up: script("up"),
+            down: reversible.then(|| script("down")),
+            checksum: format!("sum{version}"),
+            transactional: true,
+        }
+    }
+
+    pub(crate) fn row(version: Version, status: RowStatus) -> HistoryRow {
+        HistoryRow {
+            version,
+            name: "m".into(),
+            checksum: format!("sum{version}"),
+            status,
+            applied_at: "2026-01-01T00:00:00.000Z".into(),
+            execution_ms: 1,
+            failed_statement: None,
+            error: None,
+        }
+    }
+
+    fn versions(plan: &[&Migration]) -> Vec<Version> {
+        plan.iter().map(|m| m.version).collect()
+    }
+
+    #[test]
+    fn up_applies_pending_in_numeric_order_up_to_target() {
+        let files: Vec<_> = [1, 2, 9, 10, 20260101000000].map(|v| file(v, true)).into();
+        let rows = vec![row(1, RowStatus::Applied)];
+        assert_eq!(
+            versions(&plan_up(&files, &rows, None).unwrap()),
+            [2, 9, 10, 20260101000000]
+        );
+        assert_eq!(versions(&plan_up(&files, &rows, Some(9)).unwrap()), [2, 9]);
+        assert!(plan_up(&files, &rows, Some(3)).is_err(), "unknown target");
+        let all: Vec<_> = [1, 2, 9, 10, 20260101000000]
+            .map(|v| row(v, RowStatus::Applied))
+            .into();
+        assert!(plan_up(&files, &all, None).unwrap().is_empty());
+    }
+
+    #[test]
+    fn down_defaults_to_one_step_and_goes_most_recent_first() {
+        let files: Vec<_> = (1..=4).map(|v| file(v, true)).collect();
+        let rows: Vec<_> = (1..=3).map(|v| row(v, RowStatus::Applied)).collect();
+        let plan = |t| plan_down(&files, &rows, t).map(|p| versions(&p));
+        assert_eq!(plan(DownTarget::Steps(1)).unwrap(), [3]);
+        assert_eq!(plan(DownTarget::Steps(2)).unwrap(), [3, 2]);
+        assert_eq!(plan(DownTarget::To(1)).unwrap(), [3, 2]);
+        assert_eq!(plan(DownTarget::To(0)).unwrap(), [3, 2, 1]);
+        assert_eq!(plan(DownTarget::All).unwrap(), [3, 2, 1]);
+        assert!(plan(DownTarget::Steps(0)).is_err());
+        assert!(
+            plan(DownTarget::Steps(4)).is_err(),
+            "more steps than applied"
+        );
+        assert!(plan(DownTarget::To(4)).is_err(), "target not applied");
+    }
+
+    #[test]
+    fn down_refuses_irreversible_migrations_before_running_anything() {
+        let files = vec![file(1, true), file(2, false), file(3, true)];
+        let rows: Vec<_> = (1..=3).map(|v| row(v, RowStatus::Applied)).collect();
+        let err = plan_down(&files, &rows, DownTarget::All).unwrap_err();
+        assert!(err.to_string().contains("2_m.up.sql"), "{err}");
+        assert_eq!(
+            versions(&plan_down(&files, &rows, DownTarget::Steps(1)).unwrap()),
+            [3]
+        );
+    }
+
+    #[test]
+    fn validate_reports_dirty_changed_missing_and_out_of_order() {
+        let mut files: Vec<_> = [1, 2, 3, 5].map(|v| file(v, true)).into();
+        files[1].checksum = "edited".into();
+        let rows = vec![
+            row(1, RowStatus::Applied),
+            row(2, RowStatus::Applied),
+            row(4, RowStatus::Applied),
+            row(6, RowStatus::Failed),
+        ];
+        let problems = validate(&files, &rows, Checks::default());
+        assert!(matches!(problems[0], Refusal::Dirty { version: 6, .. }));
+        assert!(
+            problems
+                .iter()
+                .any(|p| matches!(p, Refusal::ChecksumMismatch { version: 2, .. }))
+        );
+        assert!(
+            problems
+                .iter()
+                .any(|p| matches!(p, Refusal::MissingFile { version: 4, .. }))
+        );
+        assert!(problems.iter().any(|p| matches!(
+            p,
+            Refusal::OutOfOrder {
+                version: 3,
+                current: 4,
+                ..
+            }
+        )));
+        let relaxed = validate(
+            &files,
+            &rows,
+            Checks {
+                ignore_missing: true,
+                allow_out_of_order: true,
+            },
+        );
+        assert_eq!(relaxed.len(), 2, "{relaxed:?}");
+    }
+
+    #[test]
+    fn dirty_refusal_names_both_recovery_commands() {
+        let rows = vec![row(3, RowStatus::Applied), row(7, RowStatus::Running)];
+        let p = validate(&[file(3, true), file(7, true)], &rows, Checks::default());
+        let text = p[0].to_string();
+        assert!(text.contains("migrator force 7 --yes"), "{text}");
+        assert!(text.contains("migrator force 3 --yes"), "{text}");
+    }
+
+    #[test]
+    fn force_removes_rows_above_and_records_the_version() {
+        let files: Vec<_> = (1..=3).map(|v| file(v, true)).collect();
+        let rows = vec![row(1, RowStatus::Running), row(3, RowStatus::Failed)];
+        let p = plan_force(&files, &rows, 2).unwrap();
+        assert_eq!(p.delete_above, 2);
+        assert_eq!(p.upsert, Some((2, "m".into(), "sum2".into())));
+        assert_eq!(p.clear, [1]);
+        assert!(plan_force(&files, &rows, 9).is_err());
+        assert_eq!(plan_force(&files, &rows, 0).unwrap().upsert, None);
+    }
+}

@@ -1,0 +1,105 @@
+//! The last line of defence against printing a secret.
+//!
+//! Every secret the process learns (URL passwords, secret values, tokens, webhook
+//! URLs) is registered here as soon as it is read; every output path (logs, stderr,
+//! stdout, reports, Slack) passes its text through [`scrub`]. Messages are built
+//! without secrets in the first place; this catches what a library put in an error.
+
+use std::borrow::Cow;
+use std::sync::RwLock;
+
+static SECRETS: RwLock<Vec<String>> = RwLock::new(Vec::new());
+
+/// What a secret is replaced with.
+pub const MASK: &str = "***";
+
+/// Registers a secret. Very short values (under 4 chars) are not registered:
+/// masking them would mangle ordinary text, and they protect nothing anyway.
+pub fn register(secret: &str) {
+    if secret.chars().count() < 4 {
+        return;
+    }
+    let mut secrets = SECRETS.write().unwrap_or_else(|e| e.into_inner());
+    if !secrets.iter().any(|s| s == secret) {
+        secrets.push(secret.to_string());
+        // Longest first, so a secret containing another is masked whole.
+        secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    }
+}
+
+/// Registers the password of a `scheme://user:password@host/...` URL, both as
+/// written and percent-decoded.
+pub fn register_url_password(url: &str) {
+    if let Some(password) = url_password(url) {
+        register(&password);
+        register(&percent_decode(&password));
+    }
+}
+
+/// The password part of a URL, as written.
+pub fn url_password(url: &str) -> Option<String> {
+    let rest = url.split_once("://")?.1;
+    let authority = rest.split(['/', '?', '#']).next()?;
+    let userinfo = authority.rsplit_once('@')?.0;
+    let password = userinfo.split_once(':')?.1;
+    (!password.is_empty()).then(|| password.to_string())
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && i + 2 < bytes.len()
+            && let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2]))
+        {
+            out.push(h * 16 + l);
+            i += 3;
+            continue;
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// `text` with every registered secret replaced by [`MASK`].
+pub fn scrub(text: &str) -> Cow<'_, str> {
+    let secrets = SECRETS.read().unwrap_or_else(|e| e.into_inner());
+    if !secrets.iter().any(|s| text.contains(s.as_str())) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = text.to_string();
+    for s in secrets.iter() {
+        if out.contains(s.as_str()) {
+            out = out.replace(s.as_str(), MASK);
+        }
+    }
+    Cow::Owned(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn url_passwords_are_found_and_masked_raw_and_decoded() {
+        register_url_password("postgres://app:p%40ss-word-1@h:5432/db");
+        assert_eq!(scrub("x p%40ss-word-1 y"), "x *** y");
+        assert_eq!(scrub("x p@ss-word-1 y"), "x *** y");
+        assert_eq!(scrub("nothing here"), "nothing here");
+    }
+
+    #[test]
+    fn url_password_parsing() {
+        assert_eq!(url_password("mysql://u:pw12@h/db").as_deref(), Some("pw12"));
+        assert_eq!(url_password("mysql://u@h/db"), None);
+        assert_eq!(url_password("mysql://h/db?x=a@b"), None);
+        assert_eq!(
+            url_password("postgres://u:a:b@c@h/db").as_deref(),
+            Some("a:b@c")
+        );
+    }
+}

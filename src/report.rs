@@ -1,0 +1,234 @@
+//! The run report: the facts of one run, for `--output json`, `--report FILE` and
+//! Slack. Field names are a public, documented schema (README): add, never rename.
+//!
+//! Pure data and formatting; writing it anywhere is the caller's job.
+
+use serde::Serialize;
+
+use crate::error::{Error, Failure, Refusal};
+use crate::migration::{Engine, Version};
+
+/// Bumped only on an incompatible change of the schema below.
+pub const REPORT_SCHEMA: u32 = 1;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Success,
+    NothingToDo,
+    Failed,
+    Refused,
+    Interrupted,
+    /// Configuration, connection or lock errors: nothing ran.
+    Error,
+}
+
+impl Outcome {
+    pub fn label(self) -> &'static str {
+        match self {
+            Outcome::Success => "success",
+            Outcome::NothingToDo => "nothing to do",
+            Outcome::Failed => "failed",
+            Outcome::Refused => "refused",
+            Outcome::Interrupted => "interrupted",
+            Outcome::Error => "error",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Direction {
+    Up,
+    Down,
+}
+
+/// The database, as it may be shown: never a user name or a password.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DatabaseInfo {
+    pub engine: Engine,
+    pub host: String,
+    pub port: u16,
+    pub name: String,
+}
+
+impl std::fmt::Display for DatabaseInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} {}:{}/{}",
+            self.engine, self.host, self.port, self.name
+        )
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StepReport {
+    pub version: Version,
+    pub name: String,
+    pub direction: Direction,
+    pub execution_ms: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RunReport {
+    pub schema: u32,
+    pub migrator_version: &'static str,
+    pub command: String,
+    pub outcome: Outcome,
+    pub exit_code: u8,
+    pub environment: Option<String>,
+    pub database: Option<DatabaseInfo>,
+    pub dry_run: bool,
+    pub version_before: Option<Version>,
+    pub version_after: Option<Version>,
+    /// What ran and finished (for `down`: what was reverted), in order.
+    pub applied: Vec<StepReport>,
+    /// What was planned and did not run (the rest after a failure, or all of a dry run).
+    pub not_run: Vec<StepReport>,
+    pub failure: Option<Failure>,
+    pub refusals: Vec<Refusal>,
+    /// The error message for any other error (connection, lock, configuration).
+    pub error: Option<String>,
+    pub duration_ms: u64,
+}
+
+impl RunReport {
+    pub fn new(command: &str) -> Self {
+        RunReport {
+            schema: REPORT_SCHEMA,
+            migrator_version: env!("CARGO_PKG_VERSION"),
+            command: command.to_string(),
+            outcome: Outcome::Success,
+            exit_code: 0,
+            environment: None,
+            database: None,
+            dry_run: false,
+            version_before: None,
+            version_after: None,
+            applied: Vec::new(),
+            not_run: Vec::new(),
+            failure: None,
+            refusals: Vec::new(),
+            error: None,
+            duration_ms: 0,
+        }
+    }
+
+    /// Records how the run ended: the outcome, exit code and error facts.
+    pub fn finish(&mut self, result: &Result<(), Error>) {
+        match result {
+            Ok(()) => {
+                self.outcome = if self.applied.is_empty() {
+                    Outcome::NothingToDo
+                } else {
+                    Outcome::Success
+                };
+                self.exit_code = 0;
+            }
+            Err(err) => {
+                self.exit_code = err.exit_status().code();
+                self.outcome = match err {
+                    Error::MigrationFailed(f) => {
+                        self.failure = Some((**f).clone());
+                        Outcome::Failed
+                    }
+                    Error::Refused(r) => {
+                        self.refusals = r.clone();
+                        Outcome::Refused
+                    }
+                    Error::Interrupted { .. } => Outcome::Interrupted,
+                    _ => Outcome::Error,
+                };
+                if !matches!(err, Error::MigrationFailed(_) | Error::Refused(_)) {
+                    self.error = Some(err.to_string());
+                }
+            }
+        }
+    }
+
+    /// The human summary printed on stdout at the end of `up`/`down`.
+    pub fn summary(&self) -> String {
+        let version = |v: Option<Version>| v.map_or_else(|| "none".to_string(), |v| v.to_string());
+        let verb = if self.command == "down" {
+            "reverted"
+        } else {
+            "applied"
+        };
+        let mut out = String::new();
+        if self.dry_run {
+            if self.not_run.is_empty() {
+                out.push_str("dry run: nothing to do\n");
+            } else {
+                out.push_str(&format!(
+                    "dry run: would have {verb} {} migration(s):\n",
+                    self.not_run.len()
+                ));
+                for s in &self.not_run {
+                    out.push_str(&format!("  {}_{}\n", s.version, s.name));
+                }
+            }
+            out.push_str(&format!("version {}\n", version(self.version_before)));
+            return out;
+        }
+        match self.outcome {
+            Outcome::NothingToDo => out.push_str(&format!(
+                "nothing to do: version {}\n",
+                version(self.version_after)
+            )),
+            _ => {
+                out.push_str(&format!(
+                    "{}: {verb} {} migration(s) in {} ms, version {} -> {}\n",
+                    self.outcome.label(),
+                    self.applied.len(),
+                    self.duration_ms,
+                    version(self.version_before),
+                    version(self.version_after)
+                ));
+                for s in &self.applied {
+                    out.push_str(&format!(
+                        "  {}_{} ({} ms)\n",
+                        s.version, s.name, s.execution_ms
+                    ));
+                }
+            }
+        }
+        out
+    }
+}
+
+/// A one-line excerpt of a statement, at most `max` chars, whitespace folded.
+pub fn excerpt(sql: &str, max: usize) -> String {
+    let folded = sql.split_whitespace().collect::<Vec<_>>().join(" ");
+    if folded.chars().count() <= max {
+        return folded;
+    }
+    let mut cut: String = folded.chars().take(max.saturating_sub(1)).collect();
+    cut.push('…');
+    cut
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn excerpt_folds_whitespace_and_cuts_on_chars() {
+        assert_eq!(excerpt("SELECT\n   1,\t2", 100), "SELECT 1, 2");
+        assert_eq!(excerpt("ééééé", 3), "éé…");
+    }
+
+    #[test]
+    fn finish_maps_errors_to_outcomes_and_codes() {
+        let mut r = RunReport::new("up");
+        r.finish(&Ok(()));
+        assert_eq!(r.outcome, Outcome::NothingToDo);
+        let mut r = RunReport::new("up");
+        r.finish(&Err(Error::LockTimeout {
+            seconds: 1,
+            holder: None,
+        }));
+        assert_eq!((r.outcome, r.exit_code), (Outcome::Error, 4));
+        assert!(r.error.unwrap().contains("lock"));
+    }
+}

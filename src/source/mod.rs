@@ -1,0 +1,261 @@
+//! Where migration files come from: a folder on disk ([`read_dir`]) or the
+//! files embedded into the binary at build time ([`embedded`]).
+//!
+//! This is the thin IO edge of the source module: it only turns files into
+//! [`Entry`] values. It must never interpret file names or contents (that is
+//! [`parse`]'s job), never panic on a read error (errors become [`Problem`]s),
+//! and never write anything.
+
+pub mod parse;
+
+pub use parse::{Entry, Parsed, Problem, SourceError, parse};
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+// Defines `static EMBEDDED: &[(&str, &[u8])]`; written by build.rs, empty
+// unless MIGRATOR_EMBED_DIR was set at build time.
+include!(concat!(env!("OUT_DIR"), "/embedded_migrations.rs"));
+
+/// Reads a migrations folder: every regular file at the top level, plus the
+/// files inside each top-level subfolder (diesel layout), as Entries with
+/// paths relative to `dir` (`/`-separated), sorted by path.
+///
+/// Symbolic links are followed (a Kubernetes ConfigMap mount is made of
+/// them). Hidden names (starting with `.`) are skipped, files and folders
+/// alike, and so are deeper folders. Read errors become [`SourceError`]
+/// problems naming the path; every error is collected.
+pub fn read_dir(dir: &Path) -> Result<Vec<Entry>, SourceError> {
+    let top = fs::read_dir(dir).map_err(|err| {
+        SourceError::from(Problem {
+            path: dir.display().to_string(),
+            line: None,
+            message: format!("cannot read the migrations folder: {err}"),
+            hint: "check that the folder exists and is readable".to_string(),
+        })
+    })?;
+    let mut entries = Vec::new();
+    let mut problems = Vec::new();
+    for (name, path) in list(top, "", &mut problems) {
+        match fs::metadata(&path) {
+            Ok(meta) if meta.is_file() => read_file(&name, &path, &mut entries, &mut problems),
+            Ok(meta) if meta.is_dir() => match fs::read_dir(&path) {
+                Ok(sub) => {
+                    let prefix = format!("{name}/");
+                    for (sub_name, sub_path) in list(sub, &prefix, &mut problems) {
+                        match fs::metadata(&sub_path) {
+                            Ok(meta) if meta.is_file() => {
+                                read_file(&sub_name, &sub_path, &mut entries, &mut problems);
+                            }
+                            Ok(_) => {}
+                            Err(err) => problems.push(read_problem(&sub_name, &err)),
+                        }
+                    }
+                }
+                Err(err) => problems.push(read_problem(&prefix_dir(&name), &err)),
+            },
+            Ok(_) => {}
+            Err(err) => problems.push(read_problem(&name, &err)),
+        }
+    }
+    if !problems.is_empty() {
+        problems.sort();
+        return Err(SourceError { problems });
+    }
+    entries.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(entries)
+}
+
+/// The migrations embedded at build time (empty when none were).
+pub fn embedded() -> Vec<Entry> {
+    EMBEDDED
+        .iter()
+        .map(|(path, contents)| Entry {
+            path: (*path).to_string(),
+            contents: contents.to_vec(),
+        })
+        .collect()
+}
+
+/// The non-hidden children of a folder, as (`prefix` + name, full path).
+fn list(dir: fs::ReadDir, prefix: &str, problems: &mut Vec<Problem>) -> Vec<(String, PathBuf)> {
+    let mut children = Vec::new();
+    for child in dir {
+        let child = match child {
+            Ok(child) => child,
+            Err(err) => {
+                problems.push(read_problem(
+                    &prefix_dir(prefix.trim_end_matches('/')),
+                    &err,
+                ));
+                continue;
+            }
+        };
+        match child.file_name().into_string() {
+            Ok(name) if name.starts_with('.') => {}
+            Ok(name) => children.push((format!("{prefix}{name}"), child.path())),
+            Err(raw) => problems.push(Problem {
+                path: format!("{prefix}{}", raw.to_string_lossy()),
+                line: None,
+                message: "the file name is not valid UTF-8".to_string(),
+                hint: "rename it".to_string(),
+            }),
+        }
+    }
+    children
+}
+
+fn read_file(name: &str, path: &Path, entries: &mut Vec<Entry>, problems: &mut Vec<Problem>) {
+    match fs::read(path) {
+        Ok(contents) => entries.push(Entry {
+            path: name.to_string(),
+            contents,
+        }),
+        Err(err) => problems.push(read_problem(name, &err)),
+    }
+}
+
+/// `name/`, or `.` for the migrations folder itself.
+fn prefix_dir(name: &str) -> String {
+    if name.is_empty() {
+        ".".to_string()
+    } else {
+        format!("{name}/")
+    }
+}
+
+fn read_problem(path: &str, err: &std::io::Error) -> Problem {
+    Problem {
+        path: path.to_string(),
+        line: None,
+        message: format!("cannot read: {err}"),
+        hint: "check that it exists and is readable".to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::migration::Format;
+    use std::time::{SystemTime, UNIX_EPOCH};
+
+    /// A temporary folder, removed when dropped.
+    struct TempDir(PathBuf);
+
+    impl TempDir {
+        fn new(label: &str) -> Self {
+            let nanos = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos());
+            let path = std::env::temp_dir().join(format!(
+                "migrator-source-{label}-{}-{nanos}",
+                std::process::id()
+            ));
+            fs::create_dir(&path).expect("create temp dir");
+            TempDir(path)
+        }
+
+        fn write(&self, relative: &str, contents: &[u8]) {
+            let path = self.0.join(relative);
+            if let Some(parent) = path.parent() {
+                fs::create_dir_all(parent).expect("create folder");
+            }
+            fs::write(path, contents).expect("write file");
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = fs::remove_dir_all(&self.0);
+        }
+    }
+
+    #[test]
+    fn read_dir_reads_top_level_and_diesel_folders() {
+        let dir = TempDir::new("read");
+        dir.write(
+            "00000000000000_diesel_initial_setup/up.sql",
+            b"SELECT 0;\r\n",
+        );
+        dir.write("00000000000000_diesel_initial_setup/down.sql", b"SELECT 0;");
+        dir.write("2021-01-01-000000_users/up.sql", b"CREATE TABLE users ();");
+        dir.write(
+            "2021-01-01-000000_users/metadata.toml",
+            b"run_in_transaction = false\n",
+        );
+        dir.write("2021-01-01-000000_users/deeper/ignored.sql", b"x");
+        dir.write("README.md", b"notes");
+        dir.write(".gitkeep", b"");
+        dir.write(".git/config", b"x");
+        dir.write("2021-01-01-000000_users/.swp", b"x");
+
+        let entries = read_dir(&dir.0).expect("read_dir");
+        let paths: Vec<&str> = entries.iter().map(|e| e.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                "00000000000000_diesel_initial_setup/down.sql",
+                "00000000000000_diesel_initial_setup/up.sql",
+                "2021-01-01-000000_users/metadata.toml",
+                "2021-01-01-000000_users/up.sql",
+                "README.md",
+            ]
+        );
+        assert_eq!(entries[1].contents, b"SELECT 0;\r\n");
+
+        let parsed = parse(&entries).expect("parse");
+        assert_eq!(parsed.format, Some(Format::Diesel));
+        assert_eq!(parsed.migrations.len(), 2);
+        assert_eq!(parsed.migrations[0].up.sql, "SELECT 0;\n");
+        assert_eq!(parsed.migrations[1].version, 20_210_101_000_000);
+        assert!(!parsed.migrations[1].transactional);
+        assert_eq!(parsed.ignored, ["README.md"]);
+    }
+
+    #[test]
+    fn read_dir_of_an_empty_folder_is_empty() {
+        let dir = TempDir::new("empty");
+        assert_eq!(read_dir(&dir.0), Ok(Vec::new()));
+    }
+
+    #[test]
+    fn read_dir_of_a_missing_folder_names_it() {
+        let dir = TempDir::new("missing");
+        let missing = dir.0.join("nope");
+        let err = read_dir(&missing).expect_err("missing folder");
+        assert_eq!(err.problems.len(), 1);
+        assert_eq!(err.problems[0].path, missing.display().to_string());
+        assert!(
+            err.to_string()
+                .contains("cannot read the migrations folder")
+        );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn read_dir_follows_symlinks_and_reports_broken_ones() {
+        let dir = TempDir::new("links");
+        dir.write("..data/1_a.up.sql", b"SELECT 1;");
+        std::os::unix::fs::symlink("..data/1_a.up.sql", dir.0.join("1_a.up.sql")).expect("symlink");
+        let entries = read_dir(&dir.0).expect("read_dir");
+        assert_eq!(entries.len(), 1);
+        assert_eq!(entries[0].path, "1_a.up.sql");
+        assert_eq!(entries[0].contents, b"SELECT 1;");
+
+        std::os::unix::fs::symlink("..data/gone.sql", dir.0.join("2_b.up.sql")).expect("symlink");
+        let err = read_dir(&dir.0).expect_err("broken link");
+        assert_eq!(err.problems.len(), 1, "{err}");
+        assert_eq!(err.problems[0].path, "2_b.up.sql");
+    }
+
+    #[test]
+    fn embedded_matches_the_build_time_folder() {
+        match option_env!("MIGRATOR_EMBED_DIR") {
+            None | Some("") => assert!(embedded().is_empty()),
+            Some(dir) => {
+                let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(dir);
+                assert_eq!(embedded(), read_dir(&dir).expect("embedded folder"));
+            }
+        }
+    }
+}

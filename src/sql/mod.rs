@@ -1,0 +1,3 @@
+//! SQL text handling (pure).
+
+pub mod split;

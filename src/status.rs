@@ -1,0 +1,176 @@
+//! What `status` shows: every applied and pending migration and how each one
+//! stands against its file. Pure: built from files and history rows.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Serialize;
+
+use crate::history::{HistoryRow, RowStatus, current_version, dirty_row};
+use crate::migration::{Migration, Version};
+
+/// How an applied migration stands against its file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FileState {
+    Ok,
+    /// The file changed after it was applied.
+    Changed,
+    /// The file is gone.
+    Missing,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Applied {
+    pub version: Version,
+    pub name: String,
+    pub checksum: String,
+    pub applied_at: String,
+    pub execution_ms: i64,
+    pub status: RowStatus,
+    pub file: FileState,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Pending {
+    pub version: Version,
+    pub name: String,
+    /// Older than the current version: refused unless --allow-out-of-order.
+    pub out_of_order: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Status {
+    pub current_version: Option<Version>,
+    pub dirty: bool,
+    pub applied: Vec<Applied>,
+    pub pending: Vec<Pending>,
+}
+
+pub fn build(files: &[Migration], rows: &[HistoryRow]) -> Status {
+    let by_version: BTreeMap<Version, &Migration> = files.iter().map(|m| (m.version, m)).collect();
+    let current = current_version(rows);
+    let recorded: BTreeSet<Version> = rows.iter().map(|r| r.version).collect();
+    Status {
+        current_version: current,
+        dirty: dirty_row(rows).is_some(),
+        applied: rows
+            .iter()
+            .map(|r| Applied {
+                version: r.version,
+                name: r.name.clone(),
+                checksum: r.checksum.clone(),
+                applied_at: r.applied_at.clone(),
+                execution_ms: r.execution_ms,
+                status: r.status,
+                file: match by_version.get(&r.version) {
+                    None => FileState::Missing,
+                    Some(m) if m.checksum != r.checksum => FileState::Changed,
+                    Some(_) => FileState::Ok,
+                },
+                error: r.error.clone(),
+            })
+            .collect(),
+        pending: files
+            .iter()
+            .filter(|m| !recorded.contains(&m.version))
+            .map(|m| Pending {
+                version: m.version,
+                name: m.name.clone(),
+                out_of_order: current.is_some_and(|c| m.version < c),
+            })
+            .collect(),
+    }
+}
+
+impl Status {
+    /// The human table printed by `status`.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let current = self
+            .current_version
+            .map_or_else(|| "none".to_string(), |v| v.to_string());
+        out.push_str(&format!(
+            "version {current}{}: {} applied, {} pending\n",
+            if self.dirty { " (dirty)" } else { "" },
+            self.applied.len(),
+            self.pending.len()
+        ));
+        for a in &self.applied {
+            let mut notes = Vec::new();
+            if a.status != RowStatus::Applied {
+                notes.push(a.status.as_str().replace('_', " ").to_uppercase());
+            }
+            match a.file {
+                FileState::Ok => {}
+                FileState::Changed => notes.push("FILE CHANGED".into()),
+                FileState::Missing => notes.push("FILE MISSING".into()),
+            }
+            out.push_str(&format!(
+                "  applied  {:>14}  {:<40} {}  {:>6} ms{}\n",
+                a.version,
+                a.name,
+                a.applied_at,
+                a.execution_ms,
+                if notes.is_empty() {
+                    String::new()
+                } else {
+                    format!("  [{}]", notes.join(", "))
+                }
+            ));
+        }
+        for p in &self.pending {
+            out.push_str(&format!(
+                "  pending  {:>14}  {}{}\n",
+                p.version,
+                p.name,
+                if p.out_of_order {
+                    "  [OUT OF ORDER]"
+                } else {
+                    ""
+                }
+            ));
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::tests::{file, row};
+
+    #[test]
+    fn status_marks_changed_missing_dirty_and_out_of_order() {
+        let mut files: Vec<_> = [1, 2, 3, 5].map(|v| file(v, true)).into();
+        files[0].checksum = "edited".into();
+        let rows = vec![
+            row(1, RowStatus::Applied),
+            row(4, RowStatus::Applied),
+            row(5, RowStatus::Failed),
+        ];
+        let s = build(&files, &rows);
+        assert_eq!(s.current_version, Some(4));
+        assert!(s.dirty);
+        let states: Vec<_> = s.applied.iter().map(|a| a.file).collect();
+        assert_eq!(
+            states,
+            [FileState::Changed, FileState::Missing, FileState::Ok]
+        );
+        let pending: Vec<_> = s
+            .pending
+            .iter()
+            .map(|p| (p.version, p.out_of_order))
+            .collect();
+        assert_eq!(pending, [(2, true), (3, true)]);
+        let text = s.render();
+        assert!(
+            text.contains("FILE CHANGED") && text.contains("OUT OF ORDER"),
+            "{text}"
+        );
+        let json = serde_json::to_value(&s).unwrap();
+        assert_eq!(json["current_version"], 4);
+        assert_eq!(json["applied"][0]["file"], "changed");
+    }
+}
