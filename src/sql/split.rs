@@ -325,6 +325,14 @@ impl Tracker {
         }
     }
 
+    /// Why a complete statement cannot be run from a migration file.
+    fn refusal(&self) -> Option<String> {
+        match self {
+            Tracker::Pg(t) => t.refusal(),
+            Tracker::Mysql(_) | Tracker::Off => None,
+        }
+    }
+
     /// At the end of the input: the position and message of a block or
     /// parenthesis that is still open.
     fn unclosed(&self) -> Option<(usize, String)> {
@@ -343,6 +351,10 @@ enum PgHead {
     CreateOr,
     /// `CREATE [OR REPLACE] FUNCTION|PROCEDURE`.
     Routine,
+    Copy,
+    CopyFrom,
+    /// `COPY ... FROM STDIN`: its data would follow in the file.
+    CopyStdin,
     Other,
 }
 
@@ -381,6 +393,11 @@ impl PgTracker {
             PgHead::Create if kw(word, "OR") => PgHead::CreateOr,
             PgHead::CreateOr if kw(word, "REPLACE") => PgHead::Create,
             PgHead::Create if kw_any(word, &["FUNCTION", "PROCEDURE"]) => PgHead::Routine,
+            PgHead::Start if kw(word, "COPY") => PgHead::Copy,
+            PgHead::Copy if kw(word, "FROM") && self.parens.is_empty() => PgHead::CopyFrom,
+            PgHead::Copy => PgHead::Copy,
+            PgHead::CopyFrom if kw(word, "STDIN") => PgHead::CopyStdin,
+            PgHead::CopyStdin => PgHead::CopyStdin,
             PgHead::Routine => {
                 self.routine(word, pos);
                 PgHead::Routine
@@ -408,6 +425,15 @@ impl PgTracker {
         if kw(word, "BEGIN") {
             self.pending_begin = Some(pos);
         }
+    }
+
+    fn refusal(&self) -> Option<String> {
+        (self.head == PgHead::CopyStdin).then(|| {
+            "`COPY ... FROM STDIN` needs psql to stream the data lines that follow it, which \
+             migration files cannot do; load the rows with INSERT statements (or COPY from a \
+             file the server can read)"
+                .to_string()
+        })
     }
 
     fn unclosed(&self) -> Option<(usize, String)> {
@@ -474,53 +500,14 @@ enum Pending {
 
 /// Keywords after which an expression (not a statement) follows, so that a
 /// following `IF(`/`REPEAT(` is the function and a `CASE` is an expression.
+#[rustfmt::skip]
 const EXPR_KEYWORDS: &[&str] = &[
-    "SELECT",
-    "RETURN",
-    "WHEN",
-    "AND",
-    "OR",
-    "NOT",
-    "XOR",
-    "BY",
-    "WHERE",
-    "ON",
-    "HAVING",
-    "LIKE",
-    "RLIKE",
-    "REGEXP",
-    "IN",
-    "IS",
-    "BETWEEN",
-    "INTERVAL",
-    "UNTIL",
-    "WHILE",
-    "CASE",
-    "DISTINCT",
-    "DISTINCTROW",
-    "ALL",
-    "ANY",
-    "SOME",
-    "DEFAULT",
-    "DIV",
-    "MOD",
-    "ESCAPE",
-    "ELSEIF",
-    "IF",
-    "VALUES",
-    "VALUE",
-    "BINARY",
-    "EXISTS",
-    "LIMIT",
-    "OFFSET",
-    "HIGH_PRIORITY",
-    "STRAIGHT_JOIN",
-    "SQL_SMALL_RESULT",
-    "SQL_BIG_RESULT",
-    "SQL_BUFFER_RESULT",
-    "SQL_NO_CACHE",
-    "SQL_CACHE",
-    "SQL_CALC_FOUND_ROWS",
+    "SELECT", "RETURN", "WHEN", "AND", "OR", "NOT", "XOR", "BY", "WHERE", "ON", "HAVING",
+    "LIKE", "RLIKE", "REGEXP", "IN", "IS", "BETWEEN", "INTERVAL", "UNTIL", "WHILE", "CASE",
+    "DISTINCT", "DISTINCTROW", "ALL", "ANY", "SOME", "DEFAULT", "DIV", "MOD", "ESCAPE",
+    "ELSEIF", "IF", "VALUES", "VALUE", "BINARY", "EXISTS", "LIMIT", "OFFSET",
+    "HIGH_PRIORITY", "STRAIGHT_JOIN", "SQL_SMALL_RESULT", "SQL_BIG_RESULT",
+    "SQL_BUFFER_RESULT", "SQL_NO_CACHE", "SQL_CACHE", "SQL_CALC_FOUND_ROWS",
 ];
 
 /// Keywords that open or close blocks (never a `FOR` loop variable).
@@ -836,11 +823,13 @@ impl<'a> Splitter<'a> {
                 };
                 self.current = Some(Current { start, tracker });
             }
-            if let Some(current) = self.current.as_mut() {
-                current.tracker.feed(tok, start);
-                if semicolon && current.tracker.can_terminate() {
-                    self.end_statement(start);
-                }
+            let Some(current) = self.current.as_mut() else {
+                continue;
+            };
+            current.tracker.feed(tok, start);
+            if semicolon && current.tracker.can_terminate() {
+                self.check_refusal()?;
+                self.end_statement(start);
             }
         }
         if let Some(current) = &self.current
@@ -848,6 +837,7 @@ impl<'a> Splitter<'a> {
         {
             return Err(self.error(pos, message));
         }
+        self.check_refusal()?;
         self.end_statement(len);
         self.push_gap(len);
         Ok(self.out)
@@ -859,6 +849,17 @@ impl<'a> Splitter<'a> {
             line,
             column,
             message,
+        }
+    }
+
+    /// Fails if the complete current statement cannot be run.
+    fn check_refusal(&self) -> Result<(), SplitError> {
+        match &self.current {
+            Some(current) => match current.tracker.refusal() {
+                Some(message) => Err(self.error(current.start, message)),
+                None => Ok(()),
+            },
+            None => Ok(()),
         }
     }
 
@@ -1239,6 +1240,935 @@ impl<'a> Splitter<'a> {
                 Ok((Tok::Word(&self.input[s..end]), end))
             }
             _ => Ok((Tok::Punct(b), s + 1)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PG: Engine = Engine::Postgres;
+    const MY: Engine = Engine::Mysql;
+
+    fn sqls(input: &str, engine: Engine, goose: bool) -> Vec<&str> {
+        match split(input, engine, goose) {
+            Ok(statements) => statements.iter().map(|s| s.sql).collect(),
+            Err(e) => panic!("unexpected error: {e}\ninput:\n{input}"),
+        }
+    }
+
+    fn pg(input: &str) -> Vec<&str> {
+        sqls(input, PG, false)
+    }
+
+    fn my(input: &str) -> Vec<&str> {
+        sqls(input, MY, false)
+    }
+
+    fn err(input: &str, engine: Engine, goose: bool) -> SplitError {
+        match split(input, engine, goose) {
+            Ok(statements) => panic!("expected an error, got {statements:?}"),
+            Err(e) => e,
+        }
+    }
+
+    /// Checks every invariant the runner relies on; returns the statements.
+    fn check_invariants<'a>(
+        input: &'a str,
+        engine: Engine,
+        goose: bool,
+    ) -> Option<Vec<Statement<'a>>> {
+        let segs = segments(input, engine, goose).ok()?;
+        let mut expected_start = 0;
+        let mut joined = String::with_capacity(input.len());
+        for seg in &segs {
+            assert_eq!(
+                seg.range.start, expected_start,
+                "segments not contiguous: {segs:?} for {input:?}"
+            );
+            assert!(
+                seg.range.end > seg.range.start,
+                "empty segment in {segs:?} for {input:?}"
+            );
+            joined.push_str(&input[seg.range.clone()]);
+            expected_start = seg.range.end;
+        }
+        assert_eq!(
+            expected_start,
+            input.len(),
+            "segments do not reach the end for {input:?}"
+        );
+        assert_eq!(joined, input);
+        let statements = split(input, engine, goose).expect("split agrees with segments");
+        let statement_segs: Vec<_> = segs
+            .iter()
+            .filter(|s| s.kind == SegmentKind::Statement)
+            .collect();
+        assert_eq!(statement_segs.len(), statements.len());
+        for (stmt, seg) in statements.iter().zip(statement_segs) {
+            assert!(!stmt.sql.is_empty(), "empty statement for {input:?}");
+            assert_eq!(stmt.start, seg.range.start);
+            assert_eq!(stmt.sql, &input[stmt.start..stmt.start + stmt.sql.len()]);
+            assert_eq!((stmt.line, stmt.column), line_col(input, stmt.start));
+            assert!(!stmt.sql.starts_with(|c: char| c.is_ascii_whitespace()));
+            assert!(!stmt.sql.ends_with(|c: char| c.is_ascii_whitespace()));
+        }
+        Some(statements)
+    }
+
+    // ---------------------------------------------------------------- basics
+
+    #[test]
+    fn simple_multi_statement_file() {
+        let input = "CREATE TABLE a (id int);\nINSERT INTO a VALUES (1);\n\n  SELECT 1 ;  \n";
+        let expected = vec![
+            "CREATE TABLE a (id int)",
+            "INSERT INTO a VALUES (1)",
+            "SELECT 1",
+        ];
+        assert_eq!(pg(input), expected);
+        assert_eq!(my(input), expected);
+    }
+
+    #[test]
+    fn final_statement_without_terminator() {
+        assert_eq!(pg("SELECT 1;\nSELECT 2\n"), vec!["SELECT 1", "SELECT 2"]);
+        assert_eq!(my("SELECT 1;\nSELECT 2"), vec!["SELECT 1", "SELECT 2"]);
+    }
+
+    #[test]
+    fn empty_and_comment_only_inputs() {
+        for engine in [PG, MY] {
+            assert!(sqls("", engine, false).is_empty());
+            assert!(sqls(" \n\t\n", engine, false).is_empty());
+            assert!(sqls(";;;\n; ;", engine, false).is_empty());
+            assert!(sqls("-- only a comment\n/* and a block */\n", engine, false).is_empty());
+            assert_eq!(
+                sqls("SELECT 1;;;SELECT 2;", engine, false),
+                vec!["SELECT 1", "SELECT 2"]
+            );
+        }
+        assert!(pg("-- trailing").is_empty());
+        assert!(my("# hash comment").is_empty());
+    }
+
+    #[test]
+    fn leading_comments_belong_to_the_gap() {
+        let input = "-- header\n/* block */ SELECT 1; -- tail\n";
+        let statements = split(input, PG, false).unwrap();
+        assert_eq!(statements.len(), 1);
+        assert_eq!(statements[0].sql, "SELECT 1");
+        assert_eq!((statements[0].line, statements[0].column), (2, 13));
+        let segs = segments(input, PG, false).unwrap();
+        assert_eq!(
+            segs,
+            vec![
+                Segment {
+                    kind: SegmentKind::Gap,
+                    range: 0..22
+                },
+                Segment {
+                    kind: SegmentKind::Statement,
+                    range: 22..30
+                },
+                Segment {
+                    kind: SegmentKind::Gap,
+                    range: 30..input.len()
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn comments_inside_a_statement_stay_in_it() {
+        assert_eq!(pg("SELECT 1 -- one\n + 1;"), vec!["SELECT 1 -- one\n + 1"]);
+        assert_eq!(pg("SELECT 1 -- one\n;"), vec!["SELECT 1 -- one"]);
+    }
+
+    // ------------------------------------------------------------ PostgreSQL
+
+    #[test]
+    fn pg_strings_hide_terminators_and_comment_starts() {
+        let input = "INSERT INTO t VALUES ('a;b', 'it''s -- not', '/* no', '$$');\nSELECT 2;";
+        assert_eq!(
+            pg(input),
+            vec![
+                "INSERT INTO t VALUES ('a;b', 'it''s -- not', '/* no', '$$')",
+                "SELECT 2"
+            ]
+        );
+        assert_eq!(
+            pg("SELECT \"a;b\"\"c\" FROM t; SELECT 2"),
+            vec!["SELECT \"a;b\"\"c\" FROM t", "SELECT 2"]
+        );
+    }
+
+    #[test]
+    fn pg_backslash_is_plain_in_standard_strings() {
+        assert_eq!(
+            pg(r"SELECT 'C:\'; SELECT 2;"),
+            vec![r"SELECT 'C:\'", "SELECT 2"]
+        );
+    }
+
+    #[test]
+    fn pg_escape_strings() {
+        let input = r"SELECT E'it\'s; fine', e'\\'; SELECT 2;";
+        assert_eq!(pg(input), vec![r"SELECT E'it\'s; fine', e'\\'", "SELECT 2"]);
+        // An identifier ending in e is not an escape-string prefix.
+        assert_eq!(
+            pg(r"SELECT some'\'; SELECT 2;"),
+            vec![r"SELECT some'\'", "SELECT 2"]
+        );
+        assert_eq!(
+            pg("SELECT U&'d\\0061t;a', U&\"x;y\"; SELECT 2"),
+            vec!["SELECT U&'d\\0061t;a', U&\"x;y\"", "SELECT 2"]
+        );
+    }
+
+    #[test]
+    fn pg_dollar_quotes() {
+        let input = "SELECT $$a;b$$; SELECT $fn$ x $$ y; $inner$ z $fn$; SELECT $a$$a$;";
+        assert_eq!(
+            pg(input),
+            vec![
+                "SELECT $$a;b$$",
+                "SELECT $fn$ x $$ y; $inner$ z $fn$",
+                "SELECT $a$$a$"
+            ]
+        );
+        assert_eq!(
+            pg("SELECT $é$ ; $é$; SELECT 2"),
+            vec!["SELECT $é$ ; $é$", "SELECT 2"]
+        );
+    }
+
+    #[test]
+    fn pg_positional_parameters_and_dollar_identifiers() {
+        assert_eq!(
+            pg("SELECT $1, $22; SELECT 2"),
+            vec!["SELECT $1, $22", "SELECT 2"]
+        );
+        // `a$b$` is an identifier, not a dollar quote opener.
+        assert_eq!(
+            pg("SELECT a$b$ FROM t; SELECT 2"),
+            vec!["SELECT a$b$ FROM t", "SELECT 2"]
+        );
+        assert_eq!(pg("SELECT $ ; SELECT 2"), vec!["SELECT $", "SELECT 2"]);
+    }
+
+    #[test]
+    fn pg_nested_block_comments() {
+        let input = "/* outer /* inner; */ still comment; */ SELECT 1; /* a */ /* b /* c */ */";
+        assert_eq!(pg(input), vec!["SELECT 1"]);
+        // MySQL does not nest: the first `*/` closes the comment.
+        assert_eq!(my("/* a /* b */ SELECT 1;"), vec!["SELECT 1"]);
+    }
+
+    #[test]
+    fn pg_plpgsql_function_and_do_block() {
+        let input = "\
+CREATE OR REPLACE FUNCTION bump() RETURNS trigger AS $$
+BEGIN
+  NEW.updated_at := now(); -- keep ; inside
+  RETURN NEW;
+END;
+$$ LANGUAGE plpgsql;
+
+DO $$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'app') THEN
+    CREATE ROLE app;
+  END IF;
+END
+$$;
+CREATE TRIGGER t BEFORE UPDATE ON x FOR EACH ROW EXECUTE FUNCTION bump();
+";
+        let statements = pg(input);
+        assert_eq!(statements.len(), 3);
+        assert!(statements[0].starts_with("CREATE OR REPLACE FUNCTION"));
+        assert!(statements[0].ends_with("$$ LANGUAGE plpgsql"));
+        assert!(statements[1].starts_with("DO $$") && statements[1].ends_with("END\n$$"));
+        assert!(statements[2].starts_with("CREATE TRIGGER"));
+    }
+
+    #[test]
+    fn pg_create_index_concurrently() {
+        let input = "CREATE INDEX CONCURRENTLY idx_a ON a (b);\nCREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS idx_c ON a (c);";
+        assert_eq!(
+            pg(input),
+            vec![
+                "CREATE INDEX CONCURRENTLY idx_a ON a (b)",
+                "CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS idx_c ON a (c)"
+            ]
+        );
+    }
+
+    #[test]
+    fn pg_begin_atomic_body_with_case() {
+        let input = "\
+CREATE FUNCTION grade(score int) RETURNS text
+LANGUAGE sql
+BEGIN /* comment */ ATOMIC
+  SELECT CASE WHEN score > 90 THEN 'A' ELSE 'B' END;
+  SELECT CASE score WHEN 1 THEN 'x' END;
+END;
+SELECT grade(95);
+create or replace procedure p() begin atomic insert into t values (1); end;
+";
+        let statements = pg(input);
+        assert_eq!(statements.len(), 3, "{statements:#?}");
+        assert!(statements[0].ends_with("'x' END;\nEND"));
+        assert_eq!(statements[1], "SELECT grade(95)");
+        assert_eq!(
+            statements[2],
+            "create or replace procedure p() begin atomic insert into t values (1); end"
+        );
+        // BEGIN alone, and BEGIN ATOMIC outside a routine, are ordinary.
+        assert_eq!(
+            pg("BEGIN; SELECT 1; COMMIT;"),
+            vec!["BEGIN", "SELECT 1", "COMMIT"]
+        );
+        // A CASE outside the body does not nest.
+        assert_eq!(
+            pg("CREATE FUNCTION f(a int) RETURNS int RETURN CASE WHEN a > 0 THEN 1 END; SELECT 2;"),
+            vec![
+                "CREATE FUNCTION f(a int) RETURNS int RETURN CASE WHEN a > 0 THEN 1 END",
+                "SELECT 2"
+            ]
+        );
+    }
+
+    #[test]
+    fn pg_parentheses_hide_semicolons_like_psql() {
+        let input = "CREATE RULE r AS ON INSERT TO t DO ALSO (INSERT INTO a VALUES (1); INSERT INTO b VALUES (2)); SELECT 1;";
+        assert_eq!(
+            pg(input),
+            vec![
+                "CREATE RULE r AS ON INSERT TO t DO ALSO (INSERT INTO a VALUES (1); INSERT INTO b VALUES (2))",
+                "SELECT 1"
+            ]
+        );
+        let e = err("SELECT 1;\nINSERT INTO t VALUES (1;\nSELECT 2;", PG, false);
+        assert_eq!((e.line, e.column), (2, 22));
+        assert!(e.message.contains("`(`"), "{}", e.message);
+    }
+
+    #[test]
+    fn pg_copy_from_stdin_is_rejected() {
+        let e = err(
+            "SELECT 1;\n  COPY t (a, b) FROM stdin;\n1\t2\n\\.\n",
+            PG,
+            false,
+        );
+        assert_eq!((e.line, e.column), (2, 3));
+        assert!(e.message.contains("COPY ... FROM STDIN"), "{}", e.message);
+        assert_eq!(err("copy t from STDIN", PG, false).line, 1);
+        assert_eq!(
+            pg("COPY (SELECT a FROM t) TO STDOUT; COPY t FROM '/tmp/x.csv';"),
+            vec![
+                "COPY (SELECT a FROM t) TO STDOUT",
+                "COPY t FROM '/tmp/x.csv'"
+            ]
+        );
+    }
+
+    #[test]
+    fn pg_unclosed_begin_atomic_is_an_error() {
+        let e = err(
+            "SELECT 1;\nCREATE PROCEDURE p() BEGIN ATOMIC SELECT 1;",
+            PG,
+            false,
+        );
+        assert_eq!((e.line, e.column), (2, 22));
+        assert!(e.message.contains("BEGIN ATOMIC"));
+    }
+
+    #[test]
+    fn pg_meta_commands_are_rejected() {
+        let e = err("SELECT 1;\n  \\connect other\nSELECT 2;", PG, false);
+        assert_eq!((e.line, e.column), (2, 3));
+        assert!(e.message.contains("\\connect"), "{}", e.message);
+        assert!(e.message.contains("meta-command"));
+        let e = err("\\i other.sql", PG, false);
+        assert_eq!((e.line, e.column), (1, 1));
+        // In strings and comments a backslash is harmless.
+        assert_eq!(pg("-- \\connect\nSELECT '\\x';"), vec!["SELECT '\\x'"]);
+    }
+
+    #[test]
+    fn pg_unterminated_tokens_report_their_opening() {
+        let e = err("SELECT 1;\nSELECT 'abc;\n", PG, false);
+        assert_eq!((e.line, e.column), (2, 8));
+        assert!(e.message.contains("string literal"), "{}", e.message);
+        let e = err("SELECT 1;\n  SELECT $fn$ body", PG, false);
+        assert_eq!((e.line, e.column), (2, 10));
+        assert_eq!(
+            e.message,
+            "unterminated dollar-quoted string $fn$ (opened here); close it with $fn$"
+        );
+        let e = err("SELECT 1; /* a /* b */\nSELECT 2;", PG, false);
+        assert_eq!((e.line, e.column), (1, 11));
+        assert!(e.message.contains("*/"));
+        let e = err("SELECT \"abc", PG, false);
+        assert_eq!((e.line, e.column), (1, 8));
+        let e = err("é SELECT E'abc\\'", PG, false);
+        assert_eq!((e.line, e.column), (1, 10));
+        assert_eq!(e.to_string(), format!("line 1, column 10: {}", e.message));
+    }
+
+    // ----------------------------------------------------------------- MySQL
+
+    #[test]
+    fn mysql_procedure_with_nested_blocks_without_delimiter() {
+        let input = "\
+CREATE PROCEDURE fill(IN n INT)
+BEGIN
+  DECLARE i INT DEFAULT 0;
+  DECLARE done INT DEFAULT 0;
+  outer_loop: LOOP
+    SET i = i + 1;
+    IF i > n THEN
+      LEAVE outer_loop;
+    ELSEIF i = 3 THEN
+      ITERATE outer_loop;
+    ELSE
+      INSERT INTO t VALUES (i);
+    END IF;
+  END LOOP outer_loop;
+  WHILE i > 0 DO
+    SET i = i - 1;
+  END WHILE;
+  REPEAT
+    SET i = i + 1;
+  UNTIL i >= n END REPEAT;
+  CASE i
+    WHEN 1 THEN SELECT 'one';
+    ELSE BEGIN
+      SELECT 'other';
+    END;
+  END CASE;
+  SET @x = CASE WHEN i > 1 THEN 'a' ELSE 'b' END;
+END;
+CALL fill(5);
+";
+        let statements = my(input);
+        assert_eq!(statements.len(), 2, "{statements:#?}");
+        assert!(statements[0].starts_with("CREATE PROCEDURE fill"));
+        assert!(statements[0].ends_with("ELSE 'b' END;\nEND"));
+        assert_eq!(statements[1], "CALL fill(5)");
+    }
+
+    #[test]
+    fn mysql_if_function_and_if_exists_inside_procedure() {
+        let input = "\
+CREATE PROCEDURE p()
+BEGIN
+  DROP TABLE IF EXISTS tmp;
+  CREATE TABLE IF NOT EXISTS tmp (a INT);
+  SELECT IF(a > 1, 'x', 'y'), REPEAT('-', 3) FROM tmp;
+  SET @v = IF (1, 2, 3);
+  IF (SELECT COUNT(*) FROM tmp) > 0 THEN
+    SELECT 1;
+  END IF;
+  IF NOT EXISTS (SELECT 1 FROM information_schema.columns WHERE column_name = 'b') THEN
+    ALTER TABLE tmp ADD COLUMN b INT;
+  END IF;
+  IF EXISTS (SELECT 1) THEN SELECT 2; END IF;
+END;
+SELECT 3;
+";
+        let statements = my(input);
+        assert_eq!(statements.len(), 2, "{statements:#?}");
+        assert_eq!(statements[1], "SELECT 3");
+    }
+
+    #[test]
+    fn mysql_trigger_with_single_statement_body() {
+        let input = "\
+CREATE TRIGGER trg BEFORE INSERT ON t FOR EACH ROW SET NEW.created = IF(NEW.created IS NULL, NOW(), NEW.created);
+CREATE TRIGGER trg2 AFTER INSERT ON t FOR EACH ROW INSERT INTO log VALUES (NEW.id);
+CREATE TRIGGER trg3 BEFORE UPDATE ON t FOR EACH ROW IF NEW.a < 0 THEN SET NEW.a = 0; END IF;
+SELECT 1;
+";
+        assert_eq!(
+            my(input),
+            vec![
+                "CREATE TRIGGER trg BEFORE INSERT ON t FOR EACH ROW SET NEW.created = IF(NEW.created IS NULL, NOW(), NEW.created)",
+                "CREATE TRIGGER trg2 AFTER INSERT ON t FOR EACH ROW INSERT INTO log VALUES (NEW.id)",
+                "CREATE TRIGGER trg3 BEFORE UPDATE ON t FOR EACH ROW IF NEW.a < 0 THEN SET NEW.a = 0; END IF",
+                "SELECT 1",
+            ]
+        );
+    }
+
+    #[test]
+    fn mysql_definer_and_other_header_forms() {
+        let bodies = [
+            "CREATE DEFINER=`root`@`localhost` PROCEDURE p() BEGIN SELECT 1; SELECT 2; END",
+            "CREATE DEFINER = 'app'@'%' FUNCTION f() RETURNS INT DETERMINISTIC BEGIN DECLARE x INT; RETURN 1; END",
+            "CREATE OR REPLACE DEFINER=app@localhost SQL SECURITY INVOKER PROCEDURE p() BEGIN SELECT 1; END",
+            "CREATE DEFINER=CURRENT_USER() PROCEDURE p() BEGIN SELECT 1; END",
+            "CREATE DEFINER=CURRENT_USER TRIGGER t BEFORE INSERT ON x FOR EACH ROW BEGIN SET NEW.a = 1; END",
+            "CREATE DEFINER='a'@127.0.0.1 EVENT e ON SCHEDULE EVERY 1 DAY DO BEGIN DELETE FROM x; END",
+            "CREATE AGGREGATE FUNCTION IF NOT EXISTS agg(x INT) RETURNS INT BEGIN DECLARE s INT DEFAULT 0; LOOP FETCH GROUP NEXT ROW; SET s = s + x; END LOOP; END",
+            "CREATE PROCEDURE IF NOT EXISTS p() BEGIN SELECT 1; END",
+            "BEGIN NOT ATOMIC DECLARE x INT; IF x IS NULL THEN SELECT 1; END IF; END",
+        ];
+        for body in bodies {
+            let input = format!("{body};\nSELECT 9;\n");
+            assert_eq!(my(&input), vec![body, "SELECT 9"], "for {body}");
+        }
+        // Plain BEGIN starts a transaction.
+        assert_eq!(
+            my("BEGIN; INSERT INTO t VALUES (1); COMMIT;"),
+            vec!["BEGIN", "INSERT INTO t VALUES (1)", "COMMIT"]
+        );
+        assert_eq!(my("BEGIN WORK; COMMIT"), vec!["BEGIN WORK", "COMMIT"]);
+        // A view is not a stored program.
+        assert_eq!(
+            my("CREATE DEFINER=`a`@`b` VIEW v AS SELECT 1; SELECT 2"),
+            vec!["CREATE DEFINER=`a`@`b` VIEW v AS SELECT 1", "SELECT 2"]
+        );
+    }
+
+    #[test]
+    fn mysql_handlers_cursors_labels_and_for_loops() {
+        let input = "\
+CREATE PROCEDURE p()
+BEGIN
+  DECLARE done INT DEFAULT FALSE;
+  DECLARE c CURSOR FOR SELECT id FROM t;
+  DECLARE CONTINUE HANDLER FOR NOT FOUND SET done = TRUE;
+  DECLARE EXIT HANDLER FOR SQLEXCEPTION BEGIN ROLLBACK; END;
+  read_loop: LOOP
+    FETCH c INTO @id;
+    IF done THEN LEAVE read_loop; END IF;
+  END LOOP read_loop;
+  blk: BEGIN SELECT t.end, @if FROM t; END blk;
+  FOR i IN 1..3 DO SELECT i; END FOR;
+  CASE WHEN done THEN IF (1) THEN SELECT 1; END IF; ELSE SELECT 2; END CASE;
+END;
+SELECT 1;
+";
+        let statements = my(input);
+        assert_eq!(statements.len(), 2, "{statements:#?}");
+        assert_eq!(statements[1], "SELECT 1");
+    }
+
+    #[test]
+    fn mysql_unbalanced_blocks_are_reported() {
+        let input = "CREATE PROCEDURE p()\nBEGIN\n  IF x THEN SELECT 1;\nEND;\nSELECT 2;\n";
+        let e = err(input, MY, false);
+        assert_eq!((e.line, e.column), (2, 1));
+        assert!(e.message.contains("DELIMITER"), "{}", e.message);
+        assert!(e.message.contains("`END`"), "{}", e.message);
+    }
+
+    #[test]
+    fn mysql_delimiter_blocks() {
+        let input = "\
+DELIMITER //
+CREATE PROCEDURE a()
+BEGIN
+  SELECT 1; SELECT '//';
+END//
+delimiter $$
+CREATE FUNCTION b() RETURNS INT RETURN 1$$
+CREATE TRIGGER c BEFORE INSERT ON t FOR EACH ROW BEGIN SET NEW.x = 1; END $$
+DELIMITER ;
+SELECT 2;
+DELIMITER ;;
+SELECT 3;; SELECT 4;;
+DELIMITER ;
+";
+        assert_eq!(
+            my(input),
+            vec![
+                "CREATE PROCEDURE a()\nBEGIN\n  SELECT 1; SELECT '//';\nEND",
+                "CREATE FUNCTION b() RETURNS INT RETURN 1",
+                "CREATE TRIGGER c BEFORE INSERT ON t FOR EACH ROW BEGIN SET NEW.x = 1; END",
+                "SELECT 2",
+                "SELECT 3",
+                "SELECT 4",
+            ]
+        );
+        let segs = segments(input, MY, false).unwrap();
+        let gap = &input[segs[0].range.clone()];
+        assert_eq!(gap, "DELIMITER //\n");
+        // While a custom delimiter is active, `;` is ordinary text and no
+        // block counting happens.
+        assert_eq!(
+            my("DELIMITER //\nSELECT 1; SELECT 2//"),
+            vec!["SELECT 1; SELECT 2"]
+        );
+        assert_eq!(
+            my("DELIMITER //\nBEGIN NOT ATOMIC SELECT 1; //"),
+            vec!["BEGIN NOT ATOMIC SELECT 1;"]
+        );
+    }
+
+    #[test]
+    fn mysql_delimiter_errors() {
+        let e = err("SELECT 1;\nDELIMITER\nSELECT 2;", MY, false);
+        assert_eq!((e.line, e.column), (2, 1));
+        assert!(e.message.contains("argument"));
+        let e = err("DELIMITER \\\\", MY, false);
+        assert!(e.message.contains("backslash"));
+        let e = err("DELIMITER abcdefghijklmnopqrstuvwxyz", MY, false);
+        assert!(e.message.contains("longer"));
+    }
+
+    #[test]
+    fn mysql_delimiter_only_at_statement_start() {
+        // Inside a statement, DELIMITER is just a word.
+        assert_eq!(my("SELECT a\nDELIMITER ;"), vec!["SELECT a\nDELIMITER"]);
+        // PostgreSQL has no DELIMITER directive.
+        assert_eq!(
+            pg("DELIMITER //\nSELECT 1;"),
+            vec!["DELIMITER //\nSELECT 1"]
+        );
+    }
+
+    #[test]
+    fn mysql_comments() {
+        let input = "# hash; comment\nSELECT 1; -- dash; comment\nSELECT 2 --1;\nSELECT 3--\n;SELECT 4 #x;\n/* c; */SELECT 5";
+        assert_eq!(
+            my(input),
+            vec![
+                "SELECT 1",
+                "SELECT 2 --1",
+                "SELECT 3--",
+                "SELECT 4 #x;\n/* c; */SELECT 5"
+            ]
+        );
+        // `--x` is not a comment in MySQL: the `;` after it terminates.
+        assert_eq!(my("SELECT 5--x;SELECT 6"), vec!["SELECT 5--x", "SELECT 6"]);
+        assert_eq!(
+            my("SELECT 5 --\tx;\n;SELECT 6"),
+            vec!["SELECT 5 --\tx;", "SELECT 6"]
+        );
+        // `#` is not a comment in PostgreSQL.
+        assert_eq!(
+            pg("SELECT 1 # 2; SELECT 3"),
+            vec!["SELECT 1 # 2", "SELECT 3"]
+        );
+    }
+
+    #[test]
+    fn mysql_executable_comments_are_statements() {
+        let input = "/*!40101 SET NAMES utf8 */;\n/*!40014 SET @x = 'a;b' */;\n/*M!100100 SET @y=1 */;\n/* plain */;\n";
+        assert_eq!(
+            my(input),
+            vec![
+                "/*!40101 SET NAMES utf8 */",
+                "/*!40014 SET @x = 'a;b' */",
+                "/*M!100100 SET @y=1 */"
+            ]
+        );
+        assert_eq!(my("SELECT 1 /*!; */ + 1;"), vec!["SELECT 1 /*!; */ + 1"]);
+    }
+
+    #[test]
+    fn mysql_string_escapes() {
+        let input = r#"INSERT INTO t VALUES ('it\'s; ok', 'a''b;', "x\";y", "p""q;", 'back\\');SELECT `we;ird``name` FROM t;"#;
+        assert_eq!(
+            my(input),
+            vec![
+                r#"INSERT INTO t VALUES ('it\'s; ok', 'a''b;', "x\";y", "p""q;", 'back\\')"#,
+                "SELECT `we;ird``name` FROM t"
+            ]
+        );
+        // Dollars are not quotes in MySQL.
+        assert_eq!(my("SELECT $$a; SELECT 2"), vec!["SELECT $$a", "SELECT 2"]);
+    }
+
+    #[test]
+    fn mysql_unterminated_tokens_report_their_opening() {
+        let e = err("SELECT 1;\n\nSELECT 'a\\';", MY, false);
+        assert_eq!((e.line, e.column), (3, 8));
+        assert!(e.message.contains("backslash"), "{}", e.message);
+        let e = err("SELECT `x", MY, false);
+        assert_eq!((e.line, e.column), (1, 8));
+        let e = err("SELECT 1; /* never closed", MY, false);
+        assert_eq!((e.line, e.column), (1, 11));
+        let e = err("日本 /*!40101 SET", MY, false);
+        assert_eq!((e.line, e.column), (1, 4));
+        assert!(e.message.contains("executable"));
+    }
+
+    // ----------------------------------------------------------------- goose
+
+    #[test]
+    fn goose_regions_on_both_engines() {
+        let pg_input = "\
+-- +goose Up
+CREATE TABLE a (id int);
+-- +goose StatementBegin
+CREATE FUNCTION f() RETURNS int AS 'select 1; ' LANGUAGE sql;
+SELECT 'unterminated here is fine
+-- +goose StatementEnd
+SELECT 2;
+";
+        assert_eq!(
+            sqls(pg_input, PG, true),
+            vec![
+                "CREATE TABLE a (id int)",
+                "CREATE FUNCTION f() RETURNS int AS 'select 1; ' LANGUAGE sql;\nSELECT 'unterminated here is fine",
+                "SELECT 2",
+            ]
+        );
+        let my_input = "\
+-- +goose Up
+  -- +goose StatementBegin
+CREATE PROCEDURE p()
+BEGIN
+  IF x THEN SELECT 1;
+END ;
+  -- +goose StatementEnd
+-- +goose Down
+DROP PROCEDURE p;
+";
+        assert_eq!(
+            sqls(my_input, MY, true),
+            vec![
+                "CREATE PROCEDURE p()\nBEGIN\n  IF x THEN SELECT 1;\nEND",
+                "DROP PROCEDURE p"
+            ]
+        );
+        let segs = segments(my_input, MY, true).unwrap();
+        check_invariants(my_input, MY, true).unwrap();
+        assert_eq!(segs.len(), 5);
+        // Without goose handling the annotations are comments.
+        assert_eq!(
+            sqls(
+                "-- +goose StatementBegin\nSELECT 1;\nSELECT 2;\n-- +goose StatementEnd\n",
+                PG,
+                false
+            ),
+            vec!["SELECT 1", "SELECT 2"]
+        );
+        // Empty regions produce nothing; CRLF works.
+        assert!(
+            sqls(
+                "-- +goose StatementBegin\r\n;\r\n-- +goose StatementEnd\r\n",
+                PG,
+                true
+            )
+            .is_empty()
+        );
+        assert_eq!(
+            sqls(
+                "-- +goose StatementBegin\r\nSELECT 1;\r\n-- +goose StatementEnd",
+                MY,
+                true
+            ),
+            vec!["SELECT 1"]
+        );
+    }
+
+    #[test]
+    fn goose_errors() {
+        let e = err("SELECT 1;\n-- +goose StatementBegin\nSELECT 2;\n", PG, true);
+        assert_eq!((e.line, e.column), (2, 1));
+        assert!(e.message.contains("StatementEnd"));
+        let e = err("SELECT 1;\n  -- +goose StatementEnd\n", MY, true);
+        assert_eq!((e.line, e.column), (2, 3));
+        let e = err(
+            "SELECT 1\n-- +goose StatementBegin\nSELECT 2;\n-- +goose StatementEnd\n",
+            PG,
+            true,
+        );
+        assert_eq!((e.line, e.column), (1, 1));
+        assert!(e.message.contains("line 2"));
+        // Inside a string, an annotation is just text.
+        assert_eq!(
+            sqls("SELECT '\n-- +goose StatementEnd\n';", PG, true),
+            vec!["SELECT '\n-- +goose StatementEnd\n'"]
+        );
+    }
+
+    // ------------------------------------------------------------- positions
+
+    #[test]
+    fn positions_after_multiline_comments_and_multibyte_text() {
+        let input = "/* première\n   ligne */ SELECT 'é;日';\n\t-- 日本語\n  SELECT 2;SELECT 3";
+        let statements = split(input, PG, false).unwrap();
+        let positions: Vec<_> = statements
+            .iter()
+            .map(|s| (s.sql, s.line, s.column))
+            .collect();
+        assert_eq!(
+            positions,
+            vec![
+                ("SELECT 'é;日'", 2, 13),
+                ("SELECT 2", 4, 3),
+                ("SELECT 3", 4, 12)
+            ]
+        );
+        for s in &statements {
+            assert_eq!(&input[s.start..s.start + s.sql.len()], s.sql);
+        }
+    }
+
+    #[test]
+    fn line_col_with_multibyte_text() {
+        let input = "aé日\nb𝄞c";
+        assert_eq!(line_col(input, 0), (1, 1));
+        assert_eq!(line_col(input, 1), (1, 2));
+        assert_eq!(line_col(input, 3), (1, 3));
+        assert_eq!(line_col(input, 6), (1, 4));
+        assert_eq!(line_col(input, 7), (2, 1));
+        assert_eq!(line_col(input, 8), (2, 2));
+        assert_eq!(line_col(input, 12), (2, 3));
+        assert_eq!(line_col(input, input.len()), (2, 4));
+        assert_eq!(line_col(input, input.len() + 10), (2, 4));
+        assert_eq!(line_col("", 0), (1, 1));
+    }
+
+    #[test]
+    fn char_pos_to_byte_with_multibyte_text() {
+        let input = "é日x𝄞y";
+        assert_eq!(char_pos_to_byte(input, 1), 0);
+        assert_eq!(char_pos_to_byte(input, 2), 2);
+        assert_eq!(char_pos_to_byte(input, 3), 5);
+        assert_eq!(char_pos_to_byte(input, 4), 6);
+        assert_eq!(char_pos_to_byte(input, 5), 10);
+        assert_eq!(char_pos_to_byte(input, 6), input.len());
+        assert_eq!(char_pos_to_byte(input, 600), input.len());
+        assert_eq!(char_pos_to_byte(input, 0), 0);
+        assert_eq!(char_pos_to_byte("", 1), 0);
+        // Mapping a server position inside a statement back to the file.
+        let file = "-- é\nSELECT 'ü' + x;";
+        let statement = split(file, PG, false).unwrap()[0];
+        let byte = statement.start + char_pos_to_byte(statement.sql, 14);
+        assert_eq!(&file[byte..byte + 1], "x");
+        assert_eq!(line_col(file, byte), (2, 14));
+    }
+
+    // -------------------------------------------------------------- robustness
+
+    #[test]
+    fn large_input_splits_quickly() {
+        let chunk = "INSERT INTO t VALUES (1, 'a;b', $$x$$); -- c\n/* d */\n";
+        let input = chunk.repeat(60_000);
+        let started = std::time::Instant::now();
+        assert_eq!(pg(&input).len(), 60_000);
+        let my_chunk = "INSERT INTO t VALUES (1, 'a;b', \"x\"); -- c\n/* d */\n";
+        let my_input = my_chunk.repeat(60_000);
+        assert_eq!(my(&my_input).len(), 60_000);
+        let block = "CREATE PROCEDURE p() BEGIN IF a THEN SELECT 1; END IF; END;\n".repeat(20_000);
+        assert_eq!(my(&block).len(), 20_000);
+        // Generous bound: this is about complexity, not raw speed.
+        assert!(started.elapsed() < std::time::Duration::from_secs(20));
+    }
+
+    #[test]
+    fn pathological_inputs_stay_linear() {
+        let started = std::time::Instant::now();
+        for input in [
+            "$a".repeat(200_000),
+            "/*".repeat(200_000),
+            "$$".repeat(200_001),
+            "(".repeat(200_000),
+            "BEGIN ".repeat(100_000),
+            "CREATE PROCEDURE p() ".to_string() + &"BEGIN IF(".repeat(50_000),
+            "\n".repeat(200_000),
+            "-- +goose StatementBegin\n".repeat(50_000),
+        ] {
+            for engine in [PG, MY] {
+                for goose in [false, true] {
+                    let _ = check_invariants(&input, engine, goose);
+                }
+            }
+        }
+        assert!(started.elapsed() < std::time::Duration::from_secs(30));
+    }
+
+    /// xorshift64*: tiny deterministic PRNG for the randomized test.
+    struct XorShift(u64);
+
+    impl XorShift {
+        fn next(&mut self) -> u64 {
+            let mut x = self.0;
+            x ^= x >> 12;
+            x ^= x << 25;
+            x ^= x >> 27;
+            self.0 = x;
+            x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+        }
+
+        fn below(&mut self, n: usize) -> usize {
+            (self.next() % n as u64) as usize
+        }
+    }
+
+    #[rustfmt::skip]
+    const PIECES: &[&str] = &[
+        ";", "'", "\"", "`", "$$", "$a$", "$1", "--", "-- ", "#", "/*", "*/", "/*!", "\\",
+        "E'", "BEGIN", "END", "END IF", "IF", "IF(", "CASE", "LOOP", "REPEAT(",
+        "DELIMITER //\n", "DELIMITER ;\n", "//", "CREATE PROCEDURE p() ", "BEGIN ATOMIC",
+        "CREATE FUNCTION f() ", "\n", "\r\n", " ", "\t", "é", "日",
+        "-- +goose StatementBegin\n", "-- +goose StatementEnd\n", "SELECT", "x", "t1", "(",
+        ")", "WHILE", "REPEAT", "END LOOP", "NOT", "EXISTS", "ATOMIC", "''", "@", ".", "=",
+        "\\connect", "FOR", "IN", "DO", "THEN", "ELSE", "U&'", "/*M!", "$",
+    ];
+
+    #[test]
+    fn randomized_inputs_keep_the_invariants() {
+        let mut rng = XorShift(0x9E37_79B9_7F4A_7C15);
+        let mut ok = 0usize;
+        for _ in 0..5_000 {
+            let pieces = rng.below(40);
+            let mut input = String::new();
+            for _ in 0..pieces {
+                let piece = PIECES[rng.below(PIECES.len())];
+                input.push_str(piece);
+                if rng.below(3) == 0 {
+                    input.push(' ');
+                }
+            }
+            for engine in [PG, MY] {
+                for goose in [false, true] {
+                    if check_invariants(&input, engine, goose).is_some() {
+                        ok += 1;
+                    }
+                    // Errors must point inside the input.
+                    if let Err(e) = split(&input, engine, goose) {
+                        let (last_line, _) = line_col(&input, input.len());
+                        assert!(e.line >= 1 && e.line <= last_line && e.column >= 1, "{e:?}");
+                        assert!(!e.message.is_empty());
+                    }
+                }
+            }
+        }
+        // Make sure the generator exercises the success path too.
+        assert!(ok > 2_000, "only {ok} inputs split successfully");
+    }
+
+    #[test]
+    fn randomized_arbitrary_characters_keep_the_invariants() {
+        const EXTRA: &[char] = &[
+            'é', '日', '𝄞', '\u{a0}', '\u{feff}', '\r', '\n', '\t', '\u{b}',
+        ];
+        let mut rng = XorShift(0xC0FF_EE12_3456_789B);
+        for _ in 0..2_000 {
+            let len = rng.below(60);
+            let input: String = (0..len)
+                .map(|_| {
+                    if rng.below(8) == 0 {
+                        EXTRA[rng.below(EXTRA.len())]
+                    } else {
+                        char::from(b' ' + rng.below(95) as u8)
+                    }
+                })
+                .collect();
+            for engine in [PG, MY] {
+                for goose in [false, true] {
+                    let _ = check_invariants(&input, engine, goose);
+                }
+            }
         }
     }
 }

@@ -1,0 +1,366 @@
+//! Test harness: throwaway databases, migration folders, and a runner for the
+//! real binary that checks no secret ever reaches its output.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::Once;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// The password every test URL carries; no output may ever contain it.
+pub const SECRET: &str = "Sup3r-S3cret-pw-4711";
+const MYSQL_USER: &str = "migrator_test";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    Pg,
+    My,
+}
+
+fn pg_base() -> String {
+    std::env::var("MIGRATOR_TEST_PG")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
+}
+
+fn my_base() -> String {
+    std::env::var("MIGRATOR_TEST_MYSQL").unwrap_or_else(|_| "mysql://root@127.0.0.1:3306".into())
+}
+
+/// host, port, user of a base URL like `postgres://user@host:port`.
+fn parts(base: &str) -> (String, String, String) {
+    let rest = base.split_once("://").unwrap().1;
+    let (user, hostport) = rest.split_once('@').unwrap();
+    let user = user.split(':').next().unwrap().to_string();
+    let (host, port) = hostport.trim_end_matches('/').split_once(':').unwrap();
+    (host.to_string(), port.to_string(), user)
+}
+
+pub fn unique(prefix: &str) -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!(
+        "{prefix}_{}_{}_{:x}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst),
+        nanos & 0xfffff
+    )
+}
+
+/// A database created for one test and dropped when it ends.
+pub struct TestDb {
+    pub engine: Engine,
+    pub name: String,
+}
+
+impl TestDb {
+    pub fn new(engine: Engine) -> Self {
+        let name = unique("mt");
+        let db = TestDb { engine, name };
+        match engine {
+            Engine::Pg => db.admin(&format!("CREATE DATABASE {}", db.name)),
+            Engine::My => {
+                ensure_mysql_user();
+                db.admin(&format!("CREATE DATABASE {}", db.name));
+            }
+        }
+        db
+    }
+
+    /// The URL the binary gets: with a password (ignored by the trust-auth
+    /// PostgreSQL, required by the MySQL test user).
+    pub fn url(&self) -> String {
+        match self.engine {
+            Engine::Pg => {
+                let (host, port, user) = parts(&pg_base());
+                format!("postgres://{user}:{SECRET}@{host}:{port}/{}", self.name)
+            }
+            Engine::My => {
+                let (host, port, _) = parts(&my_base());
+                format!("mysql://{MYSQL_USER}:{SECRET}@{host}:{port}/{}", self.name)
+            }
+        }
+    }
+
+    fn client(&self, database: Option<&str>, sql: &str) -> Output {
+        let mut cmd = match self.engine {
+            Engine::Pg => {
+                let (host, port, user) = parts(&pg_base());
+                let mut c = Command::new("psql");
+                c.args([
+                    "-h", &host, "-p", &port, "-U", &user, "-X", "-q", "-t", "-A",
+                ]);
+                c.args([
+                    "-v",
+                    "ON_ERROR_STOP=1",
+                    "-d",
+                    database.unwrap_or("postgres"),
+                    "-c",
+                    sql,
+                ]);
+                c
+            }
+            Engine::My => {
+                let (host, port, user) = parts(&my_base());
+                let mut c = Command::new("mariadb");
+                c.args(["-h", &host, "-P", &port, "-u", &user, "-N", "-B", "-e", sql]);
+                if let Some(d) = database {
+                    c.arg(d);
+                }
+                c
+            }
+        };
+        cmd.output().expect("database client runs")
+    }
+
+    fn admin(&self, sql: &str) {
+        let out = self.client(None, sql);
+        assert!(
+            out.status.success(),
+            "{sql}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Runs SQL in the test database; the trimmed output, or the error text.
+    pub fn try_sql(&self, sql: &str) -> Result<String, String> {
+        let out = self.client(Some(&self.name), sql);
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).to_string())
+        }
+    }
+
+    pub fn sql(&self, sql: &str) -> String {
+        self.try_sql(sql).unwrap_or_else(|e| panic!("{sql}: {e}"))
+    }
+
+    pub fn table_exists(&self, table: &str) -> bool {
+        let q = match self.engine {
+            Engine::Pg => format!(
+                "SELECT count(*) FROM pg_tables WHERE schemaname = 'public' AND tablename = '{table}'"
+            ),
+            Engine::My => format!(
+                "SELECT count(*) FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name = '{table}'"
+            ),
+        };
+        self.sql(&q) == "1"
+    }
+
+    /// `version:status` of every history row, ascending.
+    pub fn history(&self) -> Vec<String> {
+        if !self.table_exists("migrator_history") {
+            return Vec::new();
+        }
+        let q = match self.engine {
+            Engine::Pg => "SELECT version || ':' || status FROM migrator_history ORDER BY version",
+            Engine::My => {
+                "SELECT CONCAT(version, ':', status) FROM migrator_history ORDER BY version"
+            }
+        };
+        self.sql(q)
+            .lines()
+            .map(str::to_string)
+            .filter(|l| !l.is_empty())
+            .collect()
+    }
+
+    /// A statement that sleeps this many seconds.
+    pub fn sleep_sql(&self, secs: f64) -> String {
+        match self.engine {
+            Engine::Pg => format!("SELECT pg_sleep({secs})"),
+            Engine::My => format!("DO SLEEP({secs})"),
+        }
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let sql = match self.engine {
+            Engine::Pg => format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
+            Engine::My => format!("DROP DATABASE IF EXISTS {}", self.name),
+        };
+        let _ = self.client(None, &sql);
+    }
+}
+
+fn ensure_mysql_user() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let db = TestDb {
+            engine: Engine::My,
+            name: String::new(),
+        };
+        for host in ["%", "localhost", "127.0.0.1"] {
+            db.admin(&format!(
+                "CREATE USER IF NOT EXISTS '{MYSQL_USER}'@'{host}' IDENTIFIED BY '{SECRET}'; \
+                 GRANT ALL PRIVILEGES ON *.* TO '{MYSQL_USER}'@'{host}' WITH GRANT OPTION"
+            ));
+        }
+        std::mem::forget(db);
+    });
+}
+
+/// A migrations folder.
+pub struct Dir {
+    pub dir: tempfile::TempDir,
+}
+
+impl Dir {
+    pub fn new(files: &[(&str, &str)]) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let d = Dir { dir };
+        for (name, text) in files {
+            d.write(name, text.as_bytes());
+        }
+        d
+    }
+
+    pub fn write(&self, name: &str, bytes: &[u8]) {
+        let path = self.dir.path().join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, bytes).unwrap();
+    }
+
+    pub fn remove(&self, name: &str) {
+        std::fs::remove_file(self.dir.path().join(name)).unwrap();
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+/// The result of one run of the binary.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    pub fn all(&self) -> String {
+        format!("{}\n{}", self.stdout, self.stderr)
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}", self.stdout))
+    }
+
+    #[track_caller]
+    pub fn code(&self, expected: i32) -> &Self {
+        assert_eq!(
+            self.code, expected,
+            "exit code\n--- stdout\n{}\n--- stderr\n{}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+
+    #[track_caller]
+    pub fn has(&self, needle: &str) -> &Self {
+        assert!(
+            self.all().contains(needle),
+            "output lacks {needle:?}\n--- stdout\n{}\n--- stderr\n{}",
+            self.stdout,
+            self.stderr
+        );
+        self
+    }
+}
+
+pub fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_migrator"))
+}
+
+/// A command line for the binary, with a clean environment.
+pub struct Cmd {
+    cmd: Command,
+}
+
+impl Cmd {
+    pub fn new(args: &[&str]) -> Self {
+        let mut cmd = Command::new(bin());
+        for (k, _) in std::env::vars() {
+            if k.starts_with("MIGRATOR_")
+                || k == "DATABASE_URL"
+                || k.starts_with("AWS_")
+                || k == "SLACK_WEBHOOK_URL"
+            {
+                cmd.env_remove(k);
+            }
+        }
+        cmd.args(args);
+        cmd.stdin(Stdio::null());
+        Cmd { cmd }
+    }
+
+    /// `migrator --path DIR` against `db`.
+    pub fn on(db: &TestDb, dir: &Dir, args: &[&str]) -> Self {
+        let mut c = Cmd::new(args);
+        c.cmd
+            .env("DATABASE_URL", db.url())
+            .env("MIGRATOR_PATH", dir.path());
+        c
+    }
+
+    pub fn env(mut self, k: &str, v: impl AsRef<std::ffi::OsStr>) -> Self {
+        self.cmd.env(k, v);
+        self
+    }
+
+    pub fn run(mut self) -> Run {
+        let out = self.cmd.output().expect("binary runs");
+        finish(out)
+    }
+
+    pub fn spawn(mut self) -> Child {
+        self.cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+        self.cmd.spawn().expect("binary starts")
+    }
+}
+
+/// Collects a spawned run's output (asserting no secret in it).
+pub fn wait(child: Child) -> Run {
+    finish(child.wait_with_output().unwrap())
+}
+
+fn finish(out: Output) -> Run {
+    let run = Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    };
+    assert!(
+        !run.all().contains(SECRET),
+        "a secret was printed:\n{}",
+        run.all()
+    );
+    run
+}
+
+/// Declares one test per engine: `engines!(name, |engine| { ... })`.
+macro_rules! engines {
+    ($name:ident, $body:expr) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+            #[test]
+            fn postgres() {
+                ($body)($crate::common::Engine::Pg)
+            }
+            #[test]
+            fn mysql() {
+                ($body)($crate::common::Engine::My)
+            }
+        }
+    };
+}
+pub(crate) use engines;

@@ -1,0 +1,10 @@
+//! Integration tests: the real binary against real PostgreSQL and MariaDB.
+//!
+//! Servers are addressed by `MIGRATOR_TEST_PG` (default
+//! `postgres://postgres@127.0.0.1:5432`) and `MIGRATOR_TEST_MYSQL` (default
+//! `mysql://root@127.0.0.1:3306`); `scripts/test` starts them when they are down.
+//! Every test makes its own uniquely named database and drops it.
+
+mod common;
+mod formats;
+mod runner;
