@@ -109,6 +109,26 @@ pub struct Global {
     #[arg(long, env = "MIGRATOR_REPORT", global = true, value_name = "FILE")]
     pub report: Option<PathBuf>,
 
+    /// Environment label for this run (dev, nightly, devqa, staging-1, prod); shown in
+    /// logs, the report and Slack.
+    #[arg(long = "env", env = "MIGRATOR_ENV", global = true, value_name = "NAME")]
+    pub env_label: Option<String>,
+
+    /// Environments where `down`, `force` and `baseline` also need --confirm-env NAME.
+    #[arg(
+        long,
+        env = "MIGRATOR_PROTECTED_ENVS",
+        global = true,
+        value_delimiter = ',',
+        default_value = "prod,production",
+        value_name = "LIST"
+    )]
+    pub protected_envs: Vec<String>,
+
+    /// Repeat the environment's name to run a destructive command in a protected environment.
+    #[arg(long, env = "MIGRATOR_CONFIRM_ENV", global = true, value_name = "NAME")]
+    pub confirm_env: Option<String>,
+
     /// Allow applied migrations whose files are gone.
     #[arg(long, env = "MIGRATOR_IGNORE_MISSING", global = true)]
     pub ignore_missing: bool,
@@ -189,6 +209,9 @@ pub struct Settings {
     pub output: OutputFormat,
     pub report: Option<PathBuf>,
     pub checks: Checks,
+    pub env_label: Option<String>,
+    pub protected_envs: Vec<String>,
+    pub confirm_env: Option<String>,
 }
 
 /// What to do, free of clap.
@@ -245,6 +268,14 @@ impl Cli {
                 ignore_missing: g.ignore_missing,
                 allow_out_of_order: g.allow_out_of_order,
             },
+            env_label: g.env_label.filter(|e| !e.is_empty()),
+            protected_envs: g
+                .protected_envs
+                .into_iter()
+                .map(|e| e.trim().to_string())
+                .filter(|e| !e.is_empty())
+                .collect(),
+            confirm_env: g.confirm_env,
         };
         let action = match self.command {
             Command::Up {

@@ -29,6 +29,7 @@ pub async fn run(settings: &Settings, action: Action, interrupt: &Interrupt) -> 
         }
         Action::Up { .. } | Action::Down { .. } | Action::Force { .. } => {
             let mut report = RunReport::new(action.name());
+            report.environment = settings.env_label.clone();
             let started = Instant::now();
             let result = change(settings, &action, interrupt, &mut report).await;
             report.duration_ms = started.elapsed().as_millis() as u64;
@@ -176,6 +177,7 @@ async fn change(
     interrupt: &Interrupt,
     report: &mut RunReport,
 ) -> Result<()> {
+    guard_protected(settings, action)?;
     let files = load(settings)?;
     if let Action::Up {
         single_transaction: true,
@@ -273,6 +275,37 @@ async fn locked(
         run_single_transaction(db, &execs, &rows, interrupt, report).await
     } else {
         run_each(db, &execs, &rows, interrupt, report).await
+    }
+}
+
+/// In a protected environment, destructive commands need the environment's name
+/// typed again; a dry run is not destructive.
+fn guard_protected(settings: &Settings, action: &Action) -> Result<()> {
+    let destructive = match action {
+        Action::Down { dry_run, .. } => !dry_run,
+        Action::Force { .. } => true,
+        _ => false,
+    };
+    let Some(env) = settings.env_label.as_deref() else {
+        return Ok(());
+    };
+    if !destructive
+        || !settings
+            .protected_envs
+            .iter()
+            .any(|p| p.eq_ignore_ascii_case(env))
+    {
+        return Ok(());
+    }
+    match settings.confirm_env.as_deref() {
+        Some(c) if c == env => Ok(()),
+        Some(c) => Err(Error::usage(format!(
+            "--confirm-env {c} does not match the environment `{env}`; nothing was changed"
+        ))),
+        None => Err(Error::usage(format!(
+            "`{env}` is a protected environment: `{}` also needs --confirm-env {env}; nothing was changed",
+            action.name()
+        ))),
     }
 }
 
