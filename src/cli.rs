@@ -21,6 +21,7 @@ Examples:
   migrator down --to 20261101000000 --yes       revert everything above a version
   migrator status --output json                 applied and pending migrations as JSON
   migrator force 20261101000000 --yes           declare a version after a manual fix
+  migrator baseline 20261101000000 --yes        adopt a database that already has the schema
   migrator new add_users                        scaffold an up/down pair
 
 Connection: --database-url or DATABASE_URL, e.g. postgres://user:pass@host:5432/db
@@ -129,6 +130,10 @@ pub struct Global {
     #[arg(long, env = "MIGRATOR_CONFIRM_ENV", global = true, value_name = "NAME")]
     pub confirm_env: Option<String>,
 
+    /// Do not take over another tool's history table (golang-migrate, sqlx, refinery, diesel).
+    #[arg(long, env = "MIGRATOR_NO_ADOPT", global = true)]
+    pub no_adopt: bool,
+
     /// Allow applied migrations whose files are gone.
     #[arg(long, env = "MIGRATOR_IGNORE_MISSING", global = true)]
     pub ignore_missing: bool,
@@ -190,6 +195,15 @@ pub enum Command {
         #[arg(long, env = "MIGRATOR_YES")]
         yes: bool,
     },
+    /// Mark every migration up to VERSION as applied, without running it, on a
+    /// database that already has that schema.
+    Baseline {
+        #[arg(value_name = "VERSION")]
+        upto: Version,
+        /// Really do it.
+        #[arg(long, env = "MIGRATOR_YES")]
+        yes: bool,
+    },
     /// Scaffold a new migration in the folder's format, versioned by UTC timestamp.
     New {
         /// Lowercase letters, digits and underscores.
@@ -209,6 +223,7 @@ pub struct Settings {
     pub output: OutputFormat,
     pub report: Option<PathBuf>,
     pub checks: Checks,
+    pub adopt: bool,
     pub env_label: Option<String>,
     pub protected_envs: Vec<String>,
     pub confirm_env: Option<String>,
@@ -234,6 +249,10 @@ pub enum Action {
         version: Version,
         yes: bool,
     },
+    Baseline {
+        version: Version,
+        yes: bool,
+    },
     New {
         name: String,
     },
@@ -248,6 +267,7 @@ impl Action {
             Action::Version => "version",
             Action::Validate => "validate",
             Action::Force { .. } => "force",
+            Action::Baseline { .. } => "baseline",
             Action::New { .. } => "new",
         }
     }
@@ -268,6 +288,7 @@ impl Cli {
                 ignore_missing: g.ignore_missing,
                 allow_out_of_order: g.allow_out_of_order,
             },
+            adopt: !g.no_adopt,
             env_label: g.env_label.filter(|e| !e.is_empty()),
             protected_envs: g
                 .protected_envs
@@ -309,6 +330,7 @@ impl Cli {
                 version: forced,
                 yes,
             },
+            Command::Baseline { upto, yes } => Action::Baseline { version: upto, yes },
             Command::New { name } => Action::New { name },
         };
         (settings, action)

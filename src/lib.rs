@@ -6,6 +6,7 @@
 //! `db` (one driver per engine), `run` (sequencing), `output` (printing).
 //! See ARCHITECTURE.md.
 
+pub mod adopt;
 pub mod cli;
 pub mod db;
 pub mod error;

@@ -88,6 +88,8 @@ pub struct RunReport {
     pub not_run: Vec<StepReport>,
     pub failure: Option<Failure>,
     pub refusals: Vec<Refusal>,
+    /// Another tool's history taken over by this run, if any.
+    pub adopted: Option<Adoption>,
     /// The error message for any other error (connection, lock, configuration).
     pub error: Option<String>,
     pub duration_ms: u64,
@@ -110,6 +112,7 @@ impl RunReport {
             not_run: Vec::new(),
             failure: None,
             refusals: Vec::new(),
+            adopted: None,
             error: None,
             duration_ms: 0,
         }
@@ -195,6 +198,15 @@ impl RunReport {
         }
         out
     }
+}
+
+/// Another tool's history, taken over.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Adoption {
+    pub tool: crate::adopt::Tool,
+    pub table: String,
+    /// How many versions were recorded as applied.
+    pub versions: usize,
 }
 
 /// A one-line excerpt of a statement, at most `max` chars, whitespace folded.

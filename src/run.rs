@@ -8,6 +8,7 @@
 
 use std::time::Instant;
 
+use crate::adopt::{self, Adopted, Foreign, Tool};
 use crate::cli::{Action, OutputFormat, Settings};
 use crate::db::{self, AnyDriver, Driver, Exec, ExecError, WaitPolicy};
 use crate::error::{Error, Failure, Result};
@@ -15,7 +16,7 @@ use crate::history::{HistoryRow, current_version};
 use crate::interrupt::Interrupt;
 use crate::migration::{Engine, Migration, Script};
 use crate::plan::{self, DownTarget};
-use crate::report::{Direction, RunReport, StepReport};
+use crate::report::{Adoption, Direction, RunReport, StepReport};
 use crate::source::{self, Parsed};
 use crate::sql::split::{self, Statement};
 use crate::status;
@@ -27,7 +28,10 @@ pub async fn run(settings: &Settings, action: Action, interrupt: &Interrupt) -> 
         Action::Status | Action::Version | Action::Validate => {
             inspect(settings, &action, interrupt).await
         }
-        Action::Up { .. } | Action::Down { .. } | Action::Force { .. } => {
+        Action::Up { .. }
+        | Action::Down { .. }
+        | Action::Force { .. }
+        | Action::Baseline { .. } => {
             let mut report = RunReport::new(action.name());
             report.environment = settings.env_label.clone();
             let started = Instant::now();
@@ -128,7 +132,21 @@ fn engine_of(settings: &Settings) -> Option<Engine> {
 async fn inspect(settings: &Settings, action: &Action, interrupt: &Interrupt) -> Result<()> {
     let files = load(settings)?;
     let mut db = connect(settings, interrupt).await?;
-    let rows = db.history().await?.unwrap_or_default();
+    let rows = match db.history().await? {
+        Some(rows) => rows,
+        None if settings.adopt => match find_foreign(&mut db, &files).await? {
+            Some((adoption, adopted)) => {
+                tracing::info!(
+                    tool = adoption.tool.label(),
+                    table = %adoption.table,
+                    "showing another tool's history; `up` will adopt it"
+                );
+                adopted_rows(&adopted)
+            }
+            None => Vec::new(),
+        },
+        None => Vec::new(),
+    };
     let json = settings.output == OutputFormat::Json;
     match action {
         Action::Status => {
@@ -210,14 +228,37 @@ async fn locked(
     report: &mut RunReport,
 ) -> Result<()> {
     let history = db.history().await?;
-    let table_exists = history.is_some();
-    let rows = history.unwrap_or_default();
-    report.version_before = current_version(&rows);
-    report.version_after = report.version_before;
+    let mut table_exists = history.is_some();
+    let mut rows = history.unwrap_or_default();
 
     if let Action::Force { version, yes } = action {
+        report.version_before = current_version(&rows);
         return force(db, files, &rows, *version, *yes, table_exists, report).await;
     }
+    if let Action::Baseline { version, yes } = action {
+        report.version_before = current_version(&rows);
+        return baseline(db, files, &rows, *version, *yes, table_exists, report).await;
+    }
+    if !table_exists && settings.adopt && matches!(action, Action::Up { .. }) {
+        let dry_run = matches!(action, Action::Up { dry_run: true, .. });
+        if let Some((adoption, adopted)) = find_foreign(db, files).await? {
+            if !dry_run {
+                db.create_history().await?;
+                db.insert_applied(&adopted).await?;
+                table_exists = true;
+            }
+            tracing::warn!(
+                tool = adoption.tool.label(),
+                table = %adoption.table,
+                versions = adoption.versions,
+                "adopted another tool's history: its versions count as applied; its table is left untouched"
+            );
+            rows = adopted_rows(&adopted);
+            report.adopted = Some(adoption);
+        }
+    }
+    report.version_before = current_version(&rows);
+    report.version_after = report.version_before;
 
     let problems = plan::validate(files, &rows, settings.checks);
     if !problems.is_empty() {
@@ -283,7 +324,7 @@ async fn locked(
 fn guard_protected(settings: &Settings, action: &Action) -> Result<()> {
     let destructive = match action {
         Action::Down { dry_run, .. } => !dry_run,
-        Action::Force { .. } => true,
+        Action::Force { .. } | Action::Baseline { .. } => true,
         _ => false,
     };
     let Some(env) = settings.env_label.as_deref() else {
@@ -561,6 +602,97 @@ async fn force(
     db.force(&plan).await?;
     report.version_after = if version == 0 { None } else { Some(version) };
     tracing::warn!(version, "version forced; no migration SQL was run");
+    Ok(())
+}
+
+/// Looks for another tool's history; the first one found wins (a warning names
+/// the others).
+async fn find_foreign(
+    db: &mut AnyDriver,
+    files: &[Migration],
+) -> Result<Option<(Adoption, Vec<Adopted>)>> {
+    let engine = db.info().engine;
+    let mut found: Vec<Foreign> = Vec::new();
+    for tool in Tool::ALL {
+        if let Some(rows) = db.query_text(&tool.query(engine)).await? {
+            let rows = rows
+                .into_iter()
+                .map(|r| {
+                    let col = |i: usize| r.get(i).cloned().flatten().unwrap_or_default();
+                    (col(0), col(1), col(2))
+                })
+                .collect();
+            found.push(Foreign { tool, rows });
+        }
+    }
+    let Some(first) = found.first() else {
+        return Ok(None);
+    };
+    if found.len() > 1 {
+        let others: Vec<&str> = found[1..].iter().map(|f| f.tool.table()).collect();
+        tracing::warn!(
+            adopting = first.tool.table(),
+            ignored = %others.join(", "),
+            "several tools' history tables found"
+        );
+    }
+    let adopted = adopt::adopt(first, files).map_err(|r| Error::Refused(vec![*r]))?;
+    Ok(Some((
+        Adoption {
+            tool: first.tool,
+            table: first.tool.table().to_string(),
+            versions: adopted.len(),
+        },
+        adopted,
+    )))
+}
+
+fn adopted_rows(adopted: &[Adopted]) -> Vec<HistoryRow> {
+    adopted
+        .iter()
+        .map(|(version, name, checksum)| HistoryRow {
+            version: *version,
+            name: name.clone(),
+            checksum: checksum.clone(),
+            status: crate::history::RowStatus::Applied,
+            applied_at: String::new(),
+            execution_ms: 0,
+            failed_statement: None,
+            error: None,
+        })
+        .collect()
+}
+
+async fn baseline(
+    db: &mut AnyDriver,
+    files: &[Migration],
+    rows: &[HistoryRow],
+    version: crate::migration::Version,
+    yes: bool,
+    table_exists: bool,
+    report: &mut RunReport,
+) -> Result<()> {
+    let recorded: Vec<_> = rows.iter().map(|r| r.version).collect();
+    let marked = adopt::baseline(files, &recorded, version).map_err(Error::usage)?;
+    if !yes {
+        return Err(Error::NotConfirmed(format!(
+            "baseline {version} would record {} migration(s) as applied without running them
+             nothing was changed: run `migrator baseline {version} --yes`",
+            marked.len()
+        )));
+    }
+    if !table_exists {
+        db.create_history().await?;
+    }
+    db.insert_applied(&marked).await?;
+    let mut all = rows.to_vec();
+    all.extend(adopted_rows(&marked));
+    report.version_after = current_version(&all);
+    tracing::warn!(
+        version,
+        count = marked.len(),
+        "baseline recorded; no migration SQL was run"
+    );
     Ok(())
 }
 

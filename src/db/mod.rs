@@ -11,6 +11,7 @@ pub mod postgres;
 
 use std::time::Duration;
 
+use crate::adopt::Adopted;
 use crate::error::{Error, Result};
 use crate::history::HistoryRow;
 use crate::interrupt::Interrupt;
@@ -81,6 +82,14 @@ pub trait Driver {
 
     /// Writes a `force` plan in one transaction. Runs no migration SQL.
     async fn force(&mut self, plan: &ForcePlan) -> Result<()>;
+
+    /// Records migrations as applied without running them (adoption, baseline),
+    /// in one transaction.
+    async fn insert_applied(&mut self, rows: &[Adopted]) -> Result<()>;
+
+    /// Runs a read-only query and returns its rows as text; `None` when a table it
+    /// reads does not exist (or lacks a column it names).
+    async fn query_text(&mut self, sql: &str) -> Result<Option<Vec<Vec<Option<String>>>>>;
 }
 
 /// A parsed `--database-url`. Holds the secret; its Debug output does not.
@@ -200,6 +209,12 @@ impl Driver for AnyDriver {
     }
     async fn force(&mut self, plan: &ForcePlan) -> Result<()> {
         both!(self, d => d.force(plan).await)
+    }
+    async fn insert_applied(&mut self, rows: &[Adopted]) -> Result<()> {
+        both!(self, d => d.insert_applied(rows).await)
+    }
+    async fn query_text(&mut self, sql: &str) -> Result<Option<Vec<Vec<Option<String>>>>> {
+        both!(self, d => d.query_text(sql).await)
     }
 }
 

@@ -17,6 +17,7 @@ use sqlx::mysql::{MySqlConnectOptions, MySqlConnection, MySqlDatabaseError};
 use sqlx::{AssertSqlSafe, ConnectOptions, Connection, Row};
 
 use super::{Driver, Exec, ExecError, Target, WaitPolicy, backoff};
+use crate::adopt::Adopted;
 use crate::error::{Error, Result};
 use crate::history::{HistoryRow, RowStatus};
 use crate::interrupt::Interrupt;
@@ -42,6 +43,7 @@ const SELECT_HISTORY: &str = "SELECT version, name, checksum, status, \
 
 /// MySQL error numbers we act on.
 const ER_NO_SUCH_TABLE: u16 = 1146;
+const ER_BAD_FIELD: u16 = 1054;
 const ER_QUERY_INTERRUPTED: u16 = 1317;
 const ER_TOO_MANY_CONNECTIONS: u16 = 1040;
 const ER_SERVER_SHUTDOWN: u16 = 1053;
@@ -489,6 +491,56 @@ impl Driver for Mysql {
             .map_err(db)?;
         }
         tx.commit().await.map_err(db)
+    }
+
+    async fn insert_applied(&mut self, rows: &[Adopted]) -> Result<()> {
+        let doing = "recording migrations as applied";
+        let db = |e: sqlx::Error| Error::database(doing, describe(&e));
+        let mut tx = self.conn.begin().await.map_err(db)?;
+        for (version, name, checksum) in rows {
+            sqlx::query(
+                "INSERT INTO migrator_history (version, name, checksum, status, applied_at, execution_ms) \
+                 VALUES (?, ?, ?, 'applied', UTC_TIMESTAMP(6), 0)",
+            )
+            .bind(*version)
+            .bind(name)
+            .bind(checksum)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        }
+        tx.commit().await.map_err(db)
+    }
+
+    async fn query_text(&mut self, sql: &str) -> Result<Option<Vec<Vec<Option<String>>>>> {
+        match sqlx::raw_sql(AssertSqlSafe(sql))
+            .fetch_all(&mut self.conn)
+            .await
+        {
+            Ok(rows) => rows
+                .iter()
+                .map(|r| {
+                    (0..r.len())
+                        .map(|i| {
+                            r.try_get::<Option<String>, _>(i).map_err(|e| {
+                                Error::database("reading another tool's history", describe(&e))
+                            })
+                        })
+                        .collect()
+                })
+                .collect::<Result<Vec<_>>>()
+                .map(Some),
+            Err(e)
+                if db_error(&e)
+                    .is_some_and(|d| matches!(d.number(), ER_NO_SUCH_TABLE | ER_BAD_FIELD)) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(Error::database(
+                "reading another tool's history",
+                describe(&e),
+            )),
+        }
     }
 }
 

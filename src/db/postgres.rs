@@ -18,6 +18,7 @@ use tokio_postgres::types::Type;
 use tokio_postgres::{Client, Config, NoTls, SimpleQueryMessage};
 
 use super::{Driver, Exec, ExecError, Target, WaitPolicy, backoff};
+use crate::adopt::Adopted;
 use crate::error::{Error, Result};
 use crate::history::{HistoryRow, RowStatus, TABLE};
 use crate::interrupt::Interrupt;
@@ -678,5 +679,53 @@ impl Driver for Postgres {
             .map_err(db)?;
         }
         tx.commit().await.map_err(db)
+    }
+
+    async fn insert_applied(&mut self, rows: &[Adopted]) -> Result<()> {
+        let doing = "recording migrations as applied";
+        let db = |e: tokio_postgres::Error| Error::database(doing, describe(&e));
+        let tx = self.client.transaction().await.map_err(db)?;
+        let stmt = tx
+            .prepare_typed(
+                "INSERT INTO migrator_history (version, name, checksum, status, execution_ms) \
+                 VALUES ($1, $2, $3, 'applied', 0)",
+                &[Type::INT8, Type::TEXT, Type::TEXT],
+            )
+            .await
+            .map_err(db)?;
+        for (version, name, checksum) in rows {
+            tx.execute(&stmt, &[&(*version as i64), name, checksum])
+                .await
+                .map_err(db)?;
+        }
+        tx.commit().await.map_err(db)
+    }
+
+    async fn query_text(&mut self, sql: &str) -> Result<Option<Vec<Vec<Option<String>>>>> {
+        match self.client.simple_query(sql).await {
+            Ok(messages) => Ok(Some(
+                messages
+                    .into_iter()
+                    .filter_map(|m| match m {
+                        SimpleQueryMessage::Row(r) => {
+                            Some((0..r.len()).map(|i| text(&r, i)).collect())
+                        }
+                        _ => None,
+                    })
+                    .collect(),
+            )),
+            Err(e)
+                if matches!(
+                    e.as_db_error().map(|d| d.code()),
+                    Some(&SqlState::UNDEFINED_TABLE | &SqlState::UNDEFINED_COLUMN)
+                ) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(Error::database(
+                "reading another tool's history",
+                describe(&e),
+            )),
+        }
     }
 }

@@ -1,0 +1,141 @@
+//! Safety: taking over other tools' history, baseline.
+
+use crate::common::{Cmd, Dir, Engine, TestDb, engines};
+
+fn files() -> Dir {
+    Dir::new(&[
+        ("1_a.up.sql", "CREATE TABLE a (id INT);"),
+        ("2_b.up.sql", "CREATE TABLE b (id INT);"),
+        ("3_c.up.sql", "CREATE TABLE c (id INT);"),
+    ])
+}
+
+/// The schema of versions 1 and 2 exists, as another tool left it.
+fn existing_schema(db: &TestDb) {
+    db.sql("CREATE TABLE a (id INT)");
+    db.sql("CREATE TABLE b (id INT)");
+}
+
+fn adopts(db: &TestDb, dir: &Dir, tool_table: &str, tool: &str) {
+    let before = db.sql(&format!("SELECT count(*) FROM {tool_table}"));
+    let r = Cmd::on(db, dir, &["up", "--output", "json"]).run();
+    let j = r.code(0).json();
+    assert_eq!(j["adopted"]["tool"], tool);
+    assert_eq!(j["adopted"]["table"], tool_table);
+    assert_eq!(j["version_before"], 2);
+    assert_eq!(
+        j["applied"].as_array().unwrap().len(),
+        1,
+        "only the newer migration ran"
+    );
+    assert_eq!(j["applied"][0]["version"], 3);
+    assert!(
+        r.stderr.contains("adopted another tool's history"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(db.history(), ["1:applied", "2:applied", "3:applied"]);
+    assert_eq!(
+        db.sql(&format!("SELECT count(*) FROM {tool_table}")),
+        before,
+        "their table untouched"
+    );
+}
+
+engines!(adopts_golang_migrate, |e| {
+    let db = TestDb::new(e);
+    existing_schema(&db);
+    db.sql("CREATE TABLE schema_migrations (version BIGINT NOT NULL PRIMARY KEY, dirty BOOLEAN NOT NULL)");
+    db.sql("INSERT INTO schema_migrations (version, dirty) VALUES (2, false)");
+    adopts(&db, &files(), "schema_migrations", "golang-migrate");
+});
+
+engines!(refuses_dirty_golang_migrate, |e| {
+    let db = TestDb::new(e);
+    existing_schema(&db);
+    db.sql("CREATE TABLE schema_migrations (version BIGINT NOT NULL PRIMARY KEY, dirty BOOLEAN NOT NULL)");
+    db.sql("INSERT INTO schema_migrations (version, dirty) VALUES (2, true)");
+    Cmd::on(&db, &files(), &["up"])
+        .run()
+        .code(5)
+        .has("schema_migrations")
+        .has("version 2 is dirty");
+    assert!(!db.table_exists("migrator_history"));
+    assert!(!db.table_exists("c"));
+});
+
+engines!(adopts_sqlx_and_refuses_a_failed_row, |e| {
+    let db = TestDb::new(e);
+    existing_schema(&db);
+    let ddl = match e {
+        Engine::Pg => {
+            "CREATE TABLE _sqlx_migrations (version BIGINT PRIMARY KEY, description TEXT NOT NULL, installed_on TIMESTAMPTZ NOT NULL DEFAULT now(), success BOOLEAN NOT NULL, checksum BYTEA NOT NULL, execution_time BIGINT NOT NULL)"
+        }
+        Engine::My => {
+            "CREATE TABLE _sqlx_migrations (version BIGINT PRIMARY KEY, description TEXT NOT NULL, installed_on TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP, success BOOLEAN NOT NULL, checksum BLOB NOT NULL, execution_time BIGINT NOT NULL)"
+        }
+    };
+    db.sql(ddl);
+    let sum = match e {
+        Engine::Pg => "'\\x00ff'::bytea",
+        Engine::My => "X'00ff'",
+    };
+    db.sql(&format!("INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) VALUES (1, 'a', true, {sum}, 1200), (2, 'b', false, {sum}, 800)"));
+    Cmd::on(&db, &files(), &["up"])
+        .run()
+        .code(5)
+        .has("_sqlx_migrations")
+        .has("version 2 is recorded as failed");
+    db.sql("UPDATE _sqlx_migrations SET success = true WHERE version = 2");
+    adopts(&db, &files(), "_sqlx_migrations", "sqlx");
+});
+
+engines!(adopts_refinery, |e| {
+    let db = TestDb::new(e);
+    existing_schema(&db);
+    let int = if e == Engine::Pg { "INT4" } else { "INT" };
+    db.sql(&format!("CREATE TABLE refinery_schema_history (version {int} PRIMARY KEY, name VARCHAR(255), applied_on VARCHAR(255), checksum VARCHAR(255))"));
+    db.sql("INSERT INTO refinery_schema_history VALUES (1, 'a', '2026-01-01T00:00:00Z', '123'), (2, 'b', '2026-01-02T00:00:00Z', '456')");
+    adopts(&db, &files(), "refinery_schema_history", "refinery");
+});
+
+engines!(adopts_diesel, |e| {
+    let db = TestDb::new(e);
+    existing_schema(&db);
+    db.sql("CREATE TABLE __diesel_schema_migrations (version VARCHAR(50) PRIMARY KEY NOT NULL, run_on TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP)");
+    db.sql("INSERT INTO __diesel_schema_migrations (version) VALUES ('1'), ('2')");
+    adopts(&db, &files(), "__diesel_schema_migrations", "diesel");
+});
+
+engines!(no_adopt_leaves_other_tools_alone, |e| {
+    let db = TestDb::new(e);
+    existing_schema(&db);
+    db.sql("CREATE TABLE schema_migrations (version BIGINT NOT NULL PRIMARY KEY, dirty BOOLEAN NOT NULL)");
+    db.sql("INSERT INTO schema_migrations (version, dirty) VALUES (2, false)");
+    // Without adoption, version 1 runs again and fails on the existing table.
+    Cmd::on(&db, &files(), &["up", "--no-adopt"])
+        .run()
+        .code(1)
+        .has("1_a.up.sql");
+});
+
+engines!(baseline_marks_existing_schema_applied, |e| {
+    let db = TestDb::new(e);
+    existing_schema(&db);
+    let dir = files();
+    Cmd::on(&db, &dir, &["baseline", "2"])
+        .run()
+        .code(2)
+        .has("baseline 2 --yes");
+    assert!(!db.table_exists("migrator_history"));
+    Cmd::on(&db, &dir, &["baseline", "2", "--yes"])
+        .run()
+        .code(0);
+    assert_eq!(db.history(), ["1:applied", "2:applied"]);
+    Cmd::on(&db, &dir, &["up"]).run().code(0);
+    assert_eq!(db.history(), ["1:applied", "2:applied", "3:applied"]);
+    Cmd::on(&db, &dir, &["baseline", "3", "--yes", "--env", "prod"])
+        .run()
+        .code(2)
+        .has("--confirm-env prod");
+});
