@@ -404,7 +404,12 @@ impl Driver for Mysql {
                 Err(ExecError {
                     statement: Some(i),
                     offset: Some(stmt.start),
-                    message: "stopped before this statement".into(),
+                    message: format!(
+                        "interrupted by {} before this statement",
+                        interrupt
+                            .signal()
+                            .map_or("a signal".to_string(), |s| s.to_string())
+                    ),
                     cancelled: true,
                     ..ExecError::default()
                 })

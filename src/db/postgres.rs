@@ -131,6 +131,15 @@ pub async fn connect(
                         tracing::debug!(error = %e, "connection closed");
                     }
                 });
+                // PostgreSQL 14+: notice a vanished client (kill -9, lost network)
+                // while a statement runs, so its session lock goes with it. Older
+                // servers do not know the setting; that is fine.
+                if let Err(e) = client
+                    .simple_query("SET client_connection_check_interval = 1000")
+                    .await
+                {
+                    tracing::debug!(error = %describe(&e), "client_connection_check_interval not set");
+                }
                 let token = client.cancel_token();
                 interrupt.set_canceller(Arc::new(move || {
                     let token = token.clone();
@@ -423,7 +432,12 @@ impl Postgres {
             let result = if interrupt.signal().is_some() {
                 Err(ExecError {
                     statement: Some(i),
-                    message: "stopped before this statement".into(),
+                    message: format!(
+                        "interrupted by {} before this statement",
+                        interrupt
+                            .signal()
+                            .map_or("a signal".to_string(), |s| s.to_string())
+                    ),
                     cancelled: true,
                     ..ExecError::default()
                 })

@@ -364,3 +364,129 @@ macro_rules! engines {
     };
 }
 pub(crate) use engines;
+
+/// Sends a signal to a child process.
+pub fn signal(child: &Child, name: &str) {
+    let ok = Command::new("kill")
+        .args([&format!("-{name}"), &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "kill -{name}");
+}
+
+/// A free TCP port on 127.0.0.1 (bound and released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A PostgreSQL server of our own, on a free port, in a temporary folder owned
+/// by the `postgres` user (initdb refuses to run as root). Stopped on drop.
+pub struct ThrowawayPg {
+    pub port: u16,
+    pub data: PathBuf,
+    _dir: tempfile::TempDir,
+    bin: PathBuf,
+}
+
+impl ThrowawayPg {
+    /// Initialises a cluster; `conf` lines are appended to postgresql.conf.
+    /// `None` when this machine cannot run one (no server binaries, or no root
+    /// to switch to the postgres user): the caller skips with a message.
+    pub fn init(conf: &[String]) -> Option<Self> {
+        let bin = std::fs::read_dir("/usr/lib/postgresql")
+            .ok()?
+            .filter_map(|e| e.ok())
+            .map(|e| e.path().join("bin"))
+            .find(|p| p.join("initdb").exists())?;
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let owner = |path: &Path| {
+            Command::new("chown")
+                .args(["-R", "postgres:postgres"])
+                .arg(path)
+                .status()
+                .map(|s| s.success())
+                .unwrap_or(false)
+        };
+        if !owner(dir.path()) {
+            return None;
+        }
+        let port = free_port();
+        let out = Command::new("runuser")
+            .args(["-u", "postgres", "--"])
+            .arg(bin.join("initdb"))
+            .args(["-A", "trust", "-U", "postgres", "-D"])
+            .arg(&data)
+            .output()
+            .ok()?;
+        if !out.status.success() {
+            eprintln!("initdb failed: {}", String::from_utf8_lossy(&out.stderr));
+            return None;
+        }
+        let mut lines = vec![
+            format!("port = {port}"),
+            "listen_addresses = '127.0.0.1'".to_string(),
+            format!("unix_socket_directories = '{}'", dir.path().display()),
+            "fsync = off".to_string(),
+        ];
+        lines.extend_from_slice(conf);
+        let conf_path = data.join("postgresql.conf");
+        let mut text = std::fs::read_to_string(&conf_path).unwrap();
+        text.push('\n');
+        text.push_str(&lines.join("\n"));
+        std::fs::write(&conf_path, text).unwrap();
+        Some(ThrowawayPg {
+            port,
+            data,
+            _dir: dir,
+            bin,
+        })
+    }
+
+    pub fn dir(&self) -> &Path {
+        self._dir.path()
+    }
+
+    fn ctl(&self, args: &[&str]) -> bool {
+        Command::new("runuser")
+            .args(["-u", "postgres", "--"])
+            .arg(self.bin.join("pg_ctl"))
+            .arg("-D")
+            .arg(&self.data)
+            .args(["-l"])
+            .arg(self.data.join("server.log"))
+            .args(args)
+            .stdout(Stdio::null())
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false)
+    }
+
+    pub fn start(&self) {
+        assert!(
+            self.ctl(&["-w", "start"]),
+            "throwaway server starts: {}",
+            self.log()
+        );
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.data.join("server.log")).unwrap_or_default()
+    }
+
+    /// A URL for the `postgres` database (password ignored: trust auth).
+    pub fn url(&self, host: &str) -> String {
+        format!("postgres://postgres:{SECRET}@{host}:{}/postgres", self.port)
+    }
+}
+
+impl Drop for ThrowawayPg {
+    fn drop(&mut self) {
+        self.ctl(&["-m", "immediate", "stop"]);
+    }
+}

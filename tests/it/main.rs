@@ -9,3 +9,4 @@ mod common;
 mod formats;
 mod runner;
 mod safety;
+mod signals;
