@@ -79,6 +79,7 @@ impl fmt::Display for Format {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Engine {
+    #[serde(rename = "postgresql")]
     Postgres,
     Mysql,
 }

@@ -1,0 +1,2 @@
+DROP TABLE orders;
+DROP FUNCTION touch_updated_at();
