@@ -112,6 +112,21 @@ fn load(settings: &Settings) -> Result<Vec<Migration>> {
     Ok(migrations)
 }
 
+/// Reads the files on a blocking thread while connecting: both take milliseconds,
+/// and a no-op run is mostly these two. A file error wins over a connection error
+/// (exit 2 before 3), and nothing is written either way.
+async fn load_and_connect(
+    settings: &Settings,
+    interrupt: &Interrupt,
+) -> Result<(Vec<Migration>, AnyDriver)> {
+    let for_load = settings.clone();
+    let files = tokio::task::spawn_blocking(move || load(&for_load));
+    let (files, db) = tokio::join!(files, connect(settings, interrupt));
+    let files =
+        files.map_err(|e| Error::usage(format!("reading the migrations failed: {e}")))??;
+    Ok((files, db?))
+}
+
 async fn connect(settings: &Settings, interrupt: &Interrupt) -> Result<AnyDriver> {
     let url = settings
         .database_url
@@ -130,8 +145,7 @@ fn engine_of(settings: &Settings) -> Option<Engine> {
 
 /// `status`, `version`, `validate`: read-only, no lock, never create anything.
 async fn inspect(settings: &Settings, action: &Action, interrupt: &Interrupt) -> Result<()> {
-    let files = load(settings)?;
-    let mut db = connect(settings, interrupt).await?;
+    let (files, mut db) = load_and_connect(settings, interrupt).await?;
     let rows = match db.history().await? {
         Some(rows) => rows,
         None if settings.adopt => match find_foreign(&mut db, &files).await? {
@@ -196,7 +210,6 @@ async fn change(
     report: &mut RunReport,
 ) -> Result<()> {
     guard_protected(settings, action)?;
-    let files = load(settings)?;
     if let Action::Up {
         single_transaction: true,
         ..
@@ -208,7 +221,7 @@ async fn change(
              so all-or-nothing cannot be had there",
         ));
     }
-    let mut db = connect(settings, interrupt).await?;
+    let (files, mut db) = load_and_connect(settings, interrupt).await?;
     report.database = Some(db.info().clone());
     db.lock(settings.lock_timeout, interrupt).await?;
     let result = locked(&mut db, &files, settings, action, interrupt, report).await;

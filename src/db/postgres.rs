@@ -131,15 +131,6 @@ pub async fn connect(
                         tracing::debug!(error = %e, "connection closed");
                     }
                 });
-                // PostgreSQL 14+: notice a vanished client (kill -9, lost network)
-                // while a statement runs, so its session lock goes with it. Older
-                // servers do not know the setting; that is fine.
-                if let Err(e) = client
-                    .simple_query("SET client_connection_check_interval = 1000")
-                    .await
-                {
-                    tracing::debug!(error = %describe(&e), "client_connection_check_interval not set");
-                }
                 let token = client.cancel_token();
                 interrupt.set_canceller(Arc::new(move || {
                     let token = token.clone();
@@ -528,31 +519,39 @@ impl Driver for Postgres {
 
     async fn lock(&mut self, timeout: Duration, interrupt: &Interrupt) -> Result<()> {
         let seconds = timeout.as_secs();
-        if timeout.is_zero() {
-            let rows = self
-                .simple(
-                    &format!("SELECT pg_try_advisory_lock({LOCK_KEY})"),
-                    "taking the lock",
-                )
-                .await?;
-            let got = rows
-                .iter()
-                .any(|m| matches!(m, SimpleQueryMessage::Row(r) if r.get(0) == Some("t")));
-            if got {
-                return Ok(());
-            }
-            return Err(Error::LockTimeout {
-                seconds,
-                holder: self.lock_holder().await,
-            });
-        }
         // The server waits for us (no polling), bounded by a transaction-local
         // lock_timeout; the advisory lock itself is session-scoped.
-        let sql = format!(
-            "SET LOCAL lock_timeout = '{}ms'; SELECT pg_advisory_lock({LOCK_KEY})",
-            timeout.as_millis()
+        let sql = if timeout.is_zero() {
+            format!("SELECT pg_try_advisory_lock({LOCK_KEY})")
+        } else {
+            format!(
+                "SET LOCAL lock_timeout = '{}ms'; SELECT pg_advisory_lock({LOCK_KEY})",
+                timeout.as_millis()
+            )
+        };
+        // PostgreSQL 14+: notice a vanished client (kill -9, lost network) while a
+        // statement runs, so its session lock goes with it. Older servers do not
+        // know the setting; that is fine. Pipelined with the lock: one round trip.
+        let (check, locked) = tokio::join!(
+            self.client
+                .simple_query("SET client_connection_check_interval = 1000"),
+            self.client.simple_query(&sql)
         );
-        match self.client.simple_query(&sql).await {
+        if let Err(e) = check {
+            tracing::debug!(error = %describe(&e), "client_connection_check_interval not set");
+        }
+        match locked {
+            // pg_try_advisory_lock answers false instead of waiting.
+            Ok(rows)
+                if rows
+                    .iter()
+                    .any(|m| matches!(m, SimpleQueryMessage::Row(r) if r.get(0) == Some("f"))) =>
+            {
+                Err(Error::LockTimeout {
+                    seconds,
+                    holder: self.lock_holder().await,
+                })
+            }
             Ok(_) => Ok(()),
             Err(e) => match e.as_db_error().map(|db| db.code().clone()) {
                 Some(SqlState::LOCK_NOT_AVAILABLE) => Err(Error::LockTimeout {

@@ -36,15 +36,15 @@ pub fn read_dir(dir: &Path) -> Result<Vec<Entry>, SourceError> {
     })?;
     let mut entries = Vec::new();
     let mut problems = Vec::new();
-    for (name, path) in list(top, "", &mut problems) {
-        match fs::metadata(&path) {
-            Ok(meta) if meta.is_file() => read_file(&name, &path, &mut entries, &mut problems),
-            Ok(meta) if meta.is_dir() => match fs::read_dir(&path) {
+    for (name, path, file_type) in list(top, "", &mut problems) {
+        match kind(&path, file_type) {
+            Ok(Kind::File) => read_file(&name, &path, &mut entries, &mut problems),
+            Ok(Kind::Dir) => match fs::read_dir(&path) {
                 Ok(sub) => {
                     let prefix = format!("{name}/");
-                    for (sub_name, sub_path) in list(sub, &prefix, &mut problems) {
-                        match fs::metadata(&sub_path) {
-                            Ok(meta) if meta.is_file() => {
+                    for (sub_name, sub_path, sub_type) in list(sub, &prefix, &mut problems) {
+                        match kind(&sub_path, sub_type) {
+                            Ok(Kind::File) => {
                                 read_file(&sub_name, &sub_path, &mut entries, &mut problems);
                             }
                             Ok(_) => {}
@@ -54,7 +54,7 @@ pub fn read_dir(dir: &Path) -> Result<Vec<Entry>, SourceError> {
                 }
                 Err(err) => problems.push(read_problem(&prefix_dir(&name), &err)),
             },
-            Ok(_) => {}
+            Ok(Kind::Other) => {}
             Err(err) => problems.push(read_problem(&name, &err)),
         }
     }
@@ -78,7 +78,13 @@ pub fn embedded() -> Vec<Entry> {
 }
 
 /// The non-hidden children of a folder, as (`prefix` + name, full path).
-fn list(dir: fs::ReadDir, prefix: &str, problems: &mut Vec<Problem>) -> Vec<(String, PathBuf)> {
+/// The file type comes from the directory listing where the filesystem gives it
+/// (no `stat` per file); links and unknown types are resolved by [`kind`].
+fn list(
+    dir: fs::ReadDir,
+    prefix: &str,
+    problems: &mut Vec<Problem>,
+) -> Vec<(String, PathBuf, Option<fs::FileType>)> {
     let mut children = Vec::new();
     for child in dir {
         let child = match child {
@@ -93,7 +99,11 @@ fn list(dir: fs::ReadDir, prefix: &str, problems: &mut Vec<Problem>) -> Vec<(Str
         };
         match child.file_name().into_string() {
             Ok(name) if name.starts_with('.') => {}
-            Ok(name) => children.push((format!("{prefix}{name}"), child.path())),
+            Ok(name) => children.push((
+                format!("{prefix}{name}"),
+                child.path(),
+                child.file_type().ok(),
+            )),
             Err(raw) => problems.push(Problem {
                 path: format!("{prefix}{}", raw.to_string_lossy()),
                 line: None,
@@ -103,6 +113,29 @@ fn list(dir: fs::ReadDir, prefix: &str, problems: &mut Vec<Problem>) -> Vec<(Str
         }
     }
     children
+}
+
+enum Kind {
+    File,
+    Dir,
+    Other,
+}
+
+/// What a listed path is, following symbolic links (a ConfigMap mount is links).
+fn kind(path: &Path, listed: Option<fs::FileType>) -> std::io::Result<Kind> {
+    let of = |t: fs::FileType| {
+        if t.is_file() {
+            Kind::File
+        } else if t.is_dir() {
+            Kind::Dir
+        } else {
+            Kind::Other
+        }
+    };
+    match listed {
+        Some(t) if t.is_file() || t.is_dir() => Ok(of(t)),
+        _ => fs::metadata(path).map(|m| of(m.file_type())),
+    }
 }
 
 fn read_file(name: &str, path: &Path, entries: &mut Vec<Entry>, problems: &mut Vec<Problem>) {
