@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::connect::TlsMode;
 use crate::migration::Version;
 use crate::plan::{Checks, DownTarget};
 
@@ -67,6 +68,48 @@ pub struct Global {
         value_name = "URL"
     )]
     pub database_url: Option<String>,
+
+    /// Secrets Manager secret (ARN or name) holding a connection URL or the RDS JSON format.
+    #[arg(long, env = "MIGRATOR_DB_SECRET", global = true, value_name = "ID")]
+    pub db_secret: Option<String>,
+
+    /// RDS cluster whose writer endpoint and port to connect to (DescribeDBClusters).
+    #[arg(long, env = "MIGRATOR_RDS_CLUSTER", global = true, value_name = "ID")]
+    pub rds_cluster: Option<String>,
+
+    /// Log in with a short-lived IAM database auth token instead of a password.
+    #[arg(long, env = "MIGRATOR_IAM_AUTH", global = true)]
+    pub iam_auth: bool,
+
+    /// TLS mode (default prefer for a plain URL; verify-full with --db-secret, --rds-cluster or --iam-auth).
+    #[arg(
+        long,
+        env = "MIGRATOR_TLS",
+        global = true,
+        value_enum,
+        value_name = "MODE"
+    )]
+    pub tls: Option<TlsMode>,
+
+    /// PEM file of CA certificates to verify the database against.
+    #[arg(long, env = "MIGRATOR_CA_FILE", global = true, value_name = "PEM")]
+    pub ca_file: Option<PathBuf>,
+
+    /// Database host (overrides the URL, the secret and the cluster lookup).
+    #[arg(long, env = "MIGRATOR_DB_HOST", global = true, value_name = "HOST")]
+    pub db_host: Option<String>,
+
+    /// Database port (overrides the URL, the secret and the cluster lookup).
+    #[arg(long, env = "MIGRATOR_DB_PORT", global = true, value_name = "PORT")]
+    pub db_port: Option<u16>,
+
+    /// Database name (overrides the URL, the secret and the cluster lookup).
+    #[arg(long, env = "MIGRATOR_DB_NAME", global = true, value_name = "NAME")]
+    pub db_name: Option<String>,
+
+    /// Database user (overrides the URL, the secret and the cluster lookup).
+    #[arg(long, env = "MIGRATOR_DB_USER", global = true, value_name = "USER")]
+    pub db_user: Option<String>,
 
     /// Migrations folder; when it does not exist, the migrations embedded at build time are used.
     #[arg(long, env = "MIGRATOR_PATH", global = true, value_name = "DIR")]
@@ -211,10 +254,32 @@ pub enum Command {
     },
 }
 
+/// Where the connection comes from, besides `--database-url`.
+#[derive(Debug, Clone, Default)]
+pub struct Connection {
+    pub db_secret: Option<String>,
+    pub rds_cluster: Option<String>,
+    pub iam_auth: bool,
+    pub tls: Option<TlsMode>,
+    pub ca_file: Option<PathBuf>,
+    pub host: Option<String>,
+    pub port: Option<u16>,
+    pub name: Option<String>,
+    pub user: Option<String>,
+}
+
+impl Connection {
+    /// Any AWS source in play: then TLS defaults to verify-full.
+    pub fn uses_aws(&self) -> bool {
+        self.db_secret.is_some() || self.rds_cluster.is_some() || self.iam_auth
+    }
+}
+
 /// Settings shared by every command, free of clap.
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub database_url: Option<String>,
+    pub connection: Connection,
     /// The migrations folder, and whether the user named it (flag or env).
     pub path: PathBuf,
     pub path_explicit: bool,
@@ -278,6 +343,17 @@ impl Cli {
         let g = self.global;
         let settings = Settings {
             database_url: g.database_url.filter(|u| !u.is_empty()),
+            connection: Connection {
+                db_secret: g.db_secret.filter(|s| !s.is_empty()),
+                rds_cluster: g.rds_cluster.filter(|s| !s.is_empty()),
+                iam_auth: g.iam_auth,
+                tls: g.tls,
+                ca_file: g.ca_file,
+                host: g.db_host,
+                port: g.db_port,
+                name: g.db_name,
+                user: g.db_user,
+            },
             path_explicit: g.path.is_some(),
             path: g.path.unwrap_or_else(|| PathBuf::from("migrations")),
             lock_timeout: Duration::from_secs(g.lock_timeout),

@@ -7,7 +7,9 @@
 //! See ARCHITECTURE.md.
 
 pub mod adopt;
+pub mod aws;
 pub mod cli;
+pub mod connect;
 pub mod db;
 pub mod error;
 pub mod history;
@@ -17,11 +19,13 @@ pub mod output;
 pub mod plan;
 pub mod redact;
 pub mod report;
+pub mod resolve;
 pub mod run;
 pub mod scaffold;
 pub mod source;
 pub mod sql;
 pub mod status;
+pub mod tls;
 
 use std::process::ExitCode;
 

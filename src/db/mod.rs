@@ -17,7 +17,8 @@ use crate::history::HistoryRow;
 use crate::interrupt::Interrupt;
 use crate::migration::{Engine, Migration, Script};
 use crate::plan::ForcePlan;
-use crate::report::{DatabaseInfo, Direction};
+pub use crate::report::DatabaseInfo;
+use crate::report::Direction;
 use crate::sql::split::Statement;
 
 /// One migration to run in one direction.
@@ -92,29 +93,84 @@ pub trait Driver {
     async fn query_text(&mut self, sql: &str) -> Result<Option<Vec<Vec<Option<String>>>>>;
 }
 
-/// A parsed `--database-url`. Holds the secret; its Debug output does not.
+/// A parsed `--database-url` with its TLS setup. Holds the secret; its Debug
+/// output does not.
 pub enum Target {
-    Postgres(tokio_postgres::Config),
+    Postgres(
+        tokio_postgres::Config,
+        tokio_postgres_rustls::MakeRustlsConnect,
+    ),
     Mysql(sqlx::mysql::MySqlConnectOptions),
 }
 
 impl std::fmt::Debug for Target {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
-            Target::Postgres(_) => "Target::Postgres(..)",
+            Target::Postgres(..) => "Target::Postgres(..)",
             Target::Mysql(_) => "Target::Mysql(..)",
         })
     }
 }
 
-/// Parses a database URL. The password (raw and decoded) is registered with
-/// `crate::redact` before anything else can print it.
+/// TLS for the connection: the mode and the CA file to verify against.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tls {
+    pub mode: crate::connect::TlsMode,
+    pub ca_file: Option<std::path::PathBuf>,
+}
+
+impl Default for Tls {
+    fn default() -> Self {
+        Tls {
+            mode: crate::connect::TlsMode::Prefer,
+            ca_file: None,
+        }
+    }
+}
+
+/// The URL without its TLS query parameters (`sslmode`, `sslrootcert`, …): those
+/// are decided once, in `Tls`, for both drivers.
+fn strip_tls_params(url: &str) -> String {
+    let Some((base, query)) = url.split_once('?') else {
+        return url.to_string();
+    };
+    let kept: Vec<&str> = query
+        .split('&')
+        .filter(|kv| {
+            let k = kv.split('=').next().unwrap_or("");
+            !matches!(
+                k,
+                "sslmode" | "ssl-mode" | "ssl_mode" | "sslrootcert" | "ssl-ca" | "ssl_ca"
+            )
+        })
+        .collect();
+    if kept.is_empty() {
+        base.to_string()
+    } else {
+        format!("{base}?{}", kept.join("&"))
+    }
+}
+
+/// Parses a database URL with default TLS (prefer, the URL's own `sslmode`).
 pub fn parse_url(url: &str) -> Result<(Target, DatabaseInfo)> {
+    let parts =
+        crate::connect::parse_url(url).map_err(|e| Error::usage(format!("--database-url: {e}")))?;
+    let tls = Tls {
+        mode: parts.tls.unwrap_or(crate::connect::TlsMode::Prefer),
+        ca_file: crate::tls::ca_file(parts.ca_file),
+    };
+    target(url, &tls)
+}
+
+/// Builds the driver target for a URL and TLS settings. The password (raw and
+/// decoded) is registered with `crate::redact` before anything else can print it.
+pub fn target(url: &str, tls: &Tls) -> Result<(Target, DatabaseInfo)> {
     crate::redact::register_url_password(url);
     let scheme = url.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
+    let url = &strip_tls_params(url);
     match scheme.as_deref() {
-        Some("postgres" | "postgresql") => postgres::parse_url(url),
-        Some("mysql" | "mariadb") => mysql::parse_url(url),
+        Some("postgres" | "postgresql") => postgres::parse_url(url, tls),
+        Some("mysql" | "mariadb") => mysql::parse_url(url, tls),
         Some(other) => Err(Error::usage(format!(
             "--database-url: unsupported scheme `{other}://`; use postgres://, postgresql://, mysql:// or mariadb://"
         ))),
@@ -140,7 +196,7 @@ pub fn backoff(attempt: u32) -> Duration {
 impl Target {
     pub fn engine(&self) -> Engine {
         match self {
-            Target::Postgres(_) => Engine::Postgres,
+            Target::Postgres(..) => Engine::Postgres,
             Target::Mysql(_) => Engine::Mysql,
         }
     }
@@ -161,8 +217,8 @@ pub async fn connect(
     interrupt: &Interrupt,
 ) -> Result<AnyDriver> {
     Ok(match target {
-        Target::Postgres(c) => {
-            AnyDriver::Postgres(postgres::connect(c, info, wait, interrupt).await?)
+        Target::Postgres(c, tls) => {
+            AnyDriver::Postgres(postgres::connect(c, tls, info, wait, interrupt).await?)
         }
         Target::Mysql(o) => AnyDriver::Mysql(mysql::connect(o, info, wait, interrupt).await?),
     })
@@ -227,6 +283,21 @@ mod tests {
         assert_eq!(backoff(0), Duration::from_millis(250));
         assert_eq!(backoff(2), Duration::from_millis(1000));
         assert_eq!(backoff(30), Duration::from_secs(5));
+    }
+
+    #[test]
+    fn tls_params_are_stripped_and_others_kept() {
+        assert_eq!(
+            strip_tls_params(
+                "postgres://h/d?sslmode=verify-full&application_name=x&sslrootcert=/c"
+            ),
+            "postgres://h/d?application_name=x"
+        );
+        assert_eq!(
+            strip_tls_params("mysql://h/d?ssl-mode=required"),
+            "mysql://h/d"
+        );
+        assert_eq!(strip_tls_params("mysql://h/d"), "mysql://h/d");
     }
 
     #[test]

@@ -13,7 +13,9 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use sqlx::mysql::{MySqlConnectOptions, MySqlConnection, MySqlDatabaseError};
+use sqlx::mysql::{MySqlConnectOptions, MySqlConnection, MySqlDatabaseError, MySqlSslMode};
+
+use crate::connect::TlsMode;
 use sqlx::{AssertSqlSafe, ConnectOptions, Connection, Row};
 
 use super::{Driver, Exec, ExecError, Target, WaitPolicy, backoff};
@@ -48,7 +50,7 @@ const ER_QUERY_INTERRUPTED: u16 = 1317;
 const ER_TOO_MANY_CONNECTIONS: u16 = 1040;
 const ER_SERVER_SHUTDOWN: u16 = 1053;
 
-pub fn parse_url(url: &str) -> Result<(Target, DatabaseInfo)> {
+pub fn parse_url(url: &str, tls: &super::Tls) -> Result<(Target, DatabaseInfo)> {
     let url = match url.split_once("://") {
         Some((scheme, rest)) if scheme.eq_ignore_ascii_case("mariadb") => format!("mysql://{rest}"),
         _ => url.to_string(),
@@ -63,7 +65,28 @@ pub fn parse_url(url: &str) -> Result<(Target, DatabaseInfo)> {
         // time zone instead of sqlx's defaults (which turn `||` into CONCAT).
         .pipes_as_concat(false)
         .no_engine_substitution(false)
-        .timezone(None);
+        .timezone(None)
+        .ssl_mode(match tls.mode {
+            TlsMode::Disable => MySqlSslMode::Disabled,
+            TlsMode::Prefer => MySqlSslMode::Preferred,
+            TlsMode::Require => MySqlSslMode::Required,
+            TlsMode::VerifyCa => MySqlSslMode::VerifyCa,
+            TlsMode::VerifyFull => MySqlSslMode::VerifyIdentity,
+        });
+    let options = match &tls.ca_file {
+        Some(ca) => {
+            crate::tls::load_roots(ca)?;
+            options.ssl_ca(ca)
+        }
+        None if tls.mode.verifies() => {
+            return Err(Error::usage(format!(
+                "--tls verify-ca/verify-full needs a CA to verify against: pass --ca-file PEM \
+                 (the Amazon RDS bundle is looked for at {})",
+                crate::tls::RDS_CA_BUNDLE
+            )));
+        }
+        None => options,
+    };
     let Some(name) = options.get_database().map(str::to_string) else {
         return Err(Error::usage(
             "--database-url names no database; add it to the path: mysql://user:password@host:3306/dbname",
@@ -569,9 +592,13 @@ mod tests {
 
     #[test]
     fn mariadb_scheme_and_missing_database() {
-        let (_, info) = parse_url("mariadb://root@localhost:3307/app").unwrap();
+        let (_, info) = parse_url(
+            "mariadb://root@localhost:3307/app",
+            &super::super::Tls::default(),
+        )
+        .unwrap();
         assert_eq!((info.host.as_str(), info.port), ("localhost", 3307));
-        let err = parse_url("mysql://root@localhost").unwrap_err();
+        let err = parse_url("mysql://root@localhost", &super::super::Tls::default()).unwrap_err();
         assert!(err.to_string().contains("names no database"), "{err}");
     }
 }

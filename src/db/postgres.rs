@@ -13,9 +13,13 @@ use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use tokio_postgres::config::Host;
+use tokio_postgres::config::SslMode;
 use tokio_postgres::error::{ErrorPosition, SqlState};
 use tokio_postgres::types::Type;
-use tokio_postgres::{Client, Config, NoTls, SimpleQueryMessage};
+use tokio_postgres::{Client, Config, SimpleQueryMessage};
+use tokio_postgres_rustls::MakeRustlsConnect;
+
+use crate::connect::TlsMode;
 
 use super::{Driver, Exec, ExecError, Target, WaitPolicy, backoff};
 use crate::adopt::Adopted;
@@ -47,7 +51,7 @@ const SELECT_HISTORY: &str = "SELECT version, name, checksum, status, \
     to_char(applied_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), \
     execution_ms, failed_statement, error FROM migrator_history ORDER BY version";
 
-pub fn parse_url(url: &str) -> Result<(Target, DatabaseInfo)> {
+pub fn parse_url(url: &str, tls: &super::Tls) -> Result<(Target, DatabaseInfo)> {
     let mut config = Config::from_str(url).map_err(|e| {
         Error::usage(format!(
             "--database-url is not a valid PostgreSQL URL ({e}); expected postgres://user:password@host:5432/dbname"
@@ -59,6 +63,13 @@ pub fn parse_url(url: &str) -> Result<(Target, DatabaseInfo)> {
     if config.get_connect_timeout().is_none() {
         config.connect_timeout(Duration::from_secs(10));
     }
+    config.ssl_mode(match tls.mode {
+        TlsMode::Disable => SslMode::Disable,
+        TlsMode::Prefer => SslMode::Prefer,
+        _ => SslMode::Require,
+    });
+    let connector =
+        MakeRustlsConnect::new(crate::tls::client_config(tls.mode, tls.ca_file.as_deref())?);
     let host = match config.get_hosts().first() {
         Some(Host::Tcp(h)) => h.clone(),
         Some(Host::Unix(p)) => p.display().to_string(),
@@ -76,7 +87,7 @@ pub fn parse_url(url: &str) -> Result<(Target, DatabaseInfo)> {
         port,
         name,
     };
-    Ok((Target::Postgres(config), info))
+    Ok((Target::Postgres(config, connector), info))
 }
 
 pub struct Postgres {
@@ -117,6 +128,7 @@ fn describe(e: &tokio_postgres::Error) -> String {
 
 pub async fn connect(
     config: &Config,
+    tls: &MakeRustlsConnect,
     info: DatabaseInfo,
     wait: Option<WaitPolicy>,
     interrupt: &Interrupt,
@@ -124,7 +136,7 @@ pub async fn connect(
     let started = Instant::now();
     let mut attempt = 0u32;
     loop {
-        match config.connect(NoTls).await {
+        match config.connect(tls.clone()).await {
             Ok((client, connection)) => {
                 tokio::spawn(async move {
                     if let Err(e) = connection.await {
@@ -132,10 +144,12 @@ pub async fn connect(
                     }
                 });
                 let token = client.cancel_token();
+                let cancel_tls = tls.clone();
                 interrupt.set_canceller(Arc::new(move || {
                     let token = token.clone();
+                    let tls = cancel_tls.clone();
                     Box::pin(async move {
-                        if let Err(e) = token.cancel_query(NoTls).await {
+                        if let Err(e) = token.cancel_query(tls).await {
                             tracing::warn!(error = %e, "could not cancel the running statement");
                         }
                     })

@@ -1,0 +1,300 @@
+//! The AWS edge: Secrets Manager, RDS cluster lookup and IAM auth tokens.
+//!
+//! One small trait ([`Aws`]) with the SDK behind it. Credentials and region come
+//! from the standard chain (env, profile, ECS task role, IMDS); `AWS_ENDPOINT_URL`
+//! is honoured (that is how tests reach moto). Calls are bounded by timeouts and
+//! retried by the SDK's own retry policy. AWS endpoints are trusted through roots
+//! compiled into the binary. Nothing here logs a secret value or a token.
+
+use std::time::Duration;
+
+use aws_config::BehaviorVersion;
+use aws_config::timeout::TimeoutConfig;
+use aws_smithy_http_client::tls::{self, TlsContext, TrustStore, rustls_provider::CryptoMode};
+use aws_smithy_types::error::display::DisplayErrorContext;
+use aws_types::SdkConfig;
+
+use crate::error::{Error, Result};
+
+/// What DescribeDBClusters (and the writer's DescribeDBInstances) tell us.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClusterInfo {
+    pub id: String,
+    pub status: String,
+    pub endpoint: Option<String>,
+    pub port: Option<u16>,
+    pub engine: Option<String>,
+    pub database_name: Option<String>,
+    pub master_username: Option<String>,
+    /// The writer instance and its status, once there is one.
+    pub writer: Option<(String, String)>,
+}
+
+impl ClusterInfo {
+    /// Cluster and writer both `available`.
+    pub fn ready(&self) -> bool {
+        self.status == "available" && self.writer.as_ref().is_some_and(|(_, s)| s == "available")
+    }
+
+    /// `available, writer w-1 available` — how the wait loop logs it.
+    pub fn describe(&self) -> String {
+        match &self.writer {
+            Some((id, status)) => format!("{}, writer {id} {status}", self.status),
+            None => format!("{}, no writer instance yet", self.status),
+        }
+    }
+}
+
+#[allow(async_fn_in_trait)]
+pub trait Aws {
+    /// The secret's string value.
+    async fn secret_string(&self, id: &str) -> Result<String>;
+    async fn cluster(&self, id: &str) -> Result<ClusterInfo>;
+    /// A short-lived IAM database auth token for `user` at `host:port`.
+    async fn iam_token(&self, host: &str, port: u16, user: &str) -> Result<String>;
+}
+
+/// The AWS SDK, configured from the environment.
+pub struct Sdk {
+    pub config: SdkConfig,
+}
+
+impl Sdk {
+    pub async fn load() -> Self {
+        let trust = TrustStore::empty()
+            .with_native_roots(false)
+            .with_pem_certificate(crate::tls::compiled_in_roots_pem());
+        let http = aws_smithy_http_client::Builder::new()
+            .tls_provider(tls::Provider::Rustls(CryptoMode::AwsLc))
+            .tls_context(
+                TlsContext::builder()
+                    .with_trust_store(trust)
+                    .build()
+                    .expect("compiled-in roots form a trust store"),
+            )
+            .build_https();
+        let config = aws_config::defaults(BehaviorVersion::latest())
+            .http_client(http)
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(Duration::from_secs(5))
+                    .operation_attempt_timeout(Duration::from_secs(15))
+                    .operation_timeout(Duration::from_secs(45))
+                    .build(),
+            )
+            .load()
+            .await;
+        Sdk { config }
+    }
+}
+
+/// Maps an SDK error: the service's answer (not found, access denied) is a
+/// configuration problem (exit 2); not reaching AWS at all is exit 3.
+fn sdk_error<E, R>(what: &str, e: aws_sdk_rds::error::SdkError<E, R>) -> Error
+where
+    E: std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    use aws_sdk_rds::error::SdkError;
+    let detail = DisplayErrorContext(&e).to_string();
+    match e {
+        SdkError::ServiceError(_) => Error::usage(format!("{what}: {detail}")),
+        _ => Error::Unreachable {
+            target: "AWS".to_string(),
+            message: format!("{what}: {detail}"),
+        },
+    }
+}
+
+impl Aws for Sdk {
+    async fn secret_string(&self, id: &str) -> Result<String> {
+        let client = aws_sdk_secretsmanager::Client::new(&self.config);
+        let out = client
+            .get_secret_value()
+            .secret_id(id)
+            .send()
+            .await
+            .map_err(|e| sdk_error(&format!("reading secret `{id}` from Secrets Manager"), e))?;
+        match (out.secret_string(), out.secret_binary()) {
+            (Some(s), _) => Ok(s.to_string()),
+            (None, Some(b)) => String::from_utf8(b.as_ref().to_vec())
+                .map_err(|_| Error::usage(format!("secret `{id}` is binary and not UTF-8 text"))),
+            (None, None) => Err(Error::usage(format!("secret `{id}` has no value"))),
+        }
+    }
+
+    async fn cluster(&self, id: &str) -> Result<ClusterInfo> {
+        let client = aws_sdk_rds::Client::new(&self.config);
+        let what = format!("describing RDS cluster `{id}`");
+        let out = client
+            .describe_db_clusters()
+            .db_cluster_identifier(id)
+            .send()
+            .await
+            .map_err(|e| sdk_error(&what, e))?;
+        let c = out
+            .db_clusters()
+            .first()
+            .ok_or_else(|| Error::usage(format!("RDS cluster `{id}` not found")))?;
+        let writer_id = c
+            .db_cluster_members()
+            .iter()
+            .find(|m| m.is_cluster_writer() == Some(true))
+            .and_then(|m| m.db_instance_identifier())
+            .map(str::to_string);
+        let writer = match writer_id {
+            Some(w) => {
+                let out = client
+                    .describe_db_instances()
+                    .db_instance_identifier(&w)
+                    .send()
+                    .await
+                    .map_err(|e| sdk_error(&format!("describing writer instance `{w}`"), e))?;
+                let status = out
+                    .db_instances()
+                    .first()
+                    .and_then(|i| i.db_instance_status())
+                    .unwrap_or("unknown")
+                    .to_string();
+                Some((w, status))
+            }
+            None => None,
+        };
+        Ok(ClusterInfo {
+            id: id.to_string(),
+            status: c.status().unwrap_or("unknown").to_string(),
+            endpoint: c.endpoint().map(str::to_string),
+            port: c.port().and_then(|p| u16::try_from(p).ok()),
+            engine: c.engine().map(str::to_string),
+            database_name: c.database_name().map(str::to_string),
+            master_username: c.master_username().map(str::to_string),
+            writer,
+        })
+    }
+
+    async fn iam_token(&self, host: &str, port: u16, user: &str) -> Result<String> {
+        iam_token(&self.config, host, port, user).await
+    }
+}
+
+/// Makes an IAM auth token with the SDK's generator (clock and credentials come
+/// from `config`, so tests can fix them).
+pub async fn iam_token(config: &SdkConfig, host: &str, port: u16, user: &str) -> Result<String> {
+    use aws_sdk_rds::auth_token::{AuthTokenGenerator, Config};
+    let region = config.region().cloned().ok_or_else(|| {
+        Error::usage("--iam-auth needs an AWS region: set AWS_REGION (or a profile with one)")
+    })?;
+    let generator = AuthTokenGenerator::new(
+        Config::builder()
+            .hostname(host)
+            .port(u64::from(port))
+            .username(user)
+            .region(region)
+            .build()
+            .map_err(|e| Error::usage(format!("--iam-auth: {e}")))?,
+    );
+    let token = generator
+        .auth_token(config)
+        .await
+        .map_err(|e| Error::usage(format!("--iam-auth: cannot make a token: {e}")))?;
+    let token = token.as_str().to_string();
+    crate::redact::register(&token);
+    Ok(token)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_credential_types::Credentials;
+    use aws_credential_types::provider::SharedCredentialsProvider;
+    use aws_smithy_async::time::{SharedTimeSource, StaticTimeSource};
+    use aws_types::region::Region;
+    use std::time::UNIX_EPOCH;
+
+    fn fixed() -> SdkConfig {
+        SdkConfig::builder()
+            .region(Region::new("eu-west-1"))
+            .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
+                "AKIDEXAMPLE",
+                "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
+                None,
+                None,
+                "test",
+            )))
+            .time_source(SharedTimeSource::new(StaticTimeSource::new(
+                UNIX_EPOCH + Duration::from_secs(1_795_307_045),
+            )))
+            .behavior_version(BehaviorVersion::latest())
+            .build()
+    }
+
+    #[tokio::test]
+    async fn iam_tokens_are_stable_url_safe_and_short_lived() {
+        let config = fixed();
+        let a = iam_token(
+            &config,
+            "db.cluster.eu-west-1.rds.amazonaws.com",
+            5432,
+            "app",
+        )
+        .await
+        .unwrap();
+        let b = iam_token(
+            &config,
+            "db.cluster.eu-west-1.rds.amazonaws.com",
+            5432,
+            "app",
+        )
+        .await
+        .unwrap();
+        assert_eq!(a, b, "same clock and credentials, same token");
+        assert!(
+            a.starts_with("db.cluster.eu-west-1.rds.amazonaws.com:5432/?"),
+            "{a}"
+        );
+        assert!(a.contains("Action=connect"), "{a}");
+        assert!(a.contains("DBUser=app"), "{a}");
+        assert!(a.contains("X-Amz-Date=20261122T002405Z"), "{a}");
+        assert!(
+            a.contains(
+                "X-Amz-Credential=AKIDEXAMPLE%2F20261122%2Feu-west-1%2Frds-db%2Faws4_request"
+            ),
+            "{a}"
+        );
+        let expires: u64 = a
+            .split('&')
+            .find_map(|kv| kv.strip_prefix("X-Amz-Expires="))
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(expires <= 900, "expires in {expires} s");
+        assert!(
+            a.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-._~:/?&=%".contains(c)),
+            "URL-safe: {a}"
+        );
+        let other_user = iam_token(
+            &config,
+            "db.cluster.eu-west-1.rds.amazonaws.com",
+            5432,
+            "other",
+        )
+        .await
+        .unwrap();
+        assert_ne!(a, other_user);
+    }
+
+    #[test]
+    fn readiness_needs_cluster_and_writer_available() {
+        let mut c = ClusterInfo {
+            status: "available".into(),
+            ..ClusterInfo::default()
+        };
+        assert!(!c.ready());
+        c.writer = Some(("w".into(), "creating".into()));
+        assert!(!c.ready());
+        c.writer = Some(("w".into(), "available".into()));
+        assert!(c.ready());
+        assert_eq!(c.describe(), "available, writer w available");
+    }
+}

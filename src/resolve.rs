@@ -1,0 +1,172 @@
+//! Turning settings into a connection target: the URL alone, or the URL and
+//! flags layered over a Secrets Manager secret over an RDS cluster lookup, with
+//! IAM auth and TLS decided once. IO (AWS calls, the cluster wait); the merging
+//! itself is `crate::connect`.
+
+use std::time::{Duration, Instant};
+
+use crate::aws::{Aws, ClusterInfo};
+use crate::cli::Settings;
+use crate::connect::{self, Parts, TlsMode};
+use crate::db::{self, DatabaseInfo, Target, Tls};
+use crate::error::{Error, Result};
+use crate::interrupt::Interrupt;
+
+/// The target, and how much of `--wait` is left for connecting.
+pub async fn target(
+    settings: &Settings,
+    interrupt: &Interrupt,
+) -> Result<(Target, DatabaseInfo, Option<Duration>)> {
+    let started = Instant::now();
+    let c = &settings.connection;
+    let url_parts = match settings.database_url.as_deref() {
+        Some(url) => {
+            crate::redact::register_url_password(url);
+            Some(
+                connect::parse_url(url)
+                    .map_err(|e| Error::usage(format!("--database-url: {e}")))?,
+            )
+        }
+        None => None,
+    };
+    let flags = Parts {
+        host: c.host.clone(),
+        port: c.port,
+        dbname: c.name.clone(),
+        user: c.user.clone(),
+        ..Parts::default()
+    };
+    let plain = !c.uses_aws();
+    if plain && flags == Parts::default() {
+        let url = settings.database_url.as_deref().ok_or_else(|| {
+            Error::usage("no database: pass --database-url or set DATABASE_URL (or --db-secret / --rds-cluster)")
+        })?;
+        let parts = url_parts.expect("parsed above");
+        let tls = tls(
+            c.tls.or(parts.tls),
+            c.ca_file.clone().or(parts.ca_file),
+            TlsMode::Prefer,
+        );
+        let (t, info) = db::target(url, &tls)?;
+        return Ok((t, info, settings.wait));
+    }
+    let aws = if plain {
+        None
+    } else {
+        Some(crate::aws::Sdk::load().await)
+    };
+    let mut sources = Vec::new();
+    let secret = match (&c.db_secret, &aws) {
+        (Some(id), Some(aws)) => {
+            sources.push(format!("secret `{id}`"));
+            let text = aws.secret_string(id).await?;
+            crate::redact::register(&text);
+            let (parts, values) = connect::parse_secret(&text)
+                .map_err(|e| Error::usage(format!("secret `{id}`: {e}")))?;
+            for v in values {
+                crate::redact::register(&v);
+            }
+            parts
+        }
+        _ => Parts::default(),
+    };
+    let cluster = match (&c.rds_cluster, &aws) {
+        (Some(id), Some(aws)) => {
+            sources.push(format!("cluster `{id}`"));
+            let info = wait_for_cluster(aws, id, settings.wait, interrupt).await?;
+            Parts {
+                engine: info.engine.as_deref().and_then(connect::engine_of),
+                host: info.endpoint,
+                port: info.port,
+                dbname: info.database_name,
+                user: info.master_username,
+                ..Parts::default()
+            }
+        }
+        _ => Parts::default(),
+    };
+    if settings.database_url.is_some() {
+        sources.insert(0, "--database-url".into());
+    }
+    let merged = flags
+        .over(url_parts.unwrap_or_default())
+        .over(secret.over(cluster));
+    let tls = tls(
+        c.tls.or(merged.tls),
+        c.ca_file.clone().or(merged.ca_file.clone()),
+        TlsMode::VerifyFull,
+    );
+    if c.iam_auth && tls.mode == TlsMode::Disable {
+        return Err(Error::usage(
+            "--iam-auth sends a token as the password: it needs TLS; drop --tls disable",
+        ));
+    }
+    let mut resolved = connect::complete(merged, !c.iam_auth, &sources.join(", "))?;
+    if c.iam_auth {
+        let aws = aws.as_ref().expect("aws loaded for --iam-auth");
+        resolved.password = Some(
+            aws.iam_token(&resolved.host, resolved.port, &resolved.user)
+                .await?,
+        );
+        tracing::info!(user = %resolved.user, "using an IAM auth token");
+    }
+    let (t, info) = db::target(&resolved.url(), &tls)?;
+    let left = settings.wait.map(|w| w.saturating_sub(started.elapsed()));
+    Ok((t, info, left))
+}
+
+fn tls(mode: Option<TlsMode>, ca: Option<std::path::PathBuf>, default: TlsMode) -> Tls {
+    Tls {
+        mode: mode.unwrap_or(default),
+        ca_file: crate::tls::ca_file(ca),
+    }
+}
+
+/// Describes the cluster; with `--wait`, polls until it and its writer are
+/// available (logging each status seen), or the wait runs out (exit 3).
+async fn wait_for_cluster(
+    aws: &impl Aws,
+    id: &str,
+    wait: Option<Duration>,
+    interrupt: &Interrupt,
+) -> Result<ClusterInfo> {
+    let deadline = wait.map(|w| Instant::now() + w);
+    let mut last = String::new();
+    let mut attempt = 0;
+    loop {
+        let info = aws.cluster(id).await?;
+        let seen = info.describe();
+        if seen != last {
+            tracing::info!(cluster = id, status = %seen, "RDS cluster status");
+            last = seen;
+        }
+        if info.ready() {
+            return Ok(info);
+        }
+        let Some(deadline) = deadline else {
+            tracing::warn!(cluster = id, status = %last, "cluster not available; trying anyway (pass --wait SECS to wait for it)");
+            return Ok(info);
+        };
+        let now = Instant::now();
+        if now >= deadline {
+            return Err(Error::Unreachable {
+                target: format!("RDS cluster `{id}`"),
+                message: format!(
+                    "still {last} after waiting {}s",
+                    wait.unwrap_or_default().as_secs()
+                ),
+            });
+        }
+        let pause = Duration::from_secs(2)
+            .min(Duration::from_millis(500 << attempt.min(2)))
+            .min(deadline - now);
+        attempt += 1;
+        tokio::select! {
+            _ = tokio::time::sleep(pause) => {}
+            _ = interrupt.wait() => return Err(Error::Interrupted {
+                signal: interrupt.signal().unwrap_or(crate::error::Signal::Sigterm),
+                detail: Some(format!("while waiting for cluster `{id}`")),
+            }),
+        }
+    }
+}
