@@ -2,8 +2,9 @@
 //! built to run as a container entrypoint in deploy pipelines.
 //!
 //! The core (`migration`, `source::parse`, `sql::split`, `plan`, `status`,
-//! `report`, `scaffold`) does no IO. IO sits at the edges: `source` (files),
-//! `db` (one driver per engine), `run` (sequencing), `output` (printing).
+//! `report`, `scaffold`, `notify::message`) does no IO. IO sits at the edges:
+//! `source` (files), `db` (one driver per engine), `notify` (Slack and the ECS
+//! task metadata), `run` (sequencing), `output` (printing).
 //! See ARCHITECTURE.md.
 
 pub mod cli;
@@ -12,6 +13,7 @@ pub mod error;
 pub mod history;
 pub mod interrupt;
 pub mod migration;
+pub mod notify;
 pub mod output;
 pub mod plan;
 pub mod redact;
