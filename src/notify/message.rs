@@ -426,23 +426,26 @@ fn list(heading: &str, steps: &[StepReport], times: bool) -> String {
 
 /// The planned migrations that never ran.
 fn not_run(report: &RunReport) -> Option<String> {
-    if report.not_run.is_empty() {
+    // The report counts the failed migration as not run (nothing of it stayed,
+    // or it is dirty); the failure section already names it.
+    let failed = report.failure.as_ref().map(|f| f.version);
+    let rest: Vec<&StepReport> = report
+        .not_run
+        .iter()
+        .filter(|s| Some(s.version) != failed)
+        .collect();
+    if rest.is_empty() {
         return None;
     }
-    let mut names: Vec<String> = report
-        .not_run
+    let mut names: Vec<String> = rest
         .iter()
         .take(5)
         .map(|s| code(&label(s.version, &s.name), 200))
         .collect();
-    if report.not_run.len() > 5 {
-        names.push(format!("and {} more", report.not_run.len() - 5));
+    if rest.len() > 5 {
+        names.push(format!("and {} more", rest.len() - 5));
     }
-    Some(format!(
-        "*Not run* ({}): {}",
-        report.not_run.len(),
-        names.join(", ")
-    ))
+    Some(format!("*Not run* ({}): {}", rest.len(), names.join(", ")))
 }
 
 /// Where and why the migration failed, the statement, and the state it left.
@@ -645,7 +648,7 @@ mod tests {
         r.version_before = Some(1);
         r.applied = vec![step(2, "ok", 15)];
         r.version_after = Some(2);
-        r.not_run = vec![step(4, "after", 0)];
+        r.not_run = vec![step(3, "bad", 0), step(4, "after", 0)];
         let f = Failure {
             version: 3,
             name: "bad".into(),
@@ -733,7 +736,7 @@ mod tests {
         );
         assert!(all.contains("Applied before the failure"), "{all}");
         assert!(all.contains("2_ok"), "{all}");
-        assert!(all.contains("4_after"), "{all}");
+        assert!(all.contains("*Not run* (1): `4_after`"), "{all}");
         let text = v["text"].as_str().unwrap();
         assert!(text.contains("3_bad.up.sql:4:8 [42P01] relation"), "{text}");
         assert!(text.starts_with("❌ [prod] migrator up failed: "), "{text}");
