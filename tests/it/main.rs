@@ -6,5 +6,7 @@
 //! Every test makes its own uniquely named database and drops it.
 
 mod common;
+mod fake_http;
 mod formats;
+mod notify;
 mod runner;
