@@ -375,6 +375,43 @@ mod tests {
     }
 
     #[test]
+    fn flags_become_settings() {
+        use clap::Parser;
+        let parse = |args: &[&str]| {
+            let mut full = vec!["migrator"];
+            full.extend_from_slice(args);
+            crate::cli::Cli::try_parse_from(full).map(|c| c.into_parts().0.notify)
+        };
+        let s = parse(&["up"]).unwrap();
+        assert!(s.webhook.is_none() && !s.required && s.when == When::Always);
+        assert_eq!((s.timeout.as_secs(), s.budget.as_secs()), (5, 20));
+        let s = parse(&[
+            "up",
+            "--slack-webhook",
+            " https://hooks.example.test/x ",
+            "--notify",
+            "change",
+            "--notify-required",
+            "--notify-timeout",
+            "2",
+            "--notify-budget",
+            "9",
+        ])
+        .unwrap();
+        assert_eq!(s.webhook.unwrap().expose(), "https://hooks.example.test/x");
+        assert!(s.required && s.when == When::Change);
+        assert_eq!((s.timeout.as_secs(), s.budget.as_secs()), (2, 9));
+        assert!(
+            parse(&["up", "--slack-webhook", ""])
+                .unwrap()
+                .webhook
+                .is_none()
+        );
+        assert!(parse(&["up", "--notify-timeout", "0"]).is_err());
+        assert!(parse(&["up", "--notify", "sometimes"]).is_err());
+    }
+
+    #[test]
     fn payload_strings_are_scrubbed() {
         crate::redact::register("Payl0ad-Secret-77");
         let v = scrubbed(serde_json::json!({"a": ["x Payl0ad-Secret-77 y"], "b": 1}));
