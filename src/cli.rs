@@ -11,6 +11,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::connect::TlsMode;
 use crate::migration::Version;
+use crate::notify::{NotifySettings, Webhook, When};
 use crate::plan::{Checks, DownTarget};
 
 const EXAMPLES: &str = "\
@@ -184,6 +185,90 @@ pub struct Global {
     /// Allow (and apply) pending migrations older than the current version.
     #[arg(long, env = "MIGRATOR_ALLOW_OUT_OF_ORDER", global = true)]
     pub allow_out_of_order: bool,
+
+    #[command(flatten)]
+    pub notify: NotifyArgs,
+}
+
+/// When `up`, `down` and `force` post their result to Slack.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum NotifyWhen {
+    /// Every run.
+    Always,
+    /// Runs that did not succeed (failed, refused, interrupted, error).
+    Failure,
+    /// Runs that changed the schema or did not succeed; quiet on "nothing to do" and dry runs.
+    Change,
+}
+
+/// Slack notification of `up`, `down` and `force`.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Notification")]
+pub struct NotifyArgs {
+    /// Slack incoming-webhook URL to post the result to (a secret: never printed).
+    #[arg(
+        long,
+        env = "SLACK_WEBHOOK_URL",
+        global = true,
+        hide_env_values = true,
+        value_name = "URL"
+    )]
+    pub slack_webhook: Option<String>,
+
+    /// Which runs are posted.
+    #[arg(
+        long,
+        env = "MIGRATOR_NOTIFY",
+        global = true,
+        value_enum,
+        default_value_t = NotifyWhen::Always
+    )]
+    pub notify: NotifyWhen,
+
+    /// Exit 6 when the run succeeded but Slack could not be told (a failed run keeps its own code).
+    #[arg(long, env = "MIGRATOR_NOTIFY_REQUIRED", global = true)]
+    pub notify_required: bool,
+
+    /// Seconds one attempt to post to Slack may take.
+    #[arg(
+        long,
+        env = "MIGRATOR_NOTIFY_TIMEOUT",
+        global = true,
+        default_value_t = 5,
+        value_parser = clap::value_parser!(u64).range(1..),
+        value_name = "SECS"
+    )]
+    pub notify_timeout: u64,
+
+    /// Seconds all attempts together may take; then the notification is given up.
+    #[arg(
+        long,
+        env = "MIGRATOR_NOTIFY_BUDGET",
+        global = true,
+        default_value_t = 20,
+        value_parser = clap::value_parser!(u64).range(1..),
+        value_name = "SECS"
+    )]
+    pub notify_budget: u64,
+}
+
+impl NotifyArgs {
+    fn into_settings(self) -> NotifySettings {
+        NotifySettings {
+            webhook: self
+                .slack_webhook
+                .filter(|u| !u.trim().is_empty())
+                .map(Webhook::new),
+            when: match self.notify {
+                NotifyWhen::Always => When::Always,
+                NotifyWhen::Failure => When::Failure,
+                NotifyWhen::Change => When::Change,
+            },
+            required: self.notify_required,
+            timeout: Duration::from_secs(self.notify_timeout),
+            budget: Duration::from_secs(self.notify_budget),
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -292,6 +377,7 @@ pub struct Settings {
     pub env_label: Option<String>,
     pub protected_envs: Vec<String>,
     pub confirm_env: Option<String>,
+    pub notify: NotifySettings,
 }
 
 /// What to do, free of clap.
@@ -373,6 +459,7 @@ impl Cli {
                 .filter(|e| !e.is_empty())
                 .collect(),
             confirm_env: g.confirm_env,
+            notify: g.notify.into_settings(),
         };
         let action = match self.command {
             Command::Up {

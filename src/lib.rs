@@ -2,8 +2,9 @@
 //! built to run as a container entrypoint in deploy pipelines.
 //!
 //! The core (`migration`, `source::parse`, `sql::split`, `plan`, `status`,
-//! `report`, `scaffold`) does no IO. IO sits at the edges: `source` (files),
-//! `db` (one driver per engine), `run` (sequencing), `output` (printing).
+//! `report`, `scaffold`, `notify::message`) does no IO. IO sits at the edges:
+//! `source` (files), `db` (one driver per engine), `notify` (Slack and the ECS
+//! task metadata), `run` (sequencing), `output` (printing).
 //! See ARCHITECTURE.md.
 
 pub mod adopt;
@@ -15,6 +16,7 @@ pub mod error;
 pub mod history;
 pub mod interrupt;
 pub mod migration;
+pub mod notify;
 pub mod output;
 pub mod plan;
 pub mod redact;
@@ -48,6 +50,9 @@ pub fn main() -> ExitCode {
     };
     if let Some(url) = &cli.global.database_url {
         redact::register_url_password(url);
+    }
+    if let Some(url) = &cli.global.notify.slack_webhook {
+        redact::register_webhook(url);
     }
     output::init_logging(cli.global.log_format);
     let (settings, action) = cli.into_parts();

@@ -36,6 +36,33 @@ pub fn register_url_password(url: &str) {
     }
 }
 
+/// Registers a webhook URL whole, its path (which is the credential of a Slack
+/// webhook), and its last path segment (the token), so that no part that grants
+/// posting can be printed even when a library shows only a piece of the URL.
+pub fn register_webhook(url: &str) {
+    let url = url.trim();
+    register(url);
+    let Some((_, rest)) = url.split_once("://") else {
+        return;
+    };
+    if let Some(slash) = rest.find('/') {
+        let path = &rest[slash..];
+        register(path);
+        let last = path
+            .split(['?', '#'])
+            .next()
+            .unwrap_or_default()
+            .trim_end_matches('/')
+            .rsplit('/')
+            .next()
+            .unwrap_or_default();
+        // Short segments are words ("hooks"), not tokens.
+        if last.chars().count() >= 8 {
+            register(last);
+        }
+    }
+}
+
 /// The password part of a URL, as written.
 pub fn url_password(url: &str) -> Option<String> {
     let rest = url.split_once("://")?.1;
@@ -90,6 +117,18 @@ mod tests {
         assert_eq!(scrub("x p%40ss-word-1 y"), "x *** y");
         assert_eq!(scrub("x p@ss-word-1 y"), "x *** y");
         assert_eq!(scrub("nothing here"), "nothing here");
+    }
+
+    #[test]
+    fn webhook_url_path_and_token_are_masked() {
+        register_webhook("https://hooks.example.test/services/T01/B02/Tok3n-AbCdEf-987");
+        assert_eq!(
+            scrub("posting to https://hooks.example.test/services/T01/B02/Tok3n-AbCdEf-987"),
+            "posting to ***"
+        );
+        assert_eq!(scrub("path /services/T01/B02/Tok3n-AbCdEf-987"), "path ***");
+        assert_eq!(scrub("token Tok3n-AbCdEf-987."), "token ***.");
+        assert_eq!(scrub("services hooks"), "services hooks");
     }
 
     #[test]

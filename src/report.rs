@@ -70,6 +70,71 @@ pub struct StepReport {
     pub execution_ms: u64,
 }
 
+/// Where the run happened, as far as the environment tells: CodeBuild and the
+/// ECS task. Every field is optional; an empty context is the norm on a laptop.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Context {
+    /// `CODEBUILD_BUILD_ID`.
+    pub build_id: Option<String>,
+    /// `CODEBUILD_BUILD_URL`: the build's console page.
+    pub build_url: Option<String>,
+    /// `CODEBUILD_RESOLVED_SOURCE_VERSION`: the commit being deployed.
+    pub commit: Option<String>,
+    /// The ECS task ARN, from the task metadata endpoint.
+    pub task_arn: Option<String>,
+    /// The CloudWatch log group and stream of this container (awslogs driver).
+    pub log_group: Option<String>,
+    pub log_stream: Option<String>,
+    /// A console link to the log stream.
+    pub log_url: Option<String>,
+}
+
+impl Context {
+    pub fn is_empty(&self) -> bool {
+        *self == Context::default()
+    }
+}
+
+/// What became of the Slack notification.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NotificationStatus {
+    /// Not tried yet: the report file is written once before the notification
+    /// is tried and rewritten after.
+    Pending,
+    Sent,
+    /// Not configured, or not wanted for this outcome (`--notify`).
+    Skipped,
+    Failed,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Notification {
+    pub status: NotificationStatus,
+    /// Why it was skipped, or why it failed (Slack's status and answer).
+    pub detail: Option<String>,
+    /// HTTP requests made.
+    pub attempts: u32,
+}
+
+impl Notification {
+    pub fn pending() -> Self {
+        Notification {
+            status: NotificationStatus::Pending,
+            detail: None,
+            attempts: 0,
+        }
+    }
+
+    pub fn skipped(why: impl Into<String>) -> Self {
+        Notification {
+            status: NotificationStatus::Skipped,
+            detail: Some(why.into()),
+            attempts: 0,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct RunReport {
     pub schema: u32,
@@ -93,6 +158,8 @@ pub struct RunReport {
     /// The error message for any other error (connection, lock, configuration).
     pub error: Option<String>,
     pub duration_ms: u64,
+    pub context: Context,
+    pub notification: Notification,
 }
 
 impl RunReport {
@@ -115,6 +182,8 @@ impl RunReport {
             adopted: None,
             error: None,
             duration_ms: 0,
+            context: Context::default(),
+            notification: Notification::pending(),
         }
     }
 

@@ -32,38 +32,59 @@ pub async fn run(settings: &Settings, action: Action, interrupt: &Interrupt) -> 
         | Action::Down { .. }
         | Action::Force { .. }
         | Action::Baseline { .. } => {
+            // Read while the run goes on; it waits on nothing the run needs.
+            let context = tokio::spawn(crate::notify::context_from_env());
             let mut report = RunReport::new(action.name());
             report.environment = settings.env_label.clone();
             let started = Instant::now();
             let result = change(settings, &action, interrupt, &mut report).await;
             report.duration_ms = started.elapsed().as_millis() as u64;
             report.finish(&result);
-            emit_report(settings, &report, result.is_ok())?;
+            report.context = context.await.unwrap_or_default();
+            // The report is written (and the summary shown) before Slack is tried,
+            // so a webhook that hangs never loses it; the file is rewritten, and
+            // the JSON printed, once the notification's fate is known.
+            write_report(settings, &report)?;
+            let (ok, text) = (result.is_ok(), settings.output == OutputFormat::Text);
+            if text {
+                print_report(settings, &report, ok);
+            }
+            let result = crate::notify::notify(&settings.notify, &mut report, result).await;
+            write_report(settings, &report)?;
+            if !text {
+                print_report(settings, &report, ok);
+            }
             result
         }
     }
 }
 
-/// Prints the report (text summary or JSON) and writes `--report FILE`.
-fn emit_report(settings: &Settings, report: &RunReport, ok: bool) -> Result<()> {
-    let json = || serde_json::to_string_pretty(report).expect("report serializes");
-    if let Some(path) = &settings.report {
-        let text = crate::redact::scrub(&json()).into_owned();
-        std::fs::write(path, text + "\n").map_err(|e| {
-            Error::usage(format!(
-                "cannot write the report to {}: {e}",
-                path.display()
-            ))
-        })?;
-    }
+/// Writes `--report FILE`.
+fn write_report(settings: &Settings, report: &RunReport) -> Result<()> {
+    let Some(path) = &settings.report else {
+        return Ok(());
+    };
+    let json = serde_json::to_string_pretty(report).expect("report serializes");
+    let text = crate::redact::scrub(&json).into_owned();
+    std::fs::write(path, text + "\n").map_err(|e| {
+        Error::usage(format!(
+            "cannot write the report to {}: {e}",
+            path.display()
+        ))
+    })
+}
+
+/// Prints the report on stdout: the text summary or the JSON.
+fn print_report(settings: &Settings, report: &RunReport, ok: bool) {
     match settings.output {
-        OutputFormat::Json => crate::output::stdout(&json()),
+        OutputFormat::Json => {
+            crate::output::stdout(&serde_json::to_string_pretty(report).expect("report serializes"))
+        }
         OutputFormat::Text if ok || !report.applied.is_empty() => {
             crate::output::stdout(report.summary().trim_end())
         }
         OutputFormat::Text => {}
     }
-    Ok(())
 }
 
 /// Reads the migration files: the folder when it exists, else the embedded set.
@@ -209,6 +230,7 @@ async fn change(
     interrupt: &Interrupt,
     report: &mut RunReport,
 ) -> Result<()> {
+    crate::notify::check(&settings.notify)?;
     guard_protected(settings, action)?;
     if let Action::Up {
         single_transaction: true,

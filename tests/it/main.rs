@@ -6,7 +6,9 @@
 //! Every test makes its own uniquely named database and drops it.
 
 mod common;
+mod fake_http;
 mod formats;
+mod notify;
 mod runner;
 mod safety;
 mod signals;
