@@ -497,12 +497,37 @@ engines!(protected_environments_need_the_name_typed_again, |e| {
     let db = TestDb::new(e);
     let dir = three();
     Cmd::on(&db, &dir, &["up", "--env", "prod"]).run().code(0);
-    Cmd::on(&db, &dir, &["down", "--yes", "--env", "prod"]).run().code(2).has("--confirm-env prod");
-    Cmd::on(&db, &dir, &["down", "--yes", "--env", "prod", "--confirm-env", "dev"]).run().code(2).has("does not match");
-    Cmd::on(&db, &dir, &["force", "1", "--yes"]).env("MIGRATOR_ENV", "production").run().code(2);
-    assert_eq!(db.history(), ["1:applied", "2:applied", "10:applied"], "nothing changed");
-    Cmd::on(&db, &dir, &["down", "--yes", "--env", "staging-1"]).run().code(0);
-    Cmd::on(&db, &dir, &["down", "--yes", "--env", "prod", "--confirm-env", "prod"]).run().code(0);
+    Cmd::on(&db, &dir, &["down", "--yes", "--env", "prod"])
+        .run()
+        .code(2)
+        .has("--confirm-env prod");
+    Cmd::on(
+        &db,
+        &dir,
+        &["down", "--yes", "--env", "prod", "--confirm-env", "dev"],
+    )
+    .run()
+    .code(2)
+    .has("does not match");
+    Cmd::on(&db, &dir, &["force", "1", "--yes"])
+        .env("MIGRATOR_ENV", "production")
+        .run()
+        .code(2);
+    assert_eq!(
+        db.history(),
+        ["1:applied", "2:applied", "10:applied"],
+        "nothing changed"
+    );
+    Cmd::on(&db, &dir, &["down", "--yes", "--env", "staging-1"])
+        .run()
+        .code(0);
+    Cmd::on(
+        &db,
+        &dir,
+        &["down", "--yes", "--env", "prod", "--confirm-env", "prod"],
+    )
+    .run()
+    .code(0);
     Cmd::on(&db, &dir, &["down", "--yes", "--env", "nightly"])
         .env("MIGRATOR_PROTECTED_ENVS", "nightly")
         .run()
