@@ -21,6 +21,7 @@ pub mod scaffold;
 pub mod source;
 pub mod sql;
 pub mod status;
+pub mod tls;
 
 use std::process::ExitCode;
 
