@@ -8,6 +8,7 @@
 //! (not root) it skips with a message, unless `MIGRATOR_TEST_REQUIRE_CHROOT` is set.
 
 mod common;
+mod dockerfile;
 mod formats;
 mod runner;
 mod static_binary;
