@@ -143,6 +143,25 @@ fn ldd_finds_no_dynamic_dependency() {
     assert!(!text.contains("=>"), "ldd lists libraries:\n{text}");
 }
 
+#[test]
+fn no_openssl_in_the_dependency_graph() {
+    // The image has no libssl and no CA store: TLS must be rustls, with roots
+    // compiled in or read from a named file (tls::RDS_CA_BUNDLE, --ca-file).
+    let lock = fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.lock"))
+        .expect("Cargo.lock is committed");
+    let forbidden = ["openssl", "openssl-sys", "native-tls"];
+    let found: Vec<&str> = lock
+        .lines()
+        .filter_map(|l| l.strip_prefix("name = "))
+        .map(|n| n.trim_matches('"'))
+        .filter(|n| forbidden.contains(n))
+        .collect();
+    assert!(
+        found.is_empty(),
+        "Cargo.lock pulls in {found:?}: the binary must use rustls, not OpenSSL"
+    );
+}
+
 /// An empty root for `chroot`: the binary as `/migrator`, the migrations as
 /// `/migrations`, and `/etc` holding only what the caller puts there.
 struct Jail {
