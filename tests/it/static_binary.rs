@@ -30,8 +30,8 @@ struct Linkage {
     needed: usize,
 }
 
-/// Reads the program headers (and the dynamic section, when there is one) of an
-/// x86-64 / little-endian ELF64 file.
+/// Reads the program headers (and the dynamic section, when there is one) of
+/// a little-endian ELF64 file.
 fn linkage(bytes: &[u8]) -> Result<Linkage, String> {
     let u16_at = |at: usize| -> Result<u64, String> {
         bytes
