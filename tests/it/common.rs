@@ -88,6 +88,23 @@ impl TestDb {
         }
     }
 
+    /// The host the server was configured with (`MIGRATOR_TEST_PG` or
+    /// `MIGRATOR_TEST_MYSQL`).
+    pub fn host(&self) -> String {
+        match self.engine {
+            Engine::Pg => parts(&pg_base()).0,
+            Engine::My => parts(&my_base()).0,
+        }
+    }
+
+    /// [`Self::url`] with the host replaced, e.g. by a name to resolve.
+    pub fn url_with_host(&self, host: &str) -> String {
+        let url = self.url();
+        let (head, rest) = url.split_once('@').expect("the URL has credentials");
+        let (_, port_and_path) = rest.split_once(':').expect("the URL has a port");
+        format!("{head}@{host}:{port_and_path}")
+    }
+
     fn client(&self, database: Option<&str>, sql: &str) -> Output {
         let mut cmd = match self.engine {
             Engine::Pg => {
@@ -303,6 +320,12 @@ impl Cmd {
         }
         cmd.args(args);
         cmd.stdin(Stdio::null());
+        Cmd { cmd }
+    }
+
+    /// Any command line (e.g. the binary run through `chroot`), with the same
+    /// output checks as the binary's own.
+    pub fn wrap(cmd: Command) -> Self {
         Cmd { cmd }
     }
 

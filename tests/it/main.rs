@@ -4,11 +4,15 @@
 //! `postgres://postgres@127.0.0.1:5432`) and `MIGRATOR_TEST_MYSQL` (default
 //! `mysql://root@127.0.0.1:3306`); `scripts/test` starts them when they are down.
 //! Every test makes its own uniquely named database and drops it.
+//! `static_binary` runs the binary in an empty chroot; where chroot is refused
+//! (not root) it skips with a message, unless `MIGRATOR_TEST_REQUIRE_CHROOT` is set.
 
 mod common;
+mod dockerfile;
 mod fake_http;
 mod formats;
 mod notify;
 mod runner;
 mod safety;
 mod signals;
+mod static_binary;
