@@ -149,19 +149,16 @@ async fn load_and_connect(
 }
 
 async fn connect(settings: &Settings, interrupt: &Interrupt) -> Result<AnyDriver> {
-    let url = settings
-        .database_url
-        .as_deref()
-        .ok_or_else(|| Error::usage("no database: pass --database-url or set DATABASE_URL"))?;
-    let (target, info) = db::parse_url(url)?;
-    let wait = settings.wait.map(|total| WaitPolicy { total });
+    let (target, info, wait) = crate::resolve::target(settings, interrupt).await?;
+    let wait = wait.map(|total| WaitPolicy { total });
     tracing::debug!(database = %info, "connecting");
     db::connect(&target, info, wait, interrupt).await
 }
 
+/// The engine, when the URL alone says (before any AWS call).
 fn engine_of(settings: &Settings) -> Option<Engine> {
     let url = settings.database_url.as_deref()?;
-    db::parse_url(url).ok().map(|(t, _)| t.engine())
+    crate::connect::parse_url(url).ok().and_then(|p| p.engine)
 }
 
 /// `status`, `version`, `validate`: read-only, no lock, never create anything.

@@ -150,6 +150,12 @@ impl SlackWebhook {
         })?;
         let client = reqwest::Client::builder()
             .user_agent(concat!("migrator/", env!("CARGO_PKG_VERSION")))
+            // Roots compiled into the binary: the image has no system CA store.
+            .tls_certs_only(
+                webpki_root_certs::TLS_SERVER_ROOT_CERTS
+                    .iter()
+                    .filter_map(|c| reqwest::Certificate::from_der(c).ok()),
+            )
             // A webhook does not redirect; following one could send the payload elsewhere.
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(timeout)

@@ -8,9 +8,11 @@
 //! (not root) it skips with a message, unless `MIGRATOR_TEST_REQUIRE_CHROOT` is set.
 
 mod common;
+mod connect;
 mod dockerfile;
 mod fake_http;
 mod formats;
+mod moto;
 mod notify;
 mod runner;
 mod safety;
