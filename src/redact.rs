@@ -32,7 +32,7 @@ pub fn register(secret: &str) {
 pub fn register_url_password(url: &str) {
     if let Some(password) = url_password(url) {
         register(&password);
-        register(&percent_decode(&password));
+        register(&crate::connect::percent_decode(&password));
     }
 }
 
@@ -70,26 +70,6 @@ pub fn url_password(url: &str) -> Option<String> {
     let userinfo = authority.rsplit_once('@')?.0;
     let password = userinfo.split_once(':')?.1;
     (!password.is_empty()).then(|| password.to_string())
-}
-
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%'
-            && i + 2 < bytes.len()
-            && let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2]))
-        {
-            out.push(h * 16 + l);
-            i += 3;
-            continue;
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// `text` with every registered secret replaced by [`MASK`].

@@ -136,15 +136,7 @@ pub fn log_url(region: &str, group: &str, stream: &str) -> Option<String> {
 
 /// The console's fragment encoding: percent-encode, then write `%` as `$25`.
 fn console_escape(s: &str) -> String {
-    let mut out = String::new();
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("$25{b:02X}"));
-        }
-    }
-    out
+    crate::connect::percent_encode(s).replace('%', "$25")
 }
 
 #[cfg(test)]
