@@ -36,8 +36,10 @@ pub async fn context_from_env() -> Context {
 /// `GET ${URI}/task` and `GET ${URI}`, at once.
 async fn ecs_metadata(uri: &str) -> (Option<Value>, Option<Value>) {
     let client = match reqwest::Client::builder()
-        // The endpoint is link-local: never through a proxy.
+        // The endpoint is link-local: never through a proxy, never over TLS (so no
+        // trust store is needed, and none is looked for in the image).
         .no_proxy()
+        .tls_certs_only(std::iter::empty())
         .timeout(METADATA_TIMEOUT)
         .build()
     {
