@@ -204,6 +204,36 @@ pub async fn connect(
     }
 }
 
+/// A string as a hex literal (`X'6162'`): safe to inline whatever the text and
+/// whatever the server's `sql_mode` (no quoting or backslash rules apply).
+fn hex_literal(s: &str) -> String {
+    if s.is_empty() {
+        return "''".to_string();
+    }
+    let mut out = String::with_capacity(s.len() * 2 + 3);
+    out.push_str("X'");
+    for b in s.bytes() {
+        out.push_str(&format!("{b:02X}"));
+    }
+    out.push('\'');
+    out
+}
+
+/// Statements that never commit implicitly (so they can share a transaction
+/// with the history row). Anything else may: DDL, GRANT, LOCK TABLES, `SET
+/// autocommit`, CALL (a procedure may commit), …
+fn is_dml(sql: &str) -> bool {
+    let first = sql
+        .split(|c: char| c.is_whitespace() || c == '(')
+        .next()
+        .unwrap_or("")
+        .to_ascii_uppercase();
+    matches!(
+        first.as_str(),
+        "INSERT" | "UPDATE" | "DELETE" | "REPLACE" | "SELECT" | "WITH" | "DO" | "VALUES"
+    )
+}
+
 /// Where in `stmt` MySQL's "... near '<text>' at line N" points: the byte offset
 /// into the statement, when the message says.
 fn near_offset(stmt: &str, message: &str) -> Option<usize> {
@@ -404,25 +434,33 @@ impl Driver for Mysql {
     ) -> std::result::Result<u64, ExecError> {
         let m = exec.migration;
         let plain = |e: sqlx::Error| exec_error(&e, None);
-        if m.transactional {
-            self.run("START TRANSACTION").await.map_err(plain)?;
-        }
-        let mark = match exec.direction {
-            Direction::Up => sqlx::query(
-                "INSERT INTO migrator_history (version, name, checksum, status, applied_at) \
-                 VALUES (?, ?, ?, 'running', UTC_TIMESTAMP(6))",
-            )
-            .bind(m.version)
-            .bind(&m.name)
-            .bind(&m.checksum),
-            Direction::Down => {
-                sqlx::query("UPDATE migrator_history SET status = 'reverting' WHERE version = ?")
-                    .bind(m.version)
-            }
+        let begin = if m.transactional {
+            "START TRANSACTION; "
+        } else {
+            ""
         };
-        mark.execute(&mut self.conn).await.map_err(plain)?;
+        // One round trip: open the transaction and write the in-progress row.
+        let mark = match exec.direction {
+            Direction::Up => format!(
+                "{begin}INSERT INTO migrator_history (version, name, checksum, status, applied_at) \
+                 VALUES ({}, {}, {}, 'running', UTC_TIMESTAMP(6))",
+                m.version,
+                hex_literal(&m.name),
+                hex_literal(&m.checksum)
+            ),
+            Direction::Down => format!(
+                "{begin}UPDATE migrator_history SET status = 'reverting' WHERE version = {}",
+                m.version
+            ),
+        };
+        self.run(&mark).await.map_err(plain)?;
+        // Whether a transaction is open: a statement that may commit implicitly
+        // (DDL and the like) ends it; the next DML opens a new one, so trailing
+        // DML and the final history update share one commit.
+        let mut in_tx = m.transactional;
         let started = Instant::now();
         for (i, stmt) in exec.statements.iter().enumerate() {
+            let dml = is_dml(stmt.sql);
             let result = if interrupt.signal().is_some() {
                 Err(ExecError {
                     statement: Some(i),
@@ -437,10 +475,20 @@ impl Driver for Mysql {
                     ..ExecError::default()
                 })
             } else {
-                self.run(stmt.sql)
-                    .await
-                    .map_err(|e| exec_error(&e, Some((i, stmt))))
+                let reopen = if m.transactional && dml && !in_tx {
+                    self.run("START TRANSACTION").await
+                } else {
+                    Ok(())
+                };
+                match reopen {
+                    Ok(()) => self
+                        .run(stmt.sql)
+                        .await
+                        .map_err(|e| exec_error(&e, Some((i, stmt)))),
+                    Err(e) => Err(exec_error(&e, Some((i, stmt)))),
+                }
             };
+            in_tx = m.transactional && dml;
             if let Err(mut err) = result {
                 if !err.connection_lost {
                     self.after_failure(exec, stmt, &mut err).await;
@@ -452,20 +500,22 @@ impl Driver for Mysql {
         }
         let ms = started.elapsed().as_millis() as u64;
         let done = match exec.direction {
-            Direction::Up => sqlx::query(
-                "UPDATE migrator_history SET status = 'applied', execution_ms = ?, \
-                 applied_at = UTC_TIMESTAMP(6) WHERE version = ?",
-            )
-            .bind(ms as i64)
-            .bind(m.version),
+            Direction::Up => format!(
+                "UPDATE migrator_history SET status = 'applied', execution_ms = {ms}, \
+                 applied_at = UTC_TIMESTAMP(6) WHERE version = {}",
+                m.version
+            ),
             Direction::Down => {
-                sqlx::query("DELETE FROM migrator_history WHERE version = ?").bind(m.version)
+                format!("DELETE FROM migrator_history WHERE version = {}", m.version)
             }
         };
-        done.execute(&mut self.conn).await.map_err(plain)?;
-        if m.transactional {
-            self.run("COMMIT").await.map_err(plain)?;
-        }
+        // One round trip: the history update and the commit it shares.
+        let done = if in_tx {
+            format!("{done}; COMMIT")
+        } else {
+            done
+        };
+        self.run(&done).await.map_err(plain)?;
         Ok(ms)
     }
 
@@ -588,6 +638,17 @@ mod tests {
             near_offset("SELECT (", "... near '' at line 1"),
             Some("SELECT (".len())
         );
+    }
+
+    #[test]
+    fn hex_literals_and_dml_classification() {
+        assert_eq!(hex_literal("a'b"), "X'612762'");
+        assert_eq!(hex_literal(""), "''");
+        assert!(is_dml("INSERT INTO t VALUES (1)"));
+        assert!(is_dml("with x as (select 1) select * from x"));
+        assert!(!is_dml("CREATE TABLE t (id INT)"));
+        assert!(!is_dml("SET autocommit = 1"));
+        assert!(!is_dml("CALL p()"));
     }
 
     #[test]
