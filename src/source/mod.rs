@@ -34,19 +34,17 @@ pub fn read_dir(dir: &Path) -> Result<Vec<Entry>, SourceError> {
             hint: "check that the folder exists and is readable".to_string(),
         })
     })?;
-    let mut entries = Vec::new();
+    let mut files = Vec::new();
     let mut problems = Vec::new();
     for (name, path, file_type) in list(top, "", &mut problems) {
         match kind(&path, file_type) {
-            Ok(Kind::File) => read_file(&name, &path, &mut entries, &mut problems),
+            Ok(Kind::File) => files.push((name, path)),
             Ok(Kind::Dir) => match fs::read_dir(&path) {
                 Ok(sub) => {
                     let prefix = format!("{name}/");
                     for (sub_name, sub_path, sub_type) in list(sub, &prefix, &mut problems) {
                         match kind(&sub_path, sub_type) {
-                            Ok(Kind::File) => {
-                                read_file(&sub_name, &sub_path, &mut entries, &mut problems);
-                            }
+                            Ok(Kind::File) => files.push((sub_name, sub_path)),
                             Ok(_) => {}
                             Err(err) => problems.push(read_problem(&sub_name, &err)),
                         }
@@ -58,12 +56,47 @@ pub fn read_dir(dir: &Path) -> Result<Vec<Entry>, SourceError> {
             Err(err) => problems.push(read_problem(&name, &err)),
         }
     }
+    let mut entries = Vec::with_capacity(files.len());
+    for result in read_all(&files) {
+        match result {
+            Ok(entry) => entries.push(entry),
+            Err(problem) => problems.push(problem),
+        }
+    }
     if !problems.is_empty() {
         problems.sort();
         return Err(SourceError { problems });
     }
     entries.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(entries)
+}
+
+/// Reads the files on every core: a folder of thousands of small files is
+/// dominated by the kernel's open/read/close, and those run in parallel.
+fn read_all(files: &[(String, PathBuf)]) -> Vec<Result<Entry, Problem>> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(8);
+    let read_part = |part: &[(String, PathBuf)]| {
+        let mut scratch = Vec::new();
+        part.iter()
+            .map(|(name, path)| read_file(name, path, &mut scratch))
+            .collect::<Vec<_>>()
+    };
+    if threads < 2 || files.len() < 256 {
+        return read_part(files);
+    }
+    let chunk = files.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = files
+            .chunks(chunk)
+            .map(|part| scope.spawn(move || read_part(part)))
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().expect("file reader thread"))
+            .collect()
+    })
 }
 
 /// The migrations embedded at build time (empty when none were).
@@ -138,14 +171,43 @@ fn kind(path: &Path, listed: Option<fs::FileType>) -> std::io::Result<Kind> {
     }
 }
 
-fn read_file(name: &str, path: &Path, entries: &mut Vec<Entry>, problems: &mut Vec<Problem>) {
-    match fs::read(path) {
-        Ok(contents) => entries.push(Entry {
+fn read_file(name: &str, path: &Path, scratch: &mut Vec<u8>) -> Result<Entry, Problem> {
+    read_small(path, scratch)
+        .map(|contents| Entry {
             path: name.to_string(),
             contents,
-        }),
-        Err(err) => problems.push(read_problem(name, &err)),
+        })
+        .map_err(|err| read_problem(name, &err))
+}
+
+/// Reads a whole file through `scratch` (kept between calls), in one `read` for
+/// the usual small migration: a short read of a regular file is its end, so no
+/// `stat` for the size and no second `read` to see end-of-file. The result is
+/// allocated at its exact size.
+fn read_small(path: &Path, scratch: &mut Vec<u8>) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    const FIRST: usize = 64 * 1024;
+    if scratch.len() < FIRST {
+        scratch.resize(FIRST, 0);
     }
+    let mut file = fs::File::open(path)?;
+    let mut filled = 0;
+    loop {
+        match file.read(&mut scratch[filled..]) {
+            Ok(0) => break,
+            Ok(n) => {
+                filled += n;
+                if filled < scratch.len() {
+                    break;
+                }
+                let grown = scratch.len() * 2;
+                scratch.resize(grown, 0);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(scratch[..filled].to_vec())
 }
 
 /// `name/`, or `.` for the migrations folder itself.
@@ -201,6 +263,23 @@ mod tests {
         fn drop(&mut self) {
             let _ = fs::remove_dir_all(&self.0);
         }
+    }
+
+    #[test]
+    fn read_dir_reads_large_files_whole_and_many_files_in_parallel() {
+        let dir = TempDir::new("large");
+        let big: Vec<u8> = (0..200_000u32).map(|i| b'a' + (i % 26) as u8).collect();
+        dir.write("1_big.up.sql", &big);
+        for v in 2..400 {
+            dir.write(&format!("{v}_m.up.sql"), format!("SELECT {v};").as_bytes());
+        }
+        let entries = read_dir(&dir.0).expect("read_dir");
+        assert_eq!(entries.len(), 399);
+        let first = entries.iter().find(|e| e.path == "1_big.up.sql").unwrap();
+        assert_eq!(first.contents, big);
+        let e = entries.iter().find(|e| e.path == "399_m.up.sql").unwrap();
+        assert_eq!(e.contents, b"SELECT 399;");
+        assert!(e.contents.capacity() < 1024, "exact-size allocations");
     }
 
     #[test]
