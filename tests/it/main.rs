@@ -10,6 +10,7 @@
 //! moto is not installed it skips with a message, unless `MIGRATOR_TEST_REQUIRE_MOTO`
 //! is set.
 
+mod buildspec;
 mod common;
 mod dockerfile;
 mod ecs;
