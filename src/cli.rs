@@ -366,12 +366,25 @@ pub enum EcsLaunchType {
     Ec2,
 }
 
-/// The words of `--command`, split like a shell would.
+/// The words of `--command`, split like a shell would; none for a blank value
+/// (an unset pipeline variable), which means "not given".
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CommandWords(pub Vec<String>);
 
 fn command_words(text: &str) -> Result<CommandWords, String> {
+    if text.trim().is_empty() {
+        return Ok(CommandWords(Vec::new()));
+    }
     spec::split_command(text).map(CommandWords)
+}
+
+/// One `--container-env` value; `None` for a blank one (a trailing newline in
+/// `MIGRATOR_ECS_CONTAINER_ENV`, an unset pipeline variable).
+fn env_entry(text: &str) -> Result<Option<(String, String)>, String> {
+    if text.trim().is_empty() {
+        return Ok(None);
+    }
+    spec::parse_env_pair(text).map(Some)
 }
 
 #[derive(Debug, Args)]
@@ -406,10 +419,10 @@ pub struct EcsRunArgs {
         long,
         env = "MIGRATOR_ECS_CONTAINER_ENV",
         value_name = "NAME=VALUE",
-        value_parser = spec::parse_env_pair,
+        value_parser = env_entry,
         value_delimiter = '\n'
     )]
-    pub container_env: Vec<(String, String)>,
+    pub container_env: Vec<Option<(String, String)>>,
 
     /// Launch type (default: the cluster's default capacity provider strategy).
     #[arg(
@@ -478,8 +491,8 @@ impl EcsRunArgs {
             cluster: self.cluster,
             task_definition: self.task_definition,
             container: self.container.filter(|c| !c.is_empty()),
-            command: self.command.map(|c| c.0),
-            environment: self.container_env,
+            command: self.command.map(|c| c.0).filter(|words| !words.is_empty()),
+            environment: self.container_env.into_iter().flatten().collect(),
             launch_type: self.launch_type.map(|l| match l {
                 EcsLaunchType::Fargate => spec::LaunchType::Fargate,
                 EcsLaunchType::Ec2 => spec::LaunchType::Ec2,
@@ -783,6 +796,35 @@ mod tests {
         };
         assert!(fails(&["--timeout", "0"]));
         assert!(fails(&["--command", "'open"]));
+        let Action::EcsRun(blank) = parse(&[
+            "ecs",
+            "run",
+            "--cluster",
+            "c",
+            "--task-definition",
+            "t",
+            "--command",
+            " ",
+            "--container",
+            "",
+            "--container-env",
+            "A=1\n\nB=2\n",
+            "--subnets",
+            "",
+        ]) else {
+            panic!("not ecs run")
+        };
+        assert_eq!(
+            (blank.command, blank.container, blank.network),
+            (None, None, None)
+        );
+        assert_eq!(
+            blank.environment,
+            [
+                ("A".to_string(), "1".to_string()),
+                ("B".to_string(), "2".to_string())
+            ]
+        );
         assert!(fails(&["--container-env", "NOVALUE"]));
         assert!(fails(&["--launch-type", "EXTERNAL"]));
         assert!(Cli::try_parse_from(["migrator", "ecs", "run", "--cluster", "c"]).is_err());
