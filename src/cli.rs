@@ -10,6 +10,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::connect::TlsMode;
+use crate::ecs::spec::{self, RunSpec};
 use crate::migration::Version;
 use crate::notify::{NotifySettings, Webhook, When};
 use crate::plan::{Checks, DownTarget};
@@ -25,11 +26,16 @@ Examples:
   migrator force 20261101000000 --yes           declare a version after a manual fix
   migrator baseline 20261101000000 --yes        adopt a database that already has the schema
   migrator new add_users                        scaffold an up/down pair
+  migrator ecs run --cluster deploy --task-definition shop-migrate
+                                                run the migration task on ECS from CI, follow
+                                                it, exit with its migration container's code
 
 Connection: --database-url or DATABASE_URL, e.g. postgres://user:pass@host:5432/db
 or mysql://user:pass@host:3306/db. Exit codes: 0 ok, 1 migration failed, 2 usage,
 3 unreachable, 4 lock timeout, 5 refused (database disagrees with files),
-6 notification failed (--notify-required), 130/143 interrupted.";
+6 notification failed (--notify-required), 130/143 interrupted; `ecs run`: the
+migration container's own code, 10 no task started, 11 task failed to start,
+12 timeout (task stopped).";
 
 #[derive(Debug, Parser)]
 #[command(
@@ -337,6 +343,165 @@ pub enum Command {
         /// Lowercase letters, digits and underscores.
         name: String,
     },
+    /// Amazon ECS, from CI: run the migration task and wait for it.
+    Ecs {
+        #[command(subcommand)]
+        command: EcsCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EcsCommand {
+    /// Start the migration task, print its status changes and its log lines, and
+    /// exit with its migration container's exit code. Needs no database URL and no
+    /// migrations folder.
+    Run(EcsRunArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum EcsLaunchType {
+    #[value(name = "FARGATE")]
+    Fargate,
+    #[value(name = "EC2")]
+    Ec2,
+}
+
+/// The words of `--command`, split like a shell would; none for a blank value
+/// (an unset pipeline variable), which means "not given".
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommandWords(pub Vec<String>);
+
+fn command_words(text: &str) -> Result<CommandWords, String> {
+    if text.trim().is_empty() {
+        return Ok(CommandWords(Vec::new()));
+    }
+    spec::split_command(text).map(CommandWords)
+}
+
+/// One `--container-env` value; `None` for a blank one (a trailing newline in
+/// `MIGRATOR_ECS_CONTAINER_ENV`, an unset pipeline variable).
+fn env_entry(text: &str) -> Result<Option<(String, String)>, String> {
+    if text.trim().is_empty() {
+        return Ok(None);
+    }
+    spec::parse_env_pair(text).map(Some)
+}
+
+#[derive(Debug, Args)]
+#[command(next_help_heading = "ECS task")]
+pub struct EcsRunArgs {
+    /// Cluster to run the task on (name or ARN).
+    #[arg(long, env = "MIGRATOR_ECS_CLUSTER", value_name = "CLUSTER")]
+    pub cluster: String,
+
+    /// Task definition: family (its latest ACTIVE revision), family:revision, or ARN.
+    #[arg(long, env = "MIGRATOR_ECS_TASK_DEFINITION", value_name = "TD")]
+    pub task_definition: String,
+
+    /// The migration container, whose exit code becomes ours (default: the task
+    /// definition's only essential container).
+    #[arg(long, env = "MIGRATOR_ECS_CONTAINER", value_name = "NAME")]
+    pub container: Option<String>,
+
+    /// Replaces the migration container's command (after its entryPoint), e.g.
+    /// "migrator up --to 20261101000000"; split into words like a shell, nothing expanded.
+    #[arg(
+        long,
+        env = "MIGRATOR_ECS_COMMAND",
+        value_name = "COMMAND",
+        value_parser = command_words
+    )]
+    pub command: Option<CommandWords>,
+
+    /// NAME=VALUE added to the migration container's environment; repeat the flag
+    /// (the variable: one per line).
+    #[arg(
+        long,
+        env = "MIGRATOR_ECS_CONTAINER_ENV",
+        value_name = "NAME=VALUE",
+        value_parser = env_entry,
+        value_delimiter = '\n'
+    )]
+    pub container_env: Vec<Option<(String, String)>>,
+
+    /// Launch type (default: the cluster's default capacity provider strategy).
+    #[arg(
+        long,
+        env = "MIGRATOR_ECS_LAUNCH_TYPE",
+        value_enum,
+        ignore_case = true,
+        value_name = "TYPE"
+    )]
+    pub launch_type: Option<EcsLaunchType>,
+
+    /// Subnets for awsvpc networking, comma-separated (needed by Fargate).
+    #[arg(
+        long,
+        env = "MIGRATOR_ECS_SUBNETS",
+        value_delimiter = ',',
+        value_name = "IDS"
+    )]
+    pub subnets: Vec<String>,
+
+    /// Security groups for awsvpc networking, comma-separated (with --subnets).
+    #[arg(
+        long,
+        env = "MIGRATOR_ECS_SECURITY_GROUPS",
+        value_delimiter = ',',
+        value_name = "IDS"
+    )]
+    pub security_groups: Vec<String>,
+
+    /// Give the task a public IP (with --subnets): a public subnet without a NAT gateway.
+    #[arg(long, env = "MIGRATOR_ECS_ASSIGN_PUBLIC_IP")]
+    pub assign_public_ip: bool,
+
+    /// Stop the task and exit 12 when it has not stopped after this long (90s, 45m, 2h, 1h30m).
+    #[arg(
+        long,
+        env = "MIGRATOR_ECS_TIMEOUT",
+        default_value = "60m",
+        value_parser = spec::parse_duration,
+        value_name = "DURATION"
+    )]
+    pub timeout: Duration,
+
+    /// Do not show the migration container's CloudWatch log lines.
+    #[arg(long, env = "MIGRATOR_ECS_NO_LOGS")]
+    pub no_logs: bool,
+}
+
+impl EcsRunArgs {
+    fn into_spec(self) -> RunSpec {
+        let ids = |v: Vec<String>| -> Vec<String> {
+            v.into_iter()
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect()
+        };
+        let subnets = ids(self.subnets);
+        let security_groups = ids(self.security_groups);
+        let network = (!subnets.is_empty() || !security_groups.is_empty() || self.assign_public_ip)
+            .then_some(spec::Network {
+                subnets,
+                security_groups,
+                assign_public_ip: self.assign_public_ip,
+            });
+        RunSpec {
+            cluster: self.cluster,
+            task_definition: self.task_definition,
+            container: self.container.filter(|c| !c.is_empty()),
+            command: self.command.map(|c| c.0).filter(|words| !words.is_empty()),
+            environment: self.container_env.into_iter().flatten().collect(),
+            launch_type: self.launch_type.map(|l| match l {
+                EcsLaunchType::Fargate => spec::LaunchType::Fargate,
+                EcsLaunchType::Ec2 => spec::LaunchType::Ec2,
+            }),
+            network,
+            timeout: self.timeout,
+            logs: !self.no_logs,
+        }
+    }
 }
 
 /// Where the connection comes from, besides `--database-url`.
@@ -407,6 +572,7 @@ pub enum Action {
     New {
         name: String,
     },
+    EcsRun(RunSpec),
 }
 
 impl Action {
@@ -420,6 +586,7 @@ impl Action {
             Action::Force { .. } => "force",
             Action::Baseline { .. } => "baseline",
             Action::New { .. } => "new",
+            Action::EcsRun(_) => "ecs run",
         }
     }
 }
@@ -495,6 +662,9 @@ impl Cli {
             },
             Command::Baseline { upto, yes } => Action::Baseline { version: upto, yes },
             Command::New { name } => Action::New { name },
+            Command::Ecs {
+                command: EcsCommand::Run(args),
+            } => Action::EcsRun(args.into_spec()),
         };
         (settings, action)
     }
@@ -542,5 +712,121 @@ mod tests {
             }
         ));
         assert!(Cli::try_parse_from(["migrator", "down", "2", "--all"]).is_err());
+    }
+
+    #[test]
+    fn ecs_run_flags_make_the_run_spec() {
+        let Action::EcsRun(spec) = parse(&[
+            "ecs",
+            "run",
+            "--cluster",
+            "deploy",
+            "--task-definition",
+            "shop-migrate:7",
+            "--container",
+            "migrate",
+            "--command",
+            "migrator up --to '20261101000000'",
+            "--container-env",
+            "MIGRATOR_ENV=staging-1",
+            "--container-env",
+            "MIGRATOR_WAIT=60",
+            "--launch-type",
+            "fargate",
+            "--subnets",
+            "subnet-1, subnet-2",
+            "--security-groups",
+            "sg-1",
+            "--assign-public-ip",
+            "--timeout",
+            "1h30m",
+            "--no-logs",
+        ]) else {
+            panic!("not ecs run")
+        };
+        assert_eq!(spec.cluster, "deploy");
+        assert_eq!(spec.task_definition, "shop-migrate:7");
+        assert_eq!(spec.container.as_deref(), Some("migrate"));
+        assert_eq!(
+            spec.command.unwrap(),
+            ["migrator", "up", "--to", "20261101000000"]
+        );
+        assert_eq!(
+            spec.environment,
+            [
+                ("MIGRATOR_ENV".to_string(), "staging-1".to_string()),
+                ("MIGRATOR_WAIT".to_string(), "60".to_string())
+            ]
+        );
+        assert_eq!(spec.launch_type, Some(spec::LaunchType::Fargate));
+        let network = spec.network.unwrap();
+        assert_eq!(network.subnets, ["subnet-1", "subnet-2"]);
+        assert_eq!(network.security_groups, ["sg-1"]);
+        assert!(network.assign_public_ip);
+        assert_eq!(spec.timeout, Duration::from_secs(5400));
+        assert!(!spec.logs);
+    }
+
+    #[test]
+    fn ecs_run_defaults_and_refusals() {
+        let Action::EcsRun(spec) =
+            parse(&["ecs", "run", "--cluster", "c", "--task-definition", "t"])
+        else {
+            panic!("not ecs run")
+        };
+        assert_eq!(spec.timeout, Duration::from_secs(3600));
+        assert!(spec.logs);
+        assert_eq!(
+            (spec.container, spec.command, spec.network),
+            (None, None, None)
+        );
+        assert_eq!(spec.launch_type, None);
+        let fails = |extra: &[&str]| {
+            let mut args = vec![
+                "migrator",
+                "ecs",
+                "run",
+                "--cluster",
+                "c",
+                "--task-definition",
+                "t",
+            ];
+            args.extend_from_slice(extra);
+            Cli::try_parse_from(args).is_err()
+        };
+        assert!(fails(&["--timeout", "0"]));
+        assert!(fails(&["--command", "'open"]));
+        let Action::EcsRun(blank) = parse(&[
+            "ecs",
+            "run",
+            "--cluster",
+            "c",
+            "--task-definition",
+            "t",
+            "--command",
+            " ",
+            "--container",
+            "",
+            "--container-env",
+            "A=1\n\nB=2\n",
+            "--subnets",
+            "",
+        ]) else {
+            panic!("not ecs run")
+        };
+        assert_eq!(
+            (blank.command, blank.container, blank.network),
+            (None, None, None)
+        );
+        assert_eq!(
+            blank.environment,
+            [
+                ("A".to_string(), "1".to_string()),
+                ("B".to_string(), "2".to_string())
+            ]
+        );
+        assert!(fails(&["--container-env", "NOVALUE"]));
+        assert!(fails(&["--launch-type", "EXTERNAL"]));
+        assert!(Cli::try_parse_from(["migrator", "ecs", "run", "--cluster", "c"]).is_err());
     }
 }

@@ -12,31 +12,53 @@ use crate::source::SourceError;
 /// Process exit codes. README's table is generated from the same list by hand:
 /// keep them in step.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u8)]
 pub enum ExitStatus {
     /// Success, including "nothing to do".
-    Success = 0,
+    Success,
     /// A migration failed (rolled back, or recorded as dirty).
-    MigrationFailed = 1,
+    MigrationFailed,
     /// Usage or configuration error; nothing changed.
-    Usage = 2,
+    Usage,
     /// The database could not be reached (or refused the connection).
-    Unreachable = 3,
+    Unreachable,
     /// The migration lock was not acquired within `--lock-timeout`.
-    LockTimeout = 4,
+    LockTimeout,
     /// Refused: the database disagrees with the files; nothing changed.
-    Refused = 5,
+    Refused,
     /// The run itself was fine but the required notification failed (`--notify-required`).
-    NotifyFailed = 6,
+    NotifyFailed,
+    /// `ecs run`: RunTask started no task.
+    TaskNotStarted,
+    /// `ecs run`: the task stopped without the migration container's exit code
+    /// (it failed to start, or the container never ran).
+    TaskFailed,
+    /// `ecs run`: `--timeout` was reached; the task was stopped.
+    TaskTimeout,
+    /// `ecs run`: the migration container's own non-zero exit code, passed through.
+    TaskExit(u8),
     /// Interrupted by SIGINT.
-    Interrupted = 130,
+    Interrupted,
     /// Terminated by SIGTERM.
-    Terminated = 143,
+    Terminated,
 }
 
 impl ExitStatus {
     pub fn code(self) -> u8 {
-        self as u8
+        match self {
+            ExitStatus::Success => 0,
+            ExitStatus::MigrationFailed => 1,
+            ExitStatus::Usage => 2,
+            ExitStatus::Unreachable => 3,
+            ExitStatus::LockTimeout => 4,
+            ExitStatus::Refused => 5,
+            ExitStatus::NotifyFailed => 6,
+            ExitStatus::TaskNotStarted => 10,
+            ExitStatus::TaskFailed => 11,
+            ExitStatus::TaskTimeout => 12,
+            ExitStatus::TaskExit(code) => code,
+            ExitStatus::Interrupted => 130,
+            ExitStatus::Terminated => 143,
+        }
     }
 }
 
@@ -262,6 +284,34 @@ pub enum Error {
 
     #[error("notification failed: {0}")]
     NotifyFailed(String),
+
+    /// `ecs run`: RunTask started no task. Nothing ran.
+    #[error("RunTask started no task of {task_definition} on cluster {cluster}: {reasons}")]
+    TaskNotStarted {
+        cluster: String,
+        task_definition: String,
+        reasons: String,
+    },
+
+    /// `ecs run`: the task stopped without an exit code for the migration container.
+    #[error("{0}")]
+    TaskFailed(String),
+
+    /// `ecs run`: `--timeout` was reached and the task was stopped (or asked to stop).
+    #[error("task {task} was still running after --timeout {timeout}: {stopped}")]
+    TaskTimeout {
+        task: String,
+        timeout: String,
+        stopped: String,
+    },
+
+    /// `ecs run`: the migration container exited non-zero; its code becomes ours.
+    #[error("container `{container}` of task {task} exited with code {code}")]
+    TaskExited {
+        task: String,
+        container: String,
+        code: u8,
+    },
 }
 
 impl Error {
@@ -298,6 +348,10 @@ impl Error {
                 ..
             } => ExitStatus::Terminated,
             Error::NotifyFailed(_) => ExitStatus::NotifyFailed,
+            Error::TaskNotStarted { .. } => ExitStatus::TaskNotStarted,
+            Error::TaskFailed(_) => ExitStatus::TaskFailed,
+            Error::TaskTimeout { .. } => ExitStatus::TaskTimeout,
+            Error::TaskExited { code, .. } => ExitStatus::TaskExit(*code),
         }
     }
 }
@@ -337,6 +391,27 @@ mod tests {
         };
         assert_eq!(term.exit_status().code(), 143);
         assert_eq!(Error::NotifyFailed("x".into()).exit_status().code(), 6);
+        let not_started = Error::TaskNotStarted {
+            cluster: "c".into(),
+            task_definition: "td".into(),
+            reasons: "RESOURCE:MEMORY".into(),
+        };
+        assert_eq!(not_started.exit_status().code(), 10);
+        assert_eq!(Error::TaskFailed("x".into()).exit_status().code(), 11);
+        let timeout = Error::TaskTimeout {
+            task: "t".into(),
+            timeout: "1m".into(),
+            stopped: "stopped".into(),
+        };
+        assert_eq!(timeout.exit_status().code(), 12);
+        for code in [1, 5, 143] {
+            let exited = Error::TaskExited {
+                task: "t".into(),
+                container: "migrate".into(),
+                code,
+            };
+            assert_eq!(exited.exit_status().code(), code, "passed through");
+        }
     }
 
     #[test]

@@ -4,7 +4,8 @@
 //! The core (`migration`, `source::parse`, `sql::split`, `plan`, `status`,
 //! `report`, `scaffold`, `notify::message`) does no IO. IO sits at the edges:
 //! `source` (files), `db` (one driver per engine), `notify` (Slack and the ECS
-//! task metadata), `run` (sequencing), `output` (printing).
+//! task metadata), `ecs` (`ecs run`: the migration task on ECS, from CI; its
+//! decisions are `ecs::decide`, pure), `run` (sequencing), `output` (printing).
 //! See ARCHITECTURE.md.
 
 pub mod adopt;
@@ -12,6 +13,7 @@ pub mod aws;
 pub mod cli;
 pub mod connect;
 pub mod db;
+pub mod ecs;
 pub mod error;
 pub mod history;
 pub mod interrupt;

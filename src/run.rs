@@ -25,6 +25,7 @@ use crate::status;
 pub async fn run(settings: &Settings, action: Action, interrupt: &Interrupt) -> Result<()> {
     match action {
         Action::New { name } => new_migration(settings, &name),
+        Action::EcsRun(spec) => crate::ecs::run(&spec, interrupt).await,
         Action::Status | Action::Version | Action::Validate => {
             inspect(settings, &action, interrupt).await
         }

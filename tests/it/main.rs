@@ -6,10 +6,16 @@
 //! Every test makes its own uniquely named database and drops it.
 //! `static_binary` runs the binary in an empty chroot; where chroot is refused
 //! (not root) it skips with a message, unless `MIGRATOR_TEST_REQUIRE_CHROOT` is set.
+//! `ecs` runs `migrator ecs run` against a moto server per test (`moto`); where
+//! moto is not installed it skips with a message, unless `MIGRATOR_TEST_REQUIRE_MOTO`
+//! is set.
 
+mod buildspec;
 mod common;
 mod connect;
 mod dockerfile;
+mod ecs;
+mod ecs_moto;
 mod fake_http;
 mod formats;
 mod moto;

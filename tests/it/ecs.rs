@@ -1,0 +1,366 @@
+//! `migrator ecs run` against moto (ECS and CloudWatch Logs): the real binary
+//! starts a task, follows it, shows its log lines and exits with the migration
+//! container's code.
+//!
+//! What moto cannot represent by itself, and how it is covered:
+//! - container exit codes (always 0), a task's containers beyond the first,
+//!   `stopCode` (`TaskFailedToStart`) and RunTask `failures`: `tests/it/moto_ecs.py`
+//!   adds them, steered by docker labels in the test's task definitions
+//!   (`moto.exit-code`, `moto.stop-code`, ...). The judgements themselves are
+//!   unit-tested on SDK values in `src/ecs/decide.rs`.
+//! - the PROVISIONING and PENDING states: moto's tasks start RUNNING. The status
+//!   line of every state is unit-tested.
+//! - logs that arrive after STOPPED (the final drain): not steerable in time from
+//!   here without races; the drain reads the same stream the same way.
+//! - `--subnets` (awsvpc): moto would need a VPC set up for it; the request is
+//!   unit-tested in `src/ecs/client.rs`.
+//!
+//! None of these runs needs a database or a migrations folder: `Cmd` removes
+//! `DATABASE_URL` and every `MIGRATOR_*` variable.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::common::{signal, wait};
+use crate::ecs_moto::Moto;
+
+const CLUSTER: &str = "deploy";
+const GROUP: &str = "/ecs/shop-migrate";
+
+/// A container definition; `labels` steer how moto_ecs.py stops it.
+fn container(name: &str, essential: bool, logs: bool, labels: Value) -> Value {
+    let mut c = json!({
+        "name": name,
+        "image": "registry.test/shop:1.4.0",
+        "essential": essential,
+        "memory": 128,
+        "dockerLabels": labels,
+    });
+    if logs {
+        c["logConfiguration"] = json!({
+            "logDriver": "awslogs",
+            "options": {
+                "awslogs-group": GROUP,
+                "awslogs-region": crate::ecs_moto::REGION,
+                "awslogs-stream-prefix": "migrate",
+            },
+        });
+    }
+    c
+}
+
+fn task_id(arn: &str) -> &str {
+    arn.rsplit('/').next().unwrap()
+}
+
+/// Starts moto with a cluster, or skips the test.
+macro_rules! moto {
+    () => {{
+        let Some(moto) = Moto::start() else { return };
+        moto.create_cluster(CLUSTER);
+        moto
+    }};
+}
+
+#[test]
+fn exit_zero_passes_with_the_log_lines_streamed_while_it_runs() {
+    let moto = moto!();
+    moto.register(
+        "shop-migrate",
+        json!([container("migrate", true, true, json!({}))]),
+    );
+    moto.hold_tasks_running();
+    let child = moto
+        .cmd(&[
+            "ecs",
+            "run",
+            "--cluster",
+            CLUSTER,
+            "--task-definition",
+            "shop-migrate",
+            "--launch-type",
+            "FARGATE",
+            "--command",
+            "migrator up --to 20261101000000",
+        ])
+        .env(
+            "MIGRATOR_ECS_CONTAINER_ENV",
+            "MIGRATOR_ENV=staging-1\nMIGRATOR_WAIT=60",
+        )
+        .spawn();
+    let arn = moto.wait_for_task(CLUSTER);
+    let stream = format!("migrate/migrate/{}", task_id(&arn));
+    moto.put_log_lines(
+        GROUP,
+        &stream,
+        &[
+            "applied 20261001000000_create_users (12 ms)",
+            "applied 20261101000000_add_email (3 ms)",
+        ],
+    );
+    // Two log polls' worth of running, then the task stops.
+    std::thread::sleep(Duration::from_secs(5));
+    moto.stop_tasks_now();
+    let r = wait(child);
+    r.code(0)
+        .has("applied 20261001000000_create_users (12 ms)")
+        .has("applied 20261101000000_add_email (3 ms)")
+        .has("container migrate (migration): exit code 0");
+    let line = |needle: &str| {
+        r.stdout
+            .lines()
+            .position(|l| l.contains(needle))
+            .unwrap_or_else(|| panic!("no line with {needle:?}:\n{}", r.stdout))
+    };
+    assert!(
+        line("add_email") < line(": STOPPED"),
+        "log lines are shown while the task runs, not only at the end:\n{}",
+        r.stdout
+    );
+    let running = &r.stdout.lines().nth(line(": RUNNING")).unwrap();
+    assert!(
+        running.len() > 21 && running.as_bytes()[10] == b'T' && running.as_bytes()[19] == b'Z',
+        "status lines start with a UTC timestamp: {running}"
+    );
+    assert!(running.contains(task_id(&arn)), "{running}");
+    // The overrides reached RunTask.
+    let task = moto.describe_task(CLUSTER, &arn);
+    let o = &task["overrides"]["containerOverrides"][0];
+    assert_eq!(o["name"], "migrate");
+    assert_eq!(
+        o["command"],
+        json!(["migrator", "up", "--to", "20261101000000"])
+    );
+    assert_eq!(
+        o["environment"],
+        json!([
+            {"name": "MIGRATOR_ENV", "value": "staging-1"},
+            {"name": "MIGRATOR_WAIT", "value": "60"},
+        ])
+    );
+    assert_eq!(task["startedBy"], "migrator");
+}
+
+#[test]
+fn the_migration_containers_exit_code_passes_through() {
+    let moto = moto!();
+    // No log configuration: said, and the run carries on.
+    moto.register(
+        "shop-migrate",
+        json!([container(
+            "migrate",
+            true,
+            false,
+            json!({"moto.exit-code": "5", "moto.stop-code": "EssentialContainerExited"})
+        )]),
+    );
+    moto.stop_tasks_now();
+    let r = moto
+        .cmd(&[
+            "ecs",
+            "run",
+            "--cluster",
+            CLUSTER,
+            "--task-definition",
+            "shop-migrate",
+            "--launch-type",
+            "FARGATE",
+        ])
+        .run();
+    r.code(5)
+        .has("has no log configuration")
+        .has("STOPPED (EssentialContainerExited)")
+        .has("container `migrate` of task")
+        .has("exited with code 5");
+}
+
+#[test]
+fn a_sidecar_listed_first_does_not_hide_a_failed_migration() {
+    let moto = moto!();
+    moto.register(
+        "shop-migrate",
+        json!([
+            container("log-router", true, false, json!({"moto.exit-code": "0"})),
+            container(
+                "migrate",
+                true,
+                true,
+                json!({
+                    "moto.exit-code": "1",
+                    "moto.stop-code": "EssentialContainerExited",
+                    "moto.stopped-reason": "Essential container in task exited",
+                })
+            ),
+        ]),
+    );
+    moto.stop_tasks_now();
+    let args = [
+        "ecs",
+        "run",
+        "--cluster",
+        CLUSTER,
+        "--task-definition",
+        "shop-migrate",
+        "--launch-type",
+        "fargate",
+    ];
+    // Two essential containers and no name: refused before anything starts.
+    moto.cmd(&args)
+        .run()
+        .code(2)
+        .has("several essential containers (`log-router`, `migrate`)")
+        .has("--container");
+    assert!(moto.task_arns(CLUSTER).is_empty(), "no task was started");
+
+    let r = moto
+        .cmd(&args)
+        .env("MIGRATOR_ECS_CONTAINER", "migrate")
+        .run();
+    r.code(1)
+        .has("container log-router (essential): exit code 0")
+        .has("container migrate (migration): exit code 1")
+        .has("container `migrate` of task");
+}
+
+#[test]
+fn a_task_that_failed_to_start_exits_11_with_both_reasons() {
+    let moto = moto!();
+    let reason = "CannotPullContainerError: pull image manifest has been retried 5 time(s)";
+    moto.register(
+        "shop-migrate",
+        json!([container(
+            "migrate",
+            true,
+            true,
+            json!({
+                "moto.exit-code": "none",
+                "moto.stop-code": "TaskFailedToStart",
+                "moto.stopped-reason": "Task failed to start",
+                "moto.reason": reason,
+            })
+        )]),
+    );
+    moto.stop_tasks_now();
+    let r = moto
+        .cmd(&[
+            "ecs",
+            "run",
+            "--cluster",
+            CLUSTER,
+            "--task-definition",
+            "shop-migrate",
+            "--launch-type",
+            "FARGATE",
+        ])
+        .run();
+    r.code(11)
+        .has("failed to start (stop code TaskFailedToStart): Task failed to start")
+        .has(&format!("container `migrate`: {reason}"))
+        .has("container migrate (migration): no exit code");
+}
+
+#[test]
+fn a_run_task_failure_exits_10_with_the_reason() {
+    let moto = moto!();
+    moto.add_container_instance(CLUSTER);
+    let mut big = container("migrate", true, false, json!({}));
+    big["memory"] = json!(1_000_000);
+    moto.register("shop-migrate", json!([big]));
+    let r = moto
+        .cmd(&[
+            "ecs",
+            "run",
+            "--cluster",
+            CLUSTER,
+            "--task-definition",
+            "shop-migrate",
+            "--launch-type",
+            "EC2",
+        ])
+        .run();
+    r.code(10)
+        .has("RunTask started no task")
+        .has("RESOURCE:MEMORY");
+    assert!(moto.task_arns(CLUSTER).is_empty());
+}
+
+#[test]
+fn the_timeout_stops_the_task_and_exits_12() {
+    let moto = moto!();
+    moto.register(
+        "shop-migrate",
+        json!([container("migrate", true, true, json!({}))]),
+    );
+    moto.hold_tasks_running();
+    let started = Instant::now();
+    let r = moto
+        .cmd(&[
+            "ecs",
+            "run",
+            "--cluster",
+            CLUSTER,
+            "--task-definition",
+            "shop-migrate",
+            "--launch-type",
+            "FARGATE",
+            "--timeout",
+            "3s",
+        ])
+        .run();
+    r.code(12)
+        .has("--timeout 3s")
+        .has("stopped it with StopTask");
+    assert!(
+        started.elapsed() < Duration::from_secs(40),
+        "{:?}",
+        started.elapsed()
+    );
+    let arn = &moto.task_arns(CLUSTER)[0];
+    let task = moto.describe_task(CLUSTER, arn);
+    assert_eq!(task["lastStatus"], "STOPPED", "{task}");
+    assert_eq!(task["desiredStatus"], "STOPPED", "{task}");
+    assert_eq!(
+        task["stoppedReason"], "migrator ecs run: --timeout 3s reached",
+        "{task}"
+    );
+}
+
+#[test]
+fn sigterm_while_waiting_stops_the_task_and_exits_143() {
+    let moto = moto!();
+    moto.register(
+        "shop-migrate",
+        json!([container("migrate", true, true, json!({}))]),
+    );
+    moto.hold_tasks_running();
+    let child = moto
+        .cmd(&[
+            "ecs",
+            "run",
+            "--cluster",
+            CLUSTER,
+            "--task-definition",
+            "shop-migrate",
+            "--launch-type",
+            "FARGATE",
+        ])
+        .spawn();
+    let arn = moto.wait_for_task(CLUSTER);
+    std::thread::sleep(Duration::from_millis(1500));
+    let sent = Instant::now();
+    signal(&child, "TERM");
+    let r = wait(child);
+    r.code(143).has("SIGTERM").has("stopped task");
+    assert!(
+        sent.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        sent.elapsed()
+    );
+    let task = moto.describe_task(CLUSTER, &arn);
+    assert_eq!(task["lastStatus"], "STOPPED", "{task}");
+    assert_eq!(
+        task["stoppedReason"], "migrator ecs run received SIGTERM",
+        "{task}"
+    );
+}
