@@ -90,7 +90,7 @@ impl Sdk {
 
 /// Maps an SDK error: the service's answer (not found, access denied) is a
 /// configuration problem (exit 2); not reaching AWS at all is exit 3.
-fn sdk_error<E, R>(what: &str, e: aws_sdk_rds::error::SdkError<E, R>) -> Error
+pub(crate) fn sdk_error<E, R>(what: &str, e: aws_sdk_rds::error::SdkError<E, R>) -> Error
 where
     E: std::error::Error + 'static,
     R: std::fmt::Debug,

@@ -28,6 +28,10 @@ pub enum ExitStatus {
     Refused = 5,
     /// The run itself was fine but the required notification failed (`--notify-required`).
     NotifyFailed = 6,
+    /// `rotate` refused: a cluster it would act on lacks the name prefix or our
+    /// lifecycle tag, today's clone is not in a state the step can start from, or
+    /// the source has no room for another clone. Nothing changed.
+    RotateRefused = 7,
     /// Interrupted by SIGINT.
     Interrupted = 130,
     /// Terminated by SIGTERM.
@@ -262,6 +266,11 @@ pub enum Error {
 
     #[error("notification failed: {0}")]
     NotifyFailed(String),
+
+    /// The clone rotation would not act: the safety rule, the lifecycle order or
+    /// the clone limit said no. Nothing changed.
+    #[error("refused, nothing changed: {0}")]
+    RotateRefused(String),
 }
 
 impl Error {
@@ -298,6 +307,7 @@ impl Error {
                 ..
             } => ExitStatus::Terminated,
             Error::NotifyFailed(_) => ExitStatus::NotifyFailed,
+            Error::RotateRefused(_) => ExitStatus::RotateRefused,
         }
     }
 }
@@ -337,6 +347,7 @@ mod tests {
         };
         assert_eq!(term.exit_status().code(), 143);
         assert_eq!(Error::NotifyFailed("x".into()).exit_status().code(), 6);
+        assert_eq!(Error::RotateRefused("x".into()).exit_status().code(), 7);
     }
 
     #[test]
