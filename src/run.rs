@@ -28,7 +28,7 @@ pub async fn run(settings: &Settings, action: Action, interrupt: &Interrupt) -> 
         Action::Status | Action::Version | Action::Validate => {
             inspect(settings, &action, interrupt).await
         }
-        // Boxed: the rotation's migrate step comes back here for `up`.
+        // Boxed: the rotation's future is large, and rarely needed.
         Action::Rotate { step, rotate } => {
             Box::pin(crate::rotate::run(settings, step, &rotate, interrupt)).await
         }

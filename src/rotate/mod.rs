@@ -507,7 +507,7 @@ impl<A: RotateAws> Rotation<'_, A> {
                     let how = format!("restore of snapshot `{}`", snap.id);
                     self.apply(Call::RestoreFromSnapshot {
                         id: id.clone(),
-                        snapshot: snap.arn.unwrap_or(snap.id),
+                        snapshot: snap.id,
                         engine: engine.clone(),
                         engine_version: source.engine_version.clone(),
                         placement,
