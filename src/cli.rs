@@ -353,6 +353,7 @@ pub enum Command {
 
 /// The flags of `migrator rotate`.
 #[derive(Debug, Args)]
+#[command(next_help_heading = "Rotation")]
 pub struct RotateArgs {
     /// Clones are named {prefix}YYYYMMDD; the rotation never changes a cluster whose
     /// identifier is not of that form or that lacks its lifecycle tag.

@@ -402,6 +402,11 @@ impl<A: RotateAws> Rotation<'_, A> {
         }
     }
 
+    /// "would have " in a dry run: messages say what did not happen.
+    fn would(&self) -> &'static str {
+        if self.dry() { "would have " } else { "" }
+    }
+
     fn done(&self, message: String) -> Result<Outcome> {
         Ok((
             if self.dry() {
@@ -529,7 +534,7 @@ impl<A: RotateAws> Rotation<'_, A> {
                 self.done(format!(
                     "{}created `{id}` ({how} of `{source_id}`) and its writer `{writer}`, \
                      tagged {LIFECYCLE_TAG}=created",
-                    if self.dry() { "would have " } else { "" }
+                    self.would()
                 ))
             }
         }
@@ -872,9 +877,6 @@ impl<A: RotateAws> Rotation<'_, A> {
             lines.push(format!("would run scrub file {}", f.name));
         }
         self.tag(&target, Lifecycle::Scrubbed, &[]).await?;
-        for l in &lines {
-            crate::output::stdout(l);
-        }
         self.assume(Lifecycle::Scrubbed);
         self.done(lines.join("\n"))
     }
@@ -972,14 +974,19 @@ impl<A: RotateAws> Rotation<'_, A> {
             })
             .await?;
             did.push(format!(
-                "{name} → {endpoint} (was {})",
+                "{}{name} → {endpoint} (was {})",
+                self.would(),
                 record.as_deref().unwrap_or("not there")
             ));
         }
         if plan.tag_connected {
             self.tag(c, Lifecycle::Connected, &[(plan::DNS_TAG, &name)])
                 .await?;
-            did.push(format!("tagged `{}` {LIFECYCLE_TAG}=connected", c.id));
+            did.push(format!(
+                "{}tagged `{}` {LIFECYCLE_TAG}=connected",
+                self.would(),
+                c.id
+            ));
         }
         for old in &plan.abort {
             let o = clusters
@@ -987,7 +994,10 @@ impl<A: RotateAws> Rotation<'_, A> {
                 .find(|x| &x.id == old)
                 .expect("planned from the list");
             self.tag(o, Lifecycle::Aborted, &[]).await?;
-            did.push(format!("tagged `{old}` {LIFECYCLE_TAG}=aborted"));
+            did.push(format!(
+                "{}tagged `{old}` {LIFECYCLE_TAG}=aborted",
+                self.would()
+            ));
         }
         self.assume(Lifecycle::Connected);
         if did.is_empty() {

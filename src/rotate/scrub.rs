@@ -10,7 +10,8 @@
 //!   `rds*` (RDS's own `rdsadmin`, `rdsrepladmin`, `rdstopmgr`, `rds_*`);
 //!   disabled with `ALTER ROLE … NOLOGIN`.
 //! - MySQL / MariaDB: accounts of `mysql.user` (roles excluded on MariaDB),
-//!   except `mysql.*` and `mariadb.*` system accounts, `rdsadmin` and the other
+//!   except `mysql.*` and `mariadb.*` system accounts (and MariaDB's
+//!   `mysql@localhost`, made by its installer), `rdsadmin` and the other
 //!   `rds*` accounts, and Aurora's `AWS_*` roles; locked with
 //!   `ALTER USER … ACCOUNT LOCK`. `root` is not special: on RDS it does not
 //!   exist, and on a server of your own it is usually the master; otherwise name
@@ -78,7 +79,8 @@ pub fn is_system(engine: Engine, user: &str) -> bool {
     match engine {
         Engine::Postgres => lower.starts_with("pg_") || lower.starts_with("rds"),
         Engine::Mysql => {
-            lower.starts_with("mysql.")
+            lower == "mysql"
+                || lower.starts_with("mysql.")
                 || lower.starts_with("mariadb.")
                 || lower.starts_with("rds")
                 || user.starts_with("AWS_")
@@ -331,6 +333,7 @@ mod tests {
             ("mysql.infoschema", "localhost"),
             ("mysql.session", "localhost"),
             ("mysql.sys", "localhost"),
+            ("mysql", "localhost"),
             ("rdsadmin", "localhost"),
             ("AWS_LOAD_S3_ACCESS", "%"),
             ("rds_superuser_role", "%"),
