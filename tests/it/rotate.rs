@@ -485,3 +485,40 @@ fn missing_flags_are_usage_errors_before_any_call() {
         .code(2)
         .has("--name-prefix `App_`");
 }
+
+#[test]
+fn one_slack_message_per_run_with_every_step() {
+    use crate::common::WEBHOOK_TOKEN;
+    use crate::fake_http::{FakeHttp, Reply};
+    let Some(w) = setup(Engine::Pg) else { return };
+    let slack = FakeHttp::script(vec![], Reply::ok());
+    let webhook = slack.url(&format!("/services/T0TEST/B0TEST/{WEBHOOK_TOKEN}"));
+    let run = w
+        .cmd("run", DAY1, &["--env", "devqa"])
+        .env("SLACK_WEBHOOK_URL", &webhook)
+        .run();
+    run.code(0);
+    let posts = slack.requests();
+    assert_eq!(
+        posts.len(),
+        1,
+        "one message for the whole run, none from `up`"
+    );
+    let payload = posts[0].json();
+    let text = payload["text"].as_str().unwrap();
+    assert!(
+        text.starts_with("✅ [devqa] migrator rotate run: app-dev-20261122 in "),
+        "{text}"
+    );
+    let steps = payload["blocks"][1]["text"]["text"].as_str().unwrap();
+    for step in ["clone", "ready", "scrub", "migrate", "connect", "clean"] {
+        assert!(steps.contains(&format!("*{step}*")), "{steps}");
+    }
+    assert!(!payload.to_string().contains(&w.stored_password()));
+    // A quiet morning stays quiet with --notify change.
+    w.cmd("run", DAY1, &["--notify", "change"])
+        .env("SLACK_WEBHOOK_URL", &webhook)
+        .run()
+        .code(0);
+    assert_eq!(slack.requests().len(), 1);
+}
