@@ -29,11 +29,15 @@ Examples:
   migrator ecs run --cluster deploy --task-definition shop-migrate
                                                 run the migration task on ECS from CI, follow
                                                 it, exit with its migration container's code
+  migrator rotate run --source-cluster prod --name-prefix app-dev- \
+    --master-secret app/dev/master --scrub-dir scrub --dns-name db.dev.internal \
+    --hosted-zone-id Z123                       clone, ready, scrub, migrate, connect, clean
 
 Connection: --database-url or DATABASE_URL, e.g. postgres://user:pass@host:5432/db
 or mysql://user:pass@host:3306/db. Exit codes: 0 ok, 1 migration failed, 2 usage,
 3 unreachable, 4 lock timeout, 5 refused (database disagrees with files),
-6 notification failed (--notify-required), 130/143 interrupted; `ecs run`: the
+6 notification failed (--notify-required), 7 rotate refused (safety rule,
+lifecycle order, clone limit), 130/143 interrupted; `ecs run`: the
 migration container's own code, 10 no task started, 11 task failed to start,
 12 timeout (task stopped).";
 
@@ -348,6 +352,142 @@ pub enum Command {
         #[command(subcommand)]
         command: EcsCommand,
     },
+    /// Clone rotation: a fresh, scrubbed, migrated clone of production behind a
+    /// stable DNS name, one step at a time or all in order (`run`).
+    Rotate {
+        #[arg(value_enum, value_name = "STEP")]
+        step: crate::rotate::Which,
+        #[command(flatten)]
+        args: Box<RotateArgs>,
+    },
+}
+
+/// The flags of `migrator rotate`.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Rotation")]
+pub struct RotateArgs {
+    /// Clones are named {prefix}YYYYMMDD; the rotation never changes a cluster whose
+    /// identifier is not of that form or that lacks its lifecycle tag.
+    #[arg(long, env = "MIGRATOR_ROTATE_NAME_PREFIX", value_name = "PREFIX")]
+    pub name_prefix: String,
+    /// The cluster to clone (`clone`).
+    #[arg(long, env = "MIGRATOR_ROTATE_SOURCE_CLUSTER", value_name = "ID")]
+    pub source_cluster: Option<String>,
+    /// Restore the source's latest automated snapshot instead of a copy-on-write clone.
+    #[arg(long, env = "MIGRATOR_ROTATE_FROM_SNAPSHOT")]
+    pub from_snapshot: bool,
+    /// DB subnet group of the clone (default: the source's).
+    #[arg(long, env = "MIGRATOR_ROTATE_SUBNET_GROUP", value_name = "NAME")]
+    pub subnet_group: Option<String>,
+    /// VPC security groups of the clone, comma-separated (default: the source's).
+    #[arg(
+        long,
+        env = "MIGRATOR_ROTATE_SECURITY_GROUPS",
+        value_delimiter = ',',
+        value_name = "IDS"
+    )]
+    pub security_groups: Vec<String>,
+    /// DB cluster parameter group of the clone (default: the source's).
+    #[arg(long, env = "MIGRATOR_ROTATE_PARAMETER_GROUP", value_name = "NAME")]
+    pub parameter_group: Option<String>,
+    /// Instance class of the clone's writer (default: the source writer's).
+    #[arg(long, env = "MIGRATOR_ROTATE_INSTANCE_CLASS", value_name = "CLASS")]
+    pub instance_class: Option<String>,
+    /// Seconds any wait may take (the clone becoming available, a deletion).
+    #[arg(
+        long,
+        env = "MIGRATOR_ROTATE_TIMEOUT",
+        default_value_t = 3600,
+        value_name = "SECS"
+    )]
+    pub timeout: u64,
+    /// Secrets Manager secret that receives the clone's new master password (`scrub`),
+    /// and that `scrub` and `migrate` connect with.
+    #[arg(long, env = "MIGRATOR_ROTATE_MASTER_SECRET", value_name = "ID")]
+    pub master_secret: Option<String>,
+    /// Logins `scrub` leaves enabled, comma-separated: `name`, or `user@host` on MySQL.
+    #[arg(
+        long,
+        env = "MIGRATOR_ROTATE_KEEP_LOGINS",
+        value_delimiter = ',',
+        value_name = "LIST"
+    )]
+    pub keep_logins: Vec<String>,
+    /// Folder of .sql files `scrub` runs in name order, each in a transaction.
+    #[arg(long, env = "MIGRATOR_ROTATE_SCRUB_DIR", value_name = "DIR")]
+    pub scrub_dir: Option<PathBuf>,
+    /// The stable DNS name `connect` points at today's clone (a CNAME).
+    #[arg(long, env = "MIGRATOR_ROTATE_DNS_NAME", value_name = "NAME")]
+    pub dns_name: Option<String>,
+    /// Route53 hosted zone of --dns-name.
+    #[arg(long, env = "MIGRATOR_ROTATE_HOSTED_ZONE_ID", value_name = "ID")]
+    pub hosted_zone_id: Option<String>,
+    /// TTL of the CNAME, in seconds.
+    #[arg(
+        long,
+        env = "MIGRATOR_ROTATE_TTL",
+        default_value_t = 60,
+        value_parser = clap::value_parser!(i64).range(0..=172_800),
+        value_name = "SECS"
+    )]
+    pub ttl: i64,
+    /// `clean` deletes never-connected clones older than this: 2d, 36h, 90m.
+    #[arg(
+        long,
+        env = "MIGRATOR_ROTATE_MAX_AGE",
+        default_value = "2d",
+        value_parser = parse_max_age,
+        value_name = "AGE"
+    )]
+    pub max_age: i64,
+    /// Print the AWS calls each step would make; change nothing.
+    #[arg(long, env = "MIGRATOR_DRY_RUN")]
+    pub dry_run: bool,
+    /// The day whose clone the steps act on (YYYY-MM-DD; default: today, UTC). For tests.
+    #[arg(long, env = "MIGRATOR_ROTATE_TODAY", value_parser = parse_day, value_name = "DATE")]
+    pub today: Option<crate::rotate::plan::Day>,
+}
+
+fn parse_max_age(s: &str) -> Result<i64, String> {
+    crate::rotate::plan::parse_age(s)
+}
+
+fn parse_day(s: &str) -> Result<crate::rotate::plan::Day, String> {
+    crate::rotate::plan::Day::parse(s).ok_or_else(|| format!("`{s}` is not a date (YYYY-MM-DD)"))
+}
+
+impl RotateArgs {
+    fn into_settings(self) -> crate::rotate::RotateSettings {
+        let list = |v: Vec<String>| -> Vec<String> {
+            v.into_iter()
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect()
+        };
+        let some = |v: Option<String>| v.filter(|s| !s.trim().is_empty());
+        crate::rotate::RotateSettings {
+            prefix: self.name_prefix,
+            source: some(self.source_cluster),
+            from_snapshot: self.from_snapshot,
+            placement: crate::rotate::aws::Placement {
+                subnet_group: some(self.subnet_group),
+                security_groups: list(self.security_groups),
+                parameter_group: some(self.parameter_group),
+            },
+            instance_class: some(self.instance_class),
+            timeout: Duration::from_secs(self.timeout),
+            master_secret: some(self.master_secret),
+            keep_logins: list(self.keep_logins),
+            scrub_dir: self.scrub_dir,
+            dns_name: some(self.dns_name),
+            hosted_zone_id: some(self.hosted_zone_id),
+            ttl: self.ttl,
+            max_age: self.max_age,
+            dry_run: self.dry_run,
+            today: self.today,
+            poll: Duration::from_secs(1),
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -573,6 +713,10 @@ pub enum Action {
         name: String,
     },
     EcsRun(RunSpec),
+    Rotate {
+        step: crate::rotate::Which,
+        rotate: Box<crate::rotate::RotateSettings>,
+    },
 }
 
 impl Action {
@@ -587,6 +731,7 @@ impl Action {
             Action::Baseline { .. } => "baseline",
             Action::New { .. } => "new",
             Action::EcsRun(_) => "ecs run",
+            Action::Rotate { .. } => "rotate",
         }
     }
 }
@@ -665,6 +810,10 @@ impl Cli {
             Command::Ecs {
                 command: EcsCommand::Run(args),
             } => Action::EcsRun(args.into_spec()),
+            Command::Rotate { step, args } => Action::Rotate {
+                step,
+                rotate: Box::new(args.into_settings()),
+            },
         };
         (settings, action)
     }

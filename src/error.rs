@@ -36,6 +36,10 @@ pub enum ExitStatus {
     TaskTimeout,
     /// `ecs run`: the migration container's own non-zero exit code, passed through.
     TaskExit(u8),
+    /// `rotate` refused: a cluster it would act on lacks the name prefix or our
+    /// lifecycle tag, today's clone is not in a state the step can start from, or
+    /// the source has no room for another clone. Nothing changed.
+    RotateRefused,
     /// Interrupted by SIGINT.
     Interrupted,
     /// Terminated by SIGTERM.
@@ -52,6 +56,7 @@ impl ExitStatus {
             ExitStatus::LockTimeout => 4,
             ExitStatus::Refused => 5,
             ExitStatus::NotifyFailed => 6,
+            ExitStatus::RotateRefused => 7,
             ExitStatus::TaskNotStarted => 10,
             ExitStatus::TaskFailed => 11,
             ExitStatus::TaskTimeout => 12,
@@ -312,6 +317,10 @@ pub enum Error {
         container: String,
         code: u8,
     },
+    /// The clone rotation would not act: the safety rule, the lifecycle order or
+    /// the clone limit said no. Nothing changed.
+    #[error("refused, nothing changed: {0}")]
+    RotateRefused(String),
 }
 
 impl Error {
@@ -352,6 +361,7 @@ impl Error {
             Error::TaskFailed(_) => ExitStatus::TaskFailed,
             Error::TaskTimeout { .. } => ExitStatus::TaskTimeout,
             Error::TaskExited { code, .. } => ExitStatus::TaskExit(*code),
+            Error::RotateRefused(_) => ExitStatus::RotateRefused,
         }
     }
 }
@@ -412,6 +422,7 @@ mod tests {
             };
             assert_eq!(exited.exit_status().code(), code, "passed through");
         }
+        assert_eq!(Error::RotateRefused("x".into()).exit_status().code(), 7);
     }
 
     #[test]

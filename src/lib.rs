@@ -2,10 +2,11 @@
 //! built to run as a container entrypoint in deploy pipelines.
 //!
 //! The core (`migration`, `source::parse`, `sql::split`, `plan`, `status`,
-//! `report`, `scaffold`, `notify::message`) does no IO. IO sits at the edges:
+//! `report`, `scaffold`, `notify::message`, `rotate::plan`) does no IO. IO sits at the edges:
 //! `source` (files), `db` (one driver per engine), `notify` (Slack and the ECS
 //! task metadata), `ecs` (`ecs run`: the migration task on ECS, from CI; its
-//! decisions are `ecs::decide`, pure), `run` (sequencing), `output` (printing).
+//! decisions are `ecs::decide`, pure), `run` (sequencing), `output` (printing), `rotate` (the
+//! clone-rotation pipeline: RDS, Route53, Secrets Manager).
 //! See ARCHITECTURE.md.
 
 pub mod adopt;
@@ -24,6 +25,7 @@ pub mod plan;
 pub mod redact;
 pub mod report;
 pub mod resolve;
+pub mod rotate;
 pub mod run;
 pub mod scaffold;
 pub mod source;

@@ -94,7 +94,11 @@ pub async fn target(
     let tls = tls(
         c.tls.or(merged.tls),
         c.ca_file.clone().or(merged.ca_file.clone()),
-        TlsMode::VerifyFull,
+        if plain {
+            TlsMode::Prefer
+        } else {
+            TlsMode::VerifyFull
+        },
     );
     if c.iam_auth && tls.mode == TlsMode::Disable {
         return Err(Error::usage(

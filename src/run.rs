@@ -29,19 +29,15 @@ pub async fn run(settings: &Settings, action: Action, interrupt: &Interrupt) -> 
         Action::Status | Action::Version | Action::Validate => {
             inspect(settings, &action, interrupt).await
         }
+        // Boxed: the rotation's future is large, and rarely needed.
+        Action::Rotate { step, rotate } => {
+            Box::pin(crate::rotate::run(settings, step, &rotate, interrupt)).await
+        }
         Action::Up { .. }
         | Action::Down { .. }
         | Action::Force { .. }
         | Action::Baseline { .. } => {
-            // Read while the run goes on; it waits on nothing the run needs.
-            let context = tokio::spawn(crate::notify::context_from_env());
-            let mut report = RunReport::new(action.name());
-            report.environment = settings.env_label.clone();
-            let started = Instant::now();
-            let result = change(settings, &action, interrupt, &mut report).await;
-            report.duration_ms = started.elapsed().as_millis() as u64;
-            report.finish(&result);
-            report.context = context.await.unwrap_or_default();
+            let (mut report, result) = changing(settings, &action, interrupt).await;
             // The report is written (and the summary shown) before Slack is tried,
             // so a webhook that hangs never loses it; the file is rewritten, and
             // the JSON printed, once the notification's fate is known.
@@ -60,8 +56,27 @@ pub async fn run(settings: &Settings, action: Action, interrupt: &Interrupt) -> 
     }
 }
 
+/// Runs a changing command (`up`, `down`, `force`, `baseline`) and fills its
+/// report, without printing it or telling Slack: the caller does.
+pub async fn changing(
+    settings: &Settings,
+    action: &Action,
+    interrupt: &Interrupt,
+) -> (RunReport, Result<()>) {
+    // Read while the run goes on; it waits on nothing the run needs.
+    let context = tokio::spawn(crate::notify::context_from_env());
+    let mut report = RunReport::new(action.name());
+    report.environment = settings.env_label.clone();
+    let started = Instant::now();
+    let result = change(settings, action, interrupt, &mut report).await;
+    report.duration_ms = started.elapsed().as_millis() as u64;
+    report.finish(&result);
+    report.context = context.await.unwrap_or_default();
+    (report, result)
+}
+
 /// Writes `--report FILE`.
-fn write_report(settings: &Settings, report: &RunReport) -> Result<()> {
+pub fn write_report(settings: &Settings, report: &RunReport) -> Result<()> {
     let Some(path) = &settings.report else {
         return Ok(());
     };
@@ -149,9 +164,11 @@ async fn load_and_connect(
     Ok((files, db?))
 }
 
-async fn connect(settings: &Settings, interrupt: &Interrupt) -> Result<AnyDriver> {
-    let (target, info, wait) = crate::resolve::target(settings, interrupt).await?;
-    let wait = wait.map(|total| WaitPolicy { total });
+/// Connects where the settings say: the URL alone, or the URL and the
+/// `--db-*` flags layered over `--db-secret` over `--rds-cluster` (`resolve`).
+pub async fn connect(settings: &Settings, interrupt: &Interrupt) -> Result<AnyDriver> {
+    let (target, info, left) = crate::resolve::target(settings, interrupt).await?;
+    let wait = left.map(|total| WaitPolicy { total });
     tracing::debug!(database = %info, "connecting");
     db::connect(&target, info, wait, interrupt).await
 }
@@ -243,6 +260,17 @@ async fn change(
     }
     let (files, mut db) = load_and_connect(settings, interrupt).await?;
     report.database = Some(db.info().clone());
+    if let Action::Up {
+        single_transaction: true,
+        ..
+    } = action
+        && db.info().engine == Engine::Mysql
+    {
+        // The engine came from a secret or a cluster, not from the URL.
+        return Err(Error::usage(
+            "--single-transaction is PostgreSQL only: MySQL commits every DDL statement implicitly",
+        ));
+    }
     db.lock(settings.lock_timeout, interrupt).await?;
     let result = locked(&mut db, &files, settings, action, interrupt, report).await;
     if let Err(e) = db.unlock().await {

@@ -91,6 +91,15 @@ pub trait Driver {
     /// Runs a read-only query and returns its rows as text; `None` when a table it
     /// reads does not exist (or lacks a column it names).
     async fn query_text(&mut self, sql: &str) -> Result<Option<Vec<Vec<Option<String>>>>>;
+
+    /// Runs statements in one transaction, with no bookkeeping (the scrub files
+    /// of `rotate scrub`); rolls back on the first failure, whose index it names.
+    /// On MySQL, DDL among them commits implicitly, as the `mysql` client would.
+    async fn execute_plain(
+        &mut self,
+        statements: &[Statement<'_>],
+        interrupt: &Interrupt,
+    ) -> std::result::Result<u64, ExecError>;
 }
 
 /// A parsed `--database-url` with its TLS setup. Holds the secret; its Debug
@@ -271,6 +280,29 @@ impl Driver for AnyDriver {
     }
     async fn query_text(&mut self, sql: &str) -> Result<Option<Vec<Vec<Option<String>>>>> {
         both!(self, d => d.query_text(sql).await)
+    }
+    async fn execute_plain(
+        &mut self,
+        statements: &[Statement<'_>],
+        interrupt: &Interrupt,
+    ) -> std::result::Result<u64, ExecError> {
+        both!(self, d => d.execute_plain(statements, interrupt).await)
+    }
+}
+
+/// The error for a statement not started because a signal came first.
+pub fn interrupted_before(i: usize, start: usize, interrupt: &Interrupt) -> ExecError {
+    ExecError {
+        statement: Some(i),
+        offset: Some(start),
+        message: format!(
+            "interrupted by {} before this statement",
+            interrupt
+                .signal()
+                .map_or("a signal".to_string(), |s| s.to_string())
+        ),
+        cancelled: true,
+        ..ExecError::default()
     }
 }
 

@@ -590,6 +590,31 @@ impl Driver for Mysql {
         tx.commit().await.map_err(db)
     }
 
+    async fn execute_plain(
+        &mut self,
+        statements: &[Statement<'_>],
+        interrupt: &Interrupt,
+    ) -> std::result::Result<u64, ExecError> {
+        let started = Instant::now();
+        let plain = |e: sqlx::Error| exec_error(&e, None);
+        self.run("START TRANSACTION").await.map_err(plain)?;
+        for (i, stmt) in statements.iter().enumerate() {
+            let result = if interrupt.signal().is_some() {
+                Err(super::interrupted_before(i, stmt.start, interrupt))
+            } else {
+                self.run(stmt.sql)
+                    .await
+                    .map_err(|e| exec_error(&e, Some((i, stmt))))
+            };
+            if let Err(err) = result {
+                let _ = self.run("ROLLBACK").await;
+                return Err(err);
+            }
+        }
+        self.run("COMMIT").await.map_err(plain)?;
+        Ok(started.elapsed().as_millis() as u64)
+    }
+
     async fn query_text(&mut self, sql: &str) -> Result<Option<Vec<Vec<Option<String>>>>> {
         match sqlx::raw_sql(AssertSqlSafe(sql))
             .fetch_all(&mut self.conn)

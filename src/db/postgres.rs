@@ -728,6 +728,42 @@ impl Driver for Postgres {
         tx.commit().await.map_err(db)
     }
 
+    async fn execute_plain(
+        &mut self,
+        statements: &[split::Statement<'_>],
+        interrupt: &Interrupt,
+    ) -> std::result::Result<u64, ExecError> {
+        let started = Instant::now();
+        self.client
+            .simple_query("BEGIN")
+            .await
+            .map_err(|e| exec_error(&e, "", 0, 0))?;
+        for (i, stmt) in statements.iter().enumerate() {
+            let result = if interrupt.signal().is_some() {
+                Err(super::interrupted_before(i, stmt.start, interrupt))
+            } else {
+                self.client
+                    .simple_query(stmt.sql)
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| {
+                        let mut err = exec_error(&e, stmt.sql, 0, stmt.start);
+                        err.statement = Some(i);
+                        err
+                    })
+            };
+            if let Err(err) = result {
+                self.rollback().await;
+                return Err(err);
+            }
+        }
+        self.client
+            .simple_query("COMMIT")
+            .await
+            .map_err(|e| exec_error(&e, "", 0, 0))?;
+        Ok(started.elapsed().as_millis() as u64)
+    }
+
     async fn query_text(&mut self, sql: &str) -> Result<Option<Vec<Vec<Option<String>>>>> {
         match self.client.simple_query(sql).await {
             Ok(messages) => Ok(Some(

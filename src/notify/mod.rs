@@ -59,10 +59,15 @@ pub enum When {
 impl When {
     pub fn wants(self, report: &RunReport) -> bool {
         let bad = !matches!(report.outcome, Outcome::Success | Outcome::NothingToDo);
+        self.wants_outcome(bad, report.outcome == Outcome::Success && !report.dry_run)
+    }
+
+    /// The policy on a run that went `bad` (did not succeed) or `changed` something.
+    pub fn wants_outcome(self, bad: bool, changed: bool) -> bool {
         match self {
             When::Always => true,
             When::Failure => bad,
-            When::Change => bad || (report.outcome == Outcome::Success && !report.dry_run),
+            When::Change => bad || changed,
         }
     }
 
@@ -178,9 +183,49 @@ pub async fn deliver(settings: &NotifySettings, report: &RunReport) -> Notificat
     }
 }
 
+/// Posts a payload built elsewhere (the clone rotation's summary) when the
+/// policy wants a run that went `bad` or `changed` something; `outcome` names
+/// it for the record when it is not posted. Never fails.
+pub async fn deliver_payload(
+    settings: &NotifySettings,
+    payload: Value,
+    bad: bool,
+    changed: bool,
+    outcome: &str,
+) -> Notification {
+    let Some(webhook) = &settings.webhook else {
+        tracing::info!("no Slack webhook (--slack-webhook, SLACK_WEBHOOK_URL): no notification");
+        return Notification::skipped("no Slack webhook configured");
+    };
+    if !settings.when.wants_outcome(bad, changed) {
+        tracing::info!(
+            outcome,
+            "not notifying Slack: --notify {}",
+            settings.when.flag()
+        );
+        return Notification::skipped(format!(
+            "--notify {} and the outcome was {outcome}",
+            settings.when.flag()
+        ));
+    }
+    match slack::SlackWebhook::new(webhook, settings.timeout, settings.budget) {
+        Ok(slack) => send_payload(&slack, payload, settings.required).await,
+        Err(e) => failed(e, settings.required),
+    }
+}
+
 /// Builds the message of `report` and hands it to `notifier`.
 pub async fn send(notifier: &impl Notifier, report: &RunReport, required: bool) -> Notification {
-    let payload = scrubbed(message::build(report));
+    send_payload(notifier, message::build(report), required).await
+}
+
+/// Hands `payload`, scrubbed of every registered secret, to `notifier`.
+pub async fn send_payload(
+    notifier: &impl Notifier,
+    payload: Value,
+    required: bool,
+) -> Notification {
+    let payload = scrubbed(payload);
     match notifier.send(&payload).await {
         Ok(d) => {
             tracing::info!(attempts = d.attempts, "Slack notified");

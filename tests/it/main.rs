@@ -20,6 +20,8 @@ mod fake_http;
 mod formats;
 mod moto;
 mod notify;
+mod rotate;
+mod rotate_moto;
 mod runner;
 mod safety;
 mod signals;

@@ -1,0 +1,971 @@
+//! The AWS edge of the clone rotation: RDS, Route53 and Secrets Manager.
+//!
+//! [`RotateAws`] is the whole contract: reads (clusters, instances, tags, the
+//! latest automated snapshot, a CNAME, whether a secret exists) and one entry
+//! for everything that changes something, [`RotateAws::call`], which takes a
+//! [`Call`]. A call is plain data that prints as the AWS operation and its key
+//! parameters, so a dry run prints exactly what a real run would send. Every
+//! list call follows its markers to the end ([`all_pages`]).
+//!
+//! This module decides nothing and never checks whether a cluster may be
+//! touched: the steps do that (`plan::may_touch`) before handing it a call. It
+//! never prints a secret value: [`Secret`] shows as `***`.
+
+use std::fmt;
+use std::future::Future;
+
+use aws_sdk_rds::types::{DbCluster, Tag};
+use aws_sdk_route53::types::{
+    Change, ChangeAction, ChangeBatch, ResourceRecord, ResourceRecordSet, RrType,
+};
+use aws_smithy_types::error::display::DisplayErrorContext;
+
+use crate::aws::{Sdk, sdk_error};
+use crate::error::{Error, Result};
+
+use super::plan::{Cluster, Member};
+
+/// A value never shown: `Debug` and `Display` print `***`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a value and registers it with `crate::redact` first.
+    pub fn new(value: String) -> Self {
+        crate::redact::register(&value);
+        Secret(value)
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(crate::redact::MASK)
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(crate::redact::MASK)
+    }
+}
+
+/// Network placement of a new clone; `None`/empty: as the source has it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Placement {
+    pub subnet_group: Option<String>,
+    pub security_groups: Vec<String>,
+    pub parameter_group: Option<String>,
+}
+
+/// One AWS operation that changes something.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Call {
+    /// RDS RestoreDBClusterToPointInTime, copy-on-write, latest restorable time.
+    RestoreToPointInTime {
+        id: String,
+        source: String,
+        placement: Placement,
+        tags: Vec<(String, String)>,
+    },
+    /// RDS RestoreDBClusterFromSnapshot.
+    RestoreFromSnapshot {
+        id: String,
+        snapshot: String,
+        engine: String,
+        engine_version: Option<String>,
+        placement: Placement,
+        tags: Vec<(String, String)>,
+    },
+    /// RDS CreateDBInstance, the clone's writer.
+    CreateWriter {
+        id: String,
+        cluster: String,
+        engine: String,
+        class: String,
+    },
+    /// RDS AddTagsToResource on a cluster.
+    AddTags {
+        cluster: String,
+        arn: String,
+        tags: Vec<(String, String)>,
+    },
+    /// RDS ModifyDBCluster: a new master password, applied immediately.
+    ResetMasterPassword { cluster: String, password: Secret },
+    /// Secrets Manager CreateSecret (`create`) or PutSecretValue.
+    StoreSecret {
+        secret_id: String,
+        value: Secret,
+        create: bool,
+    },
+    /// Route53 ChangeResourceRecordSets: UPSERT a CNAME.
+    UpsertCname {
+        zone: String,
+        name: String,
+        value: String,
+        ttl: i64,
+    },
+    /// RDS DeleteDBInstance, a member of `cluster`.
+    DeleteInstance { id: String, cluster: String },
+    /// RDS DeleteDBCluster, without a final snapshot.
+    DeleteCluster { id: String },
+}
+
+impl Call {
+    /// The existing cluster this call changes: the one the safety rule is
+    /// checked on, on fresh tags, right before the call.
+    pub fn cluster(&self) -> Option<&str> {
+        match self {
+            Call::CreateWriter { cluster, .. }
+            | Call::AddTags { cluster, .. }
+            | Call::ResetMasterPassword { cluster, .. }
+            | Call::DeleteInstance { cluster, .. } => Some(cluster),
+            Call::DeleteCluster { id } => Some(id),
+            Call::RestoreToPointInTime { .. }
+            | Call::RestoreFromSnapshot { .. }
+            | Call::StoreSecret { .. }
+            | Call::UpsertCname { .. } => None,
+        }
+    }
+}
+
+fn tags_text(tags: &[(String, String)]) -> String {
+    tags.iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+fn placement_text(p: &Placement) -> String {
+    let mut out = String::new();
+    if let Some(s) = &p.subnet_group {
+        out.push_str(&format!(" DBSubnetGroupName={s}"));
+    }
+    if !p.security_groups.is_empty() {
+        out.push_str(&format!(
+            " VpcSecurityGroupIds={}",
+            p.security_groups.join(",")
+        ));
+    }
+    if let Some(g) = &p.parameter_group {
+        out.push_str(&format!(" DBClusterParameterGroupName={g}"));
+    }
+    out
+}
+
+impl fmt::Display for Call {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Call::RestoreToPointInTime {
+                id,
+                source,
+                placement,
+                tags,
+            } => write!(
+                f,
+                "rds RestoreDBClusterToPointInTime DBClusterIdentifier={id} \
+                 SourceDBClusterIdentifier={source} RestoreType=copy-on-write \
+                 UseLatestRestorableTime=true{} Tags={}",
+                placement_text(placement),
+                tags_text(tags)
+            ),
+            Call::RestoreFromSnapshot {
+                id,
+                snapshot,
+                engine,
+                engine_version,
+                placement,
+                tags,
+            } => write!(
+                f,
+                "rds RestoreDBClusterFromSnapshot DBClusterIdentifier={id} \
+                 SnapshotIdentifier={snapshot} Engine={engine}{}{} Tags={}",
+                engine_version
+                    .as_deref()
+                    .map(|v| format!(" EngineVersion={v}"))
+                    .unwrap_or_default(),
+                placement_text(placement),
+                tags_text(tags)
+            ),
+            Call::CreateWriter {
+                id,
+                cluster,
+                engine,
+                class,
+            } => write!(
+                f,
+                "rds CreateDBInstance DBInstanceIdentifier={id} DBClusterIdentifier={cluster} \
+                 Engine={engine} DBInstanceClass={class}"
+            ),
+            Call::AddTags { cluster, tags, .. } => write!(
+                f,
+                "rds AddTagsToResource ResourceName={cluster} Tags={}",
+                tags_text(tags)
+            ),
+            Call::ResetMasterPassword { cluster, password } => write!(
+                f,
+                "rds ModifyDBCluster DBClusterIdentifier={cluster} MasterUserPassword={password} \
+                 ApplyImmediately=true"
+            ),
+            Call::StoreSecret {
+                secret_id,
+                value,
+                create: true,
+            } => write!(
+                f,
+                "secretsmanager CreateSecret Name={secret_id} SecretString={value}"
+            ),
+            Call::StoreSecret {
+                secret_id, value, ..
+            } => write!(
+                f,
+                "secretsmanager PutSecretValue SecretId={secret_id} SecretString={value}"
+            ),
+            Call::UpsertCname {
+                zone,
+                name,
+                value,
+                ttl,
+            } => write!(
+                f,
+                "route53 ChangeResourceRecordSets HostedZoneId={zone} Action=UPSERT Name={name} \
+                 Type=CNAME TTL={ttl} Value={value}"
+            ),
+            Call::DeleteInstance { id, .. } => {
+                write!(f, "rds DeleteDBInstance DBInstanceIdentifier={id}")
+            }
+            Call::DeleteCluster { id } => write!(
+                f,
+                "rds DeleteDBCluster DBClusterIdentifier={id} SkipFinalSnapshot=true"
+            ),
+        }
+    }
+}
+
+/// A DB instance, as DescribeDBInstances tells it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Instance {
+    pub id: String,
+    pub status: String,
+    pub class: Option<String>,
+}
+
+/// An automated cluster snapshot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Snapshot {
+    pub id: String,
+    pub arn: Option<String>,
+    pub created: Option<i64>,
+    pub status: String,
+}
+
+/// What the rotation asks of AWS.
+#[allow(async_fn_in_trait)]
+pub trait RotateAws {
+    /// Every cluster of the account and region (DescribeDBClusters, all pages).
+    async fn clusters(&self) -> Result<Vec<Cluster>>;
+    /// One cluster; `None` when RDS says it does not exist.
+    async fn cluster(&self, id: &str) -> Result<Option<Cluster>>;
+    /// One instance; `None` when RDS says it does not exist.
+    async fn instance(&self, id: &str) -> Result<Option<Instance>>;
+    /// The tags of a cluster, read afresh (ListTagsForResource).
+    async fn tags(&self, arn: &str) -> Result<Vec<(String, String)>>;
+    /// The newest available automated snapshot of `cluster` (all pages).
+    async fn latest_snapshot(&self, cluster: &str) -> Result<Option<Snapshot>>;
+    /// The value of the CNAME `name` in `zone`, if there is one (all pages).
+    async fn cname(&self, zone: &str, name: &str) -> Result<Option<String>>;
+    /// Whether the secret exists (DescribeSecret).
+    async fn secret_exists(&self, id: &str) -> Result<bool>;
+    /// Makes one changing call.
+    async fn call(&self, call: &Call) -> Result<()>;
+}
+
+/// Follows a list operation's markers to the end. `fetch` gets the marker of
+/// the page to read (`None` first) and returns its items and the next marker.
+/// A marker that comes back twice is an error, not an endless loop.
+pub async fn all_pages<T, M, F, Fut>(what: &str, mut fetch: F) -> Result<Vec<T>>
+where
+    M: Clone + PartialEq + fmt::Debug,
+    F: FnMut(Option<M>) -> Fut,
+    Fut: Future<Output = Result<(Vec<T>, Option<M>)>>,
+{
+    let mut out = Vec::new();
+    let mut seen: Vec<M> = Vec::new();
+    let mut marker = None;
+    loop {
+        let (items, next) = fetch(marker.take()).await?;
+        out.extend(items);
+        match next {
+            None => return Ok(out),
+            Some(m) if seen.contains(&m) => {
+                return Err(Error::usage(format!(
+                    "{what}: AWS returned the marker {m:?} twice; stopping instead of looping"
+                )));
+            }
+            Some(m) => {
+                seen.push(m.clone());
+                marker = Some(m);
+            }
+        }
+    }
+}
+
+fn pairs(tags: &[Tag]) -> Vec<(String, String)> {
+    tags.iter()
+        .filter_map(|t| Some((t.key()?.to_string(), t.value().unwrap_or("").to_string())))
+        .collect()
+}
+
+fn sdk_tags(tags: &[(String, String)]) -> Vec<Tag> {
+    tags.iter()
+        .map(|(k, v)| Tag::builder().key(k).value(v).build())
+        .collect()
+}
+
+/// A cluster from DescribeDBClusters' answer.
+pub fn cluster_from(c: &DbCluster) -> Cluster {
+    Cluster {
+        id: c.db_cluster_identifier().unwrap_or_default().to_string(),
+        arn: c.db_cluster_arn().unwrap_or_default().to_string(),
+        status: c.status().unwrap_or("unknown").to_string(),
+        tags: pairs(c.tag_list()),
+        created: c.cluster_create_time().map(|t| t.secs()),
+        endpoint: c.endpoint().map(str::to_string),
+        port: c.port().and_then(|p| u16::try_from(p).ok()),
+        engine: c.engine().map(str::to_string),
+        engine_version: c.engine_version().map(str::to_string),
+        database_name: c.database_name().map(str::to_string),
+        master_username: c.master_username().map(str::to_string),
+        members: c
+            .db_cluster_members()
+            .iter()
+            .filter_map(|m| {
+                Some(Member {
+                    id: m.db_instance_identifier()?.to_string(),
+                    writer: m.is_cluster_writer() == Some(true),
+                })
+            })
+            .collect(),
+        clone_group_id: c.clone_group_id().map(str::to_string),
+        subnet_group: c.db_subnet_group().map(str::to_string),
+        security_groups: c
+            .vpc_security_groups()
+            .iter()
+            .filter_map(|g| g.vpc_security_group_id().map(str::to_string))
+            .collect(),
+        parameter_group: c.db_cluster_parameter_group().map(str::to_string),
+    }
+}
+
+/// One page of DescribeDBClusters.
+pub fn clusters_page(
+    out: &aws_sdk_rds::operation::describe_db_clusters::DescribeDbClustersOutput,
+) -> (Vec<Cluster>, Option<String>) {
+    (
+        out.db_clusters().iter().map(cluster_from).collect(),
+        out.marker().filter(|m| !m.is_empty()).map(str::to_string),
+    )
+}
+
+/// One page of DescribeDBClusterSnapshots: the available ones.
+pub fn snapshots_page(
+    out: &aws_sdk_rds::operation::describe_db_cluster_snapshots::DescribeDbClusterSnapshotsOutput,
+) -> (Vec<Snapshot>, Option<String>) {
+    let items = out
+        .db_cluster_snapshots()
+        .iter()
+        .filter_map(|s| {
+            Some(Snapshot {
+                id: s.db_cluster_snapshot_identifier()?.to_string(),
+                arn: s.db_cluster_snapshot_arn().map(str::to_string),
+                created: s.snapshot_create_time().map(|t| t.secs()),
+                status: s.status().unwrap_or("unknown").to_string(),
+            })
+        })
+        .collect();
+    (
+        items,
+        out.marker().filter(|m| !m.is_empty()).map(str::to_string),
+    )
+}
+
+/// The newest available snapshot.
+pub fn newest(snapshots: Vec<Snapshot>) -> Option<Snapshot> {
+    snapshots
+        .into_iter()
+        .filter(|s| s.status == "available")
+        .max_by_key(|s| (s.created, s.id.clone()))
+}
+
+/// Where ListResourceRecordSets goes on: name, type, set identifier.
+pub type RecordMarker = (String, Option<String>, Option<String>);
+
+/// One page of ListResourceRecordSets started at `name`: the CNAME values of
+/// `name` on it, and the next marker while the listing is still at `name`
+/// (records are sorted by name, so a page past it ends the search).
+pub fn records_page(
+    out: &aws_sdk_route53::operation::list_resource_record_sets::ListResourceRecordSetsOutput,
+    name: &str,
+) -> (Vec<String>, Option<RecordMarker>) {
+    let same = |n: &str| super::plan::same_host(n, name);
+    let values = out
+        .resource_record_sets()
+        .iter()
+        .filter(|r| same(r.name()) && *r.r#type() == RrType::Cname)
+        .flat_map(|r| r.resource_records().iter().map(|v| v.value().to_string()))
+        .collect();
+    let next = match (out.is_truncated(), out.next_record_name()) {
+        (true, Some(n)) if same(n) => Some((
+            n.to_string(),
+            out.next_record_type().map(|t| t.as_str().to_string()),
+            out.next_record_identifier().map(str::to_string),
+        )),
+        _ => None,
+    };
+    (values, next)
+}
+
+impl Sdk {
+    fn rds(&self) -> aws_sdk_rds::Client {
+        aws_sdk_rds::Client::new(&self.config)
+    }
+}
+
+impl RotateAws for Sdk {
+    async fn clusters(&self) -> Result<Vec<Cluster>> {
+        let client = self.rds();
+        all_pages("DescribeDBClusters", |marker: Option<String>| {
+            let request = client
+                .describe_db_clusters()
+                .max_records(100)
+                .set_marker(marker);
+            async move {
+                let out = request
+                    .send()
+                    .await
+                    .map_err(|e| sdk_error("listing RDS clusters", e))?;
+                Ok(clusters_page(&out))
+            }
+        })
+        .await
+    }
+
+    async fn cluster(&self, id: &str) -> Result<Option<Cluster>> {
+        let result = self
+            .rds()
+            .describe_db_clusters()
+            .db_cluster_identifier(id)
+            .send()
+            .await;
+        match result {
+            Ok(out) => Ok(out
+                .db_clusters()
+                .iter()
+                .map(cluster_from)
+                .find(|c| c.id == id)),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_db_cluster_not_found_fault()) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(sdk_error(&format!("describing RDS cluster `{id}`"), e)),
+        }
+    }
+
+    async fn instance(&self, id: &str) -> Result<Option<Instance>> {
+        let result = self
+            .rds()
+            .describe_db_instances()
+            .db_instance_identifier(id)
+            .send()
+            .await;
+        match result {
+            Ok(out) => Ok(out.db_instances().first().map(|i| Instance {
+                id: i.db_instance_identifier().unwrap_or(id).to_string(),
+                status: i.db_instance_status().unwrap_or("unknown").to_string(),
+                class: i.db_instance_class().map(str::to_string),
+            })),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_db_instance_not_found_fault()) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(sdk_error(&format!("describing RDS instance `{id}`"), e)),
+        }
+    }
+
+    async fn tags(&self, arn: &str) -> Result<Vec<(String, String)>> {
+        let out = self
+            .rds()
+            .list_tags_for_resource()
+            .resource_name(arn)
+            .send()
+            .await
+            .map_err(|e| sdk_error(&format!("listing the tags of `{arn}`"), e))?;
+        Ok(pairs(out.tag_list()))
+    }
+
+    async fn latest_snapshot(&self, cluster: &str) -> Result<Option<Snapshot>> {
+        let client = self.rds();
+        let all = all_pages("DescribeDBClusterSnapshots", |marker: Option<String>| {
+            let request = client
+                .describe_db_cluster_snapshots()
+                .db_cluster_identifier(cluster)
+                .snapshot_type("automated")
+                .max_records(100)
+                .set_marker(marker);
+            async move {
+                let out = request.send().await.map_err(|e| {
+                    sdk_error(
+                        &format!("listing the automated snapshots of `{cluster}`"),
+                        e,
+                    )
+                })?;
+                Ok(snapshots_page(&out))
+            }
+        })
+        .await?;
+        Ok(newest(all))
+    }
+
+    async fn cname(&self, zone: &str, name: &str) -> Result<Option<String>> {
+        let client = aws_sdk_route53::Client::new(&self.config);
+        let values = all_pages("ListResourceRecordSets", |marker: Option<RecordMarker>| {
+            let (start, kind, ident) =
+                marker.unwrap_or_else(|| (name.to_string(), Some("CNAME".to_string()), None));
+            let request = client
+                .list_resource_record_sets()
+                .hosted_zone_id(zone)
+                .start_record_name(start)
+                .set_start_record_type(kind.map(|k| RrType::from(k.as_str())))
+                .set_start_record_identifier(ident)
+                .max_items(100);
+            async move {
+                let out = request.send().await.map_err(|e| {
+                    sdk_error(&format!("reading `{name}` in hosted zone `{zone}`"), e)
+                })?;
+                Ok(records_page(&out, name))
+            }
+        })
+        .await?;
+        Ok(values.into_iter().next())
+    }
+
+    async fn secret_exists(&self, id: &str) -> Result<bool> {
+        let client = aws_sdk_secretsmanager::Client::new(&self.config);
+        match client.describe_secret().secret_id(id).send().await {
+            Ok(_) => Ok(true),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_resource_not_found_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(sdk_error(&format!("describing secret `{id}`"), e)),
+        }
+    }
+
+    async fn call(&self, call: &Call) -> Result<()> {
+        let what = call.to_string();
+        let failed = |e: String| Error::usage(format!("{what}: {e}"));
+        match call {
+            Call::RestoreToPointInTime {
+                id,
+                source,
+                placement,
+                tags,
+            } => {
+                self.rds()
+                    .restore_db_cluster_to_point_in_time()
+                    .db_cluster_identifier(id)
+                    .source_db_cluster_identifier(source)
+                    .restore_type("copy-on-write")
+                    .use_latest_restorable_time(true)
+                    .set_db_subnet_group_name(placement.subnet_group.clone())
+                    .set_vpc_security_group_ids(
+                        (!placement.security_groups.is_empty())
+                            .then(|| placement.security_groups.clone()),
+                    )
+                    .set_db_cluster_parameter_group_name(placement.parameter_group.clone())
+                    .set_tags(Some(sdk_tags(tags)))
+                    .send()
+                    .await
+                    .map_err(|e| sdk_error(&what, e))?;
+            }
+            Call::RestoreFromSnapshot {
+                id,
+                snapshot,
+                engine,
+                engine_version,
+                placement,
+                tags,
+            } => {
+                self.rds()
+                    .restore_db_cluster_from_snapshot()
+                    .db_cluster_identifier(id)
+                    .snapshot_identifier(snapshot)
+                    .engine(engine)
+                    .set_engine_version(engine_version.clone())
+                    .set_db_subnet_group_name(placement.subnet_group.clone())
+                    .set_vpc_security_group_ids(
+                        (!placement.security_groups.is_empty())
+                            .then(|| placement.security_groups.clone()),
+                    )
+                    .set_db_cluster_parameter_group_name(placement.parameter_group.clone())
+                    .set_tags(Some(sdk_tags(tags)))
+                    .send()
+                    .await
+                    .map_err(|e| sdk_error(&what, e))?;
+            }
+            Call::CreateWriter {
+                id,
+                cluster,
+                engine,
+                class,
+            } => {
+                self.rds()
+                    .create_db_instance()
+                    .db_instance_identifier(id)
+                    .db_cluster_identifier(cluster)
+                    .engine(engine)
+                    .db_instance_class(class)
+                    .send()
+                    .await
+                    .map_err(|e| sdk_error(&what, e))?;
+            }
+            Call::AddTags { arn, tags, .. } => {
+                self.rds()
+                    .add_tags_to_resource()
+                    .resource_name(arn)
+                    .set_tags(Some(sdk_tags(tags)))
+                    .send()
+                    .await
+                    .map_err(|e| sdk_error(&what, e))?;
+            }
+            Call::ResetMasterPassword { cluster, password } => {
+                self.rds()
+                    .modify_db_cluster()
+                    .db_cluster_identifier(cluster)
+                    .master_user_password(password.expose())
+                    .apply_immediately(true)
+                    .send()
+                    .await
+                    .map_err(|e| sdk_error(&what, e))?;
+            }
+            Call::StoreSecret {
+                secret_id,
+                value,
+                create,
+            } => {
+                let client = aws_sdk_secretsmanager::Client::new(&self.config);
+                if *create {
+                    client
+                        .create_secret()
+                        .name(secret_id)
+                        .description("Master user of the newest clone (migrator rotate scrub)")
+                        .secret_string(value.expose())
+                        .send()
+                        .await
+                        .map_err(|e| sdk_error(&what, e))?;
+                } else {
+                    client
+                        .put_secret_value()
+                        .secret_id(secret_id)
+                        .secret_string(value.expose())
+                        .send()
+                        .await
+                        .map_err(|e| sdk_error(&what, e))?;
+                }
+            }
+            Call::UpsertCname {
+                zone,
+                name,
+                value,
+                ttl,
+            } => {
+                let record = ResourceRecordSet::builder()
+                    .name(name)
+                    .r#type(RrType::Cname)
+                    .ttl(*ttl)
+                    .resource_records(
+                        ResourceRecord::builder()
+                            .value(value)
+                            .build()
+                            .map_err(|e| failed(DisplayErrorContext(&e).to_string()))?,
+                    )
+                    .build()
+                    .map_err(|e| failed(DisplayErrorContext(&e).to_string()))?;
+                let batch = ChangeBatch::builder()
+                    .comment("migrator rotate connect")
+                    .changes(
+                        Change::builder()
+                            .action(ChangeAction::Upsert)
+                            .resource_record_set(record)
+                            .build()
+                            .map_err(|e| failed(DisplayErrorContext(&e).to_string()))?,
+                    )
+                    .build()
+                    .map_err(|e| failed(DisplayErrorContext(&e).to_string()))?;
+                aws_sdk_route53::Client::new(&self.config)
+                    .change_resource_record_sets()
+                    .hosted_zone_id(zone)
+                    .change_batch(batch)
+                    .send()
+                    .await
+                    .map_err(|e| sdk_error(&what, e))?;
+            }
+            Call::DeleteInstance { id, .. } => {
+                self.rds()
+                    .delete_db_instance()
+                    .db_instance_identifier(id)
+                    .send()
+                    .await
+                    .map_err(|e| sdk_error(&what, e))?;
+            }
+            Call::DeleteCluster { id } => {
+                self.rds()
+                    .delete_db_cluster()
+                    .db_cluster_identifier(id)
+                    .skip_final_snapshot(true)
+                    .send()
+                    .await
+                    .map_err(|e| sdk_error(&what, e))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::RefCell;
+
+    use aws_sdk_rds::operation::describe_db_cluster_snapshots::DescribeDbClusterSnapshotsOutput;
+    use aws_sdk_rds::operation::describe_db_clusters::DescribeDbClustersOutput;
+    use aws_sdk_rds::types::{DbClusterMember, DbClusterSnapshot, VpcSecurityGroupMembership};
+    use aws_sdk_route53::operation::list_resource_record_sets::ListResourceRecordSetsOutput;
+    use aws_smithy_types::DateTime;
+
+    use super::*;
+
+    fn sdk_cluster(id: &str, status: &str) -> DbCluster {
+        DbCluster::builder()
+            .db_cluster_identifier(id)
+            .db_cluster_arn(format!("arn:aws:rds:eu-west-1:1:cluster:{id}"))
+            .status(status)
+            .build()
+    }
+
+    /// Fields moto does not fill (CloneGroupId, security groups, states other
+    /// than creating/available) come through as RDS sends them.
+    #[test]
+    fn clusters_convert_with_tags_members_and_clone_group() {
+        let c = DbCluster::builder()
+            .db_cluster_identifier("app-dev-20261122")
+            .db_cluster_arn("arn:aws:rds:eu-west-1:1:cluster:app-dev-20261122")
+            .status("resetting-master-credentials")
+            .cluster_create_time(DateTime::from_secs(1_795_307_045))
+            .endpoint("app-dev-20261122.cluster-abc.eu-west-1.rds.amazonaws.com")
+            .port(5432)
+            .engine("aurora-postgresql")
+            .engine_version("16.4")
+            .master_username("postgres")
+            .database_name("app")
+            .clone_group_id("3b8f-clone-group")
+            .db_subnet_group("private")
+            .db_cluster_parameter_group("app-pg16")
+            .vpc_security_groups(
+                VpcSecurityGroupMembership::builder()
+                    .vpc_security_group_id("sg-1")
+                    .status("active")
+                    .build(),
+            )
+            .db_cluster_members(
+                DbClusterMember::builder()
+                    .db_instance_identifier("reader")
+                    .is_cluster_writer(false)
+                    .build(),
+            )
+            .db_cluster_members(
+                DbClusterMember::builder()
+                    .db_instance_identifier("app-dev-20261122-writer")
+                    .is_cluster_writer(true)
+                    .build(),
+            )
+            .tag_list(Tag::builder().key("lifecycle").value("ready").build())
+            .tag_list(Tag::builder().key("team").build())
+            .build();
+        let got = cluster_from(&c);
+        assert_eq!(got.status, "resetting-master-credentials");
+        assert_eq!(got.created, Some(1_795_307_045));
+        assert_eq!(got.clone_group_id.as_deref(), Some("3b8f-clone-group"));
+        assert_eq!(got.security_groups, ["sg-1"]);
+        assert_eq!(got.writer(), Some("app-dev-20261122-writer"));
+        assert_eq!(got.tag("lifecycle"), Some("ready"));
+        assert_eq!(got.tag("team"), Some(""));
+        assert_eq!(got.port, Some(5432));
+    }
+
+    /// moto answers DescribeDBClusters in one page; RDS pages at 100 at most.
+    #[tokio::test]
+    async fn every_page_of_clusters_is_read() {
+        let pages = [
+            (None, vec!["a", "b"], Some("m1")),
+            (Some("m1"), vec!["c"], Some("m2")),
+            (Some("m2"), vec!["d"], Some("")),
+        ];
+        let asked = RefCell::new(Vec::new());
+        let got = all_pages("test", |marker: Option<String>| {
+            asked.borrow_mut().push(marker.clone());
+            let (_, ids, next) = pages
+                .iter()
+                .find(|(m, _, _)| m.map(str::to_string) == marker)
+                .expect("a known marker")
+                .clone();
+            let mut out = DescribeDbClustersOutput::builder();
+            for id in ids {
+                out = out.db_clusters(sdk_cluster(id, "available"));
+            }
+            if let Some(n) = next {
+                out = out.marker(n);
+            }
+            let out = out.build();
+            async move { Ok(clusters_page(&out)) }
+        })
+        .await
+        .unwrap();
+        let ids: Vec<_> = got.iter().map(|c| c.id.as_str()).collect();
+        assert_eq!(ids, ["a", "b", "c", "d"]);
+        assert_eq!(
+            *asked.borrow(),
+            [None, Some("m1".to_string()), Some("m2".to_string())]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_repeated_marker_stops_the_listing() {
+        let err = all_pages("DescribeDBClusters", |_m: Option<String>| async {
+            Ok((vec![1], Some("same".to_string())))
+        })
+        .await
+        .unwrap_err();
+        assert!(err.to_string().contains("twice"), "{err}");
+    }
+
+    #[test]
+    fn the_newest_available_snapshot_wins() {
+        let snap = |id: &str, secs: i64, status: &str| {
+            DbClusterSnapshot::builder()
+                .db_cluster_snapshot_identifier(id)
+                .db_cluster_snapshot_arn(format!("arn:aws:rds:eu-west-1:1:cluster-snapshot:{id}"))
+                .snapshot_create_time(DateTime::from_secs(secs))
+                .status(status)
+                .build()
+        };
+        let out = DescribeDbClusterSnapshotsOutput::builder()
+            .db_cluster_snapshots(snap("rds:prod-2026-11-20", 100, "available"))
+            .db_cluster_snapshots(snap("rds:prod-2026-11-22", 300, "creating"))
+            .db_cluster_snapshots(snap("rds:prod-2026-11-21", 200, "available"))
+            .marker("next")
+            .build();
+        let (items, next) = snapshots_page(&out);
+        assert_eq!(next.as_deref(), Some("next"));
+        let best = newest(items).unwrap();
+        assert_eq!(best.id, "rds:prod-2026-11-21");
+        assert_eq!(newest(Vec::new()), None);
+    }
+
+    #[test]
+    fn record_pages_stop_once_past_the_name() {
+        let set = |name: &str, kind: RrType, value: &str| {
+            ResourceRecordSet::builder()
+                .name(name)
+                .r#type(kind)
+                .ttl(60)
+                .resource_records(ResourceRecord::builder().value(value).build().unwrap())
+                .build()
+                .unwrap()
+        };
+        let out = ListResourceRecordSetsOutput::builder()
+            .resource_record_sets(set(
+                "db.dev.internal.",
+                RrType::Cname,
+                "old.rds.amazonaws.com",
+            ))
+            .resource_record_sets(set("db.dev.internal.", RrType::Txt, "\"x\""))
+            .is_truncated(true)
+            .next_record_name("db.dev.internal.")
+            .next_record_type(RrType::Cname)
+            .next_record_identifier("weighted-2")
+            .max_items(2)
+            .build()
+            .unwrap();
+        let (values, next) = records_page(&out, "db.dev.internal");
+        assert_eq!(values, ["old.rds.amazonaws.com"]);
+        assert_eq!(
+            next,
+            Some((
+                "db.dev.internal.".to_string(),
+                Some("CNAME".to_string()),
+                Some("weighted-2".to_string())
+            ))
+        );
+        let past = ListResourceRecordSetsOutput::builder()
+            .resource_record_sets(set("dc.dev.internal.", RrType::Cname, "x"))
+            .is_truncated(true)
+            .next_record_name("dd.dev.internal.")
+            .max_items(1)
+            .build()
+            .unwrap();
+        assert_eq!(records_page(&past, "db.dev.internal"), (vec![], None));
+    }
+
+    #[test]
+    fn calls_print_as_operations_and_never_show_secrets() {
+        let pw = Secret::new("Pw-never-shown-81724".into());
+        let calls = [
+            Call::ResetMasterPassword {
+                cluster: "app-dev-20261122".into(),
+                password: pw.clone(),
+            },
+            Call::StoreSecret {
+                secret_id: "app/dev/master".into(),
+                value: pw.clone(),
+                create: false,
+            },
+        ];
+        for c in &calls {
+            let text = format!("{c} {c:?}");
+            assert!(!text.contains("Pw-never-shown"), "{text}");
+            assert!(text.contains("***"), "{text}");
+        }
+        let restore = Call::RestoreToPointInTime {
+            id: "app-dev-20261122".into(),
+            source: "prod".into(),
+            placement: Placement {
+                subnet_group: Some("private".into()),
+                security_groups: vec!["sg-1".into(), "sg-2".into()],
+                parameter_group: None,
+            },
+            tags: vec![("lifecycle".into(), "created".into())],
+        };
+        assert_eq!(
+            restore.to_string(),
+            "rds RestoreDBClusterToPointInTime DBClusterIdentifier=app-dev-20261122 \
+             SourceDBClusterIdentifier=prod RestoreType=copy-on-write \
+             UseLatestRestorableTime=true DBSubnetGroupName=private \
+             VpcSecurityGroupIds=sg-1,sg-2 Tags=lifecycle=created"
+        );
+        assert_eq!(restore.cluster(), None);
+        assert_eq!(
+            Call::DeleteCluster { id: "x".into() }.cluster(),
+            Some("x"),
+            "the guard checks the cluster being deleted"
+        );
+    }
+}

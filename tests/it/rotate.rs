@@ -1,0 +1,524 @@
+//! `migrator rotate` end to end: the real binary against moto (RDS, Route53,
+//! Secrets Manager) and the local PostgreSQL / MariaDB standing in for the
+//! clone's database (`--database-url` overrides the clone's endpoint, as a
+//! test-only host override would).
+//!
+//! What moto does not have is covered by unit tests in `src/rotate/`:
+//! DescribeDBClusters never pages (`aws::tests::every_page_of_clusters_is_read`),
+//! CloneGroupId is never set and the 15-clone limit not enforced
+//! (`plan::tests::clone_respects_aurora_limit_of_fifteen`), clusters are
+//! `available` on the second describe and instances at once, never
+//! `backing-up` or `resetting-master-credentials`, and deletions are immediate
+//! (`tests::ready_waits_through_the_clones_states_then_tags_it`,
+//! `tests::clean_deletes_instances_first_and_waits_for_the_cluster_to_go`,
+//! `tests::clean_resumes_a_deletion_already_under_way`).
+//!
+//! The scrub step disables every login of the server that is not kept, and the
+//! local servers are shared: each test keeps every login that exists when it
+//! starts, except its own "personal" one, and these tests run one at a time so
+//! that none disables another's.
+
+use std::collections::BTreeMap;
+use std::sync::{Mutex, MutexGuard};
+
+use crate::common::{Cmd, Dir, Engine, Run, TestDb, engines, unique};
+use crate::rotate_moto::Moto;
+
+const PREFIX: &str = "app-dev-";
+const DNS: &str = "db.dev.internal";
+const SECRET_ID: &str = "app/dev/master";
+const DAY1: &str = "2026-11-22";
+const DAY2: &str = "2026-11-23";
+
+struct World {
+    moto: Moto,
+    db: TestDb,
+    migrations: Dir,
+    scrub: Dir,
+    zone: String,
+    personal: String,
+    keep: String,
+    _one_at_a_time: MutexGuard<'static, ()>,
+}
+
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+fn setup(engine: Engine) -> Option<World> {
+    let serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let moto = Moto::start()?;
+    let db = TestDb::new(engine);
+    let personal = unique("rot_personal");
+    let (rds_engine, master) = match engine {
+        Engine::Pg => ("aurora-postgresql", "postgres"),
+        Engine::My => ("aurora-mysql", "root"),
+    };
+    db.sql(
+        "CREATE TABLE users (id INT PRIMARY KEY, email VARCHAR(200), phone VARCHAR(40)); \
+         INSERT INTO users VALUES (1, 'alice@customer.example', '+44 7700 900123'), \
+         (2, 'bob@customer.example', '+1 202 555 0147'); \
+         CREATE TABLE audit_log (id INT, note VARCHAR(200)); \
+         INSERT INTO audit_log VALUES (1, 'alice logged in from 203.0.113.9')",
+    );
+    let (keep_sql, scrub) = match engine {
+        Engine::Pg => {
+            db.sql(&format!("CREATE ROLE {personal} LOGIN"));
+            (
+                format!(
+                    "SELECT string_agg(rolname, ',') FROM pg_roles WHERE rolcanlogin \
+                     AND rolname <> '{personal}'"
+                ),
+                Dir::new(&[
+                    (
+                        "10_mask.sql",
+                        "UPDATE users SET email = 'user' || id || '@example.invalid',\n\
+                         phone = '+00 000 ' || lpad(id::text, 4, '0');",
+                    ),
+                    ("20_truncate.sql", "TRUNCATE audit_log;"),
+                ]),
+            )
+        }
+        Engine::My => {
+            db.sql(&format!(
+                "CREATE USER '{personal}'@'%' IDENTIFIED BY 'personal-pw-1'"
+            ));
+            (
+                format!(
+                    "SELECT GROUP_CONCAT(CONCAT(User, '@', Host)) FROM mysql.user \
+                     WHERE is_role = 'N' AND User <> '{personal}'"
+                ),
+                Dir::new(&[
+                    (
+                        "10_mask.sql",
+                        "UPDATE users SET email = CONCAT('user', id, '@example.invalid'),\n\
+                         phone = CONCAT('+00 000 ', LPAD(id, 4, '0'));",
+                    ),
+                    ("20_truncate.sql", "TRUNCATE audit_log;"),
+                ]),
+            )
+        }
+    };
+    let keep = db.sql(&keep_sql);
+    let migrations = Dir::new(&[
+        (
+            "1_orders.up.sql",
+            "CREATE TABLE orders (id INT PRIMARY KEY, user_id INT);",
+        ),
+        (
+            "2_users_name.up.sql",
+            "ALTER TABLE users ADD COLUMN name VARCHAR(100);",
+        ),
+    ]);
+    let zone = moto.py(&format!(
+        "rds.create_db_cluster(DBClusterIdentifier='prod-db', Engine='{rds_engine}', \
+         MasterUsername='{master}', MasterUserPassword='prod-password-1', DatabaseName='{name}')\n\
+         rds.create_db_instance(DBInstanceIdentifier='prod-db-1', DBClusterIdentifier='prod-db', \
+         Engine='{rds_engine}', DBInstanceClass='db.r6g.large')\n\
+         z = r53.create_hosted_zone(Name='dev.internal', CallerReference='t')['HostedZone']['Id']\n\
+         print(z.split('/')[-1])",
+        name = db.name
+    ));
+    Some(World {
+        moto,
+        db,
+        migrations,
+        scrub,
+        zone,
+        personal,
+        keep,
+        _one_at_a_time: serial,
+    })
+}
+
+impl Drop for World {
+    fn drop(&mut self) {
+        let drop = match self.db.engine {
+            Engine::Pg => format!("DROP ROLE IF EXISTS {}", self.personal),
+            Engine::My => format!("DROP USER IF EXISTS '{}'@'%'", self.personal),
+        };
+        let _ = self.db.try_sql(&drop);
+    }
+}
+
+impl World {
+    /// `migrator rotate STEP` with every flag, on `day`.
+    fn cmd(&self, step: &str, day: &str, extra: &[&str]) -> Cmd {
+        let mut args = vec![
+            "rotate",
+            step,
+            "--name-prefix",
+            PREFIX,
+            "--source-cluster",
+            "prod-db",
+            "--today",
+            day,
+            "--master-secret",
+            SECRET_ID,
+            "--dns-name",
+            DNS,
+            "--hosted-zone-id",
+            &self.zone,
+            "--timeout",
+            "60",
+            "--tls",
+            "prefer",
+        ];
+        args.extend_from_slice(extra);
+        let cmd = Cmd::on(&self.db, &self.migrations, &args)
+            .env("MIGRATOR_ROTATE_SCRUB_DIR", self.scrub.path())
+            .env("MIGRATOR_ROTATE_KEEP_LOGINS", &self.keep);
+        self.moto.env(cmd)
+    }
+
+    fn run(&self, step: &str, day: &str, extra: &[&str]) -> Run {
+        self.cmd(step, day, extra).run()
+    }
+
+    /// identifier → lifecycle tag (`-` without one).
+    fn clusters(&self) -> BTreeMap<String, String> {
+        self.moto
+            .py("for c in rds.describe_db_clusters()['DBClusters']:\n    \
+                 t = {x['Key']: x['Value'] for x in c.get('TagList', [])}\n    \
+                 print(c['DBClusterIdentifier'], t.get('lifecycle', '-'))")
+            .lines()
+            .filter_map(|l| l.split_once(' '))
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
+    }
+
+    fn endpoint(&self, id: &str) -> String {
+        self.moto.py(&format!(
+            "print(rds.describe_db_clusters(DBClusterIdentifier='{id}')['DBClusters'][0]['Endpoint'])"
+        ))
+    }
+
+    /// The CNAME's value, or "" without one.
+    fn record(&self) -> String {
+        self.moto.py(&format!(
+            "r = r53.list_resource_record_sets(HostedZoneId='{}')['ResourceRecordSets']\n\
+             v = [x['ResourceRecords'][0]['Value'] for x in r \
+             if x['Name'].rstrip('.') == '{DNS}' and x['Type'] == 'CNAME']\n\
+             print(v[0] if v else '')",
+            self.zone
+        ))
+    }
+
+    /// The password `scrub` stored, or "" before it ran.
+    fn stored_password(&self) -> String {
+        self.moto.py(&format!(
+            "try:\n    print(json.loads(sm.get_secret_value(SecretId='{SECRET_ID}')['SecretString'])['password'])\n\
+             except sm.exceptions.ResourceNotFoundException:\n    print('')"
+        ))
+    }
+
+    fn personal_can_log_in(&self) -> bool {
+        match self.db.engine {
+            Engine::Pg => {
+                self.db.sql(&format!(
+                    "SELECT rolcanlogin FROM pg_roles WHERE rolname = '{}'",
+                    self.personal
+                )) == "t"
+            }
+            Engine::My => {
+                let out = std::process::Command::new("mariadb")
+                    .args(["-h", "127.0.0.1", "-u", &self.personal, "-ppersonal-pw-1"])
+                    .args(["-N", "-B", "-e", "SELECT 1"])
+                    .output()
+                    .unwrap();
+                out.status.success()
+            }
+        }
+    }
+
+    fn emails(&self) -> String {
+        self.db.sql("SELECT email FROM users ORDER BY id")
+    }
+}
+
+fn day_id(day: &str) -> String {
+    format!("{PREFIX}{}", day.replace('-', ""))
+}
+
+#[track_caller]
+fn assert_no_password(w: &World, run: &Run) {
+    let pw = w.stored_password();
+    assert!(
+        pw.is_empty() || !run.all().contains(&pw),
+        "the master password was printed:\n{}",
+        run.all()
+    );
+}
+
+engines!(
+    day_one_makes_a_scrubbed_migrated_clone_behind_the_name,
+    |engine| {
+        let Some(w) = setup(engine) else { return };
+        let day1 = day_id(DAY1);
+        assert!(w.personal_can_log_in(), "the personal login works before");
+
+        let run = w.run("run", DAY1, &[]);
+        run.code(0);
+        assert_no_password(&w, &run);
+        for step in [
+            "clone: done",
+            "ready: done",
+            "scrub: done",
+            "migrate: done",
+            "connect: done",
+        ] {
+            run.has(step);
+        }
+        run.has("clean: nothing to do");
+
+        let clusters = w.clusters();
+        assert_eq!(
+            clusters.get(&day1).map(String::as_str),
+            Some("connected"),
+            "{clusters:?}"
+        );
+        assert_eq!(
+            w.record(),
+            w.endpoint(&day1),
+            "the name points at the clone"
+        );
+        let emails = w.emails();
+        assert_eq!(
+            emails, "user1@example.invalid\nuser2@example.invalid",
+            "masked"
+        );
+        assert_eq!(w.db.sql("SELECT count(*) FROM audit_log"), "0", "truncated");
+        assert!(!w.personal_can_log_in(), "the personal login is disabled");
+        assert!(w.db.table_exists("orders"), "migrated");
+        assert_eq!(w.db.history(), ["1:applied", "2:applied"]);
+        let pw = w.stored_password();
+        assert_eq!(pw.len(), 32, "a new master password is in the secret");
+        assert!(!pw.contains("prod-password"));
+
+        // Everything again, the same day: nothing changes.
+        let again = w.run("run", DAY1, &["--output", "json"]);
+        again.code(0);
+        let report = again.json();
+        for s in report["steps"].as_array().unwrap() {
+            assert_eq!(s["outcome"], "nothing_to_do", "{s}");
+            assert_eq!(s["calls"].as_array().unwrap().len(), 0, "{s}");
+        }
+        assert_eq!(w.stored_password(), pw, "the password was not reset again");
+        assert_eq!(w.clusters(), clusters);
+        // And each step on its own.
+        for step in ["clone", "ready", "scrub", "migrate", "connect", "clean"] {
+            let r = w.run(step, DAY1, &[]);
+            r.code(0);
+            r.has(&format!("{step}: nothing to do"));
+        }
+    }
+);
+
+#[test]
+fn day_two_connects_the_new_clone_aborts_yesterdays_and_clean_deletes_it() {
+    let Some(w) = setup(Engine::Pg) else { return };
+    let (day1, day2) = (day_id(DAY1), day_id(DAY2));
+    w.run("run", DAY1, &[]).code(0);
+
+    // A scheduler runs the steps one by one.
+    for step in ["clone", "ready", "scrub", "migrate", "connect"] {
+        let r = w.run(step, DAY2, &[]);
+        r.code(0);
+        r.has(&format!("{step}: done"));
+    }
+    let clusters = w.clusters();
+    assert_eq!(clusters.get(&day1).map(String::as_str), Some("aborted"));
+    assert_eq!(clusters.get(&day2).map(String::as_str), Some("connected"));
+    assert_eq!(w.record(), w.endpoint(&day2));
+
+    let dry = w.run("clean", DAY2, &["--dry-run"]);
+    dry.code(0).has(&format!(
+        "would call: rds DeleteDBCluster DBClusterIdentifier={day1}"
+    ));
+    assert!(
+        w.clusters().contains_key(&day1),
+        "a dry run deletes nothing"
+    );
+
+    let clean = w.run("clean", DAY2, &[]);
+    clean
+        .code(0)
+        .has(&format!("deleted `{day1}` (lifecycle=aborted)"));
+    let clusters = w.clusters();
+    assert!(!clusters.contains_key(&day1), "{clusters:?}");
+    assert!(clusters.contains_key("prod-db"));
+    assert_eq!(clusters.get(&day2).map(String::as_str), Some("connected"));
+    let instances = w.moto.py(
+        "print(' '.join(sorted(i['DBInstanceIdentifier'] for i in rds.describe_db_instances()['DBInstances'])))",
+    );
+    assert_eq!(instances, format!("{day2}-writer prod-db-1"));
+    w.run("clean", DAY2, &[])
+        .code(0)
+        .has("clean: nothing to do");
+}
+
+#[test]
+fn a_run_resumes_after_a_crash_between_and_inside_steps() {
+    let Some(w) = setup(Engine::Pg) else { return };
+    let day1 = day_id(DAY1);
+    // Killed after `clone`: the next run picks up from the tags.
+    w.run("clone", DAY1, &[]).code(0).has("clone: done");
+    assert_eq!(w.clusters().get(&day1).map(String::as_str), Some("created"));
+    let run = w.run("run", DAY1, &[]);
+    run.code(0).has("clone: nothing to do").has("ready: done");
+    assert_eq!(
+        w.clusters().get(&day1).map(String::as_str),
+        Some("connected")
+    );
+
+    // Killed inside `clone` on day 2, between the restore and the writer.
+    let day2 = day_id(DAY2);
+    w.moto.py(&format!(
+        "rds.restore_db_cluster_to_point_in_time(DBClusterIdentifier='{day2}', \
+         SourceDBClusterIdentifier='prod-db', RestoreType='copy-on-write', \
+         UseLatestRestorableTime=True, Tags=[{{'Key': 'lifecycle', 'Value': 'created'}}])"
+    ));
+    let run = w.run("run", DAY2, &[]);
+    run.code(0)
+        .has(&format!("without a writer; created `{day2}-writer`"))
+        .has("connect: done");
+    let clusters = w.clusters();
+    assert_eq!(clusters.get(&day2).map(String::as_str), Some("connected"));
+    assert!(
+        !clusters.contains_key(&day1),
+        "day 1 was aborted and cleaned"
+    );
+}
+
+#[test]
+fn clusters_without_the_prefix_or_our_tag_are_never_touched() {
+    let Some(w) = setup(Engine::Pg) else { return };
+    // Look like clones, or carry lifecycle=aborted, but are not ours.
+    w.moto.py("def make(id, tags):\n    \
+         rds.create_db_cluster(DBClusterIdentifier=id, Engine='aurora-postgresql', \
+         MasterUsername='postgres', MasterUserPassword='other-password-1', Tags=tags)\n    \
+         rds.create_db_instance(DBInstanceIdentifier=id + '-1', DBClusterIdentifier=id, \
+         Engine='aurora-postgresql', DBInstanceClass='db.r6g.large')\n\
+         make('reporting', [{'Key': 'lifecycle', 'Value': 'aborted'}])\n\
+         make('app-dev-legacy', [{'Key': 'lifecycle', 'Value': 'aborted'}])\n\
+         make('app-dev-20261101', [])\n\
+         make('app-dev-20261102', [{'Key': 'lifecycle', 'Value': 'retired'}])\n\
+         make('app-dev-20261103', [{'Key': 'Lifecycle', 'Value': 'aborted'}])");
+    let before = w.clusters();
+    w.run("run", DAY1, &[]).code(0);
+    w.run("run", DAY2, &["--max-age", "0d"]).code(0);
+    w.run("clean", DAY2, &["--max-age", "0d"]).code(0);
+    let after = w.clusters();
+    for (id, tag) in &before {
+        if id != "prod-db" {
+            assert_eq!(after.get(id), Some(tag), "{id} was touched: {after:?}");
+        }
+    }
+    let instances = w
+        .moto
+        .py("print(len(rds.describe_db_instances()['DBInstances']))");
+    assert_eq!(
+        instances, "7",
+        "five foreign writers, prod-db-1, day 2's writer"
+    );
+
+    // A foreign cluster with today's name: refused, and left alone.
+    let day3 = "2026-11-24";
+    w.moto.py(&format!(
+        "rds.create_db_cluster(DBClusterIdentifier='{}', Engine='aurora-postgresql', \
+         MasterUsername='postgres', MasterUserPassword='other-password-1', \
+         Tags=[{{'Key': 'owner', 'Value': 'qa'}}])",
+        day_id(day3)
+    ));
+    let run = w.run("run", day3, &[]);
+    run.code(7).has("is not ours").has("ready: not run");
+    assert_eq!(
+        w.clusters().get(&day_id(day3)).map(String::as_str),
+        Some("-")
+    );
+}
+
+#[test]
+fn a_dry_run_prints_the_calls_and_changes_nothing() {
+    let Some(w) = setup(Engine::Pg) else { return };
+    let before = w.clusters();
+    let run = w.run("run", DAY1, &["--dry-run"]);
+    run.code(0)
+        .has("would call: rds RestoreDBClusterToPointInTime DBClusterIdentifier=app-dev-20261122 SourceDBClusterIdentifier=prod-db RestoreType=copy-on-write")
+        .has("would call: rds CreateDBInstance DBInstanceIdentifier=app-dev-20261122-writer")
+        .has("would call: secretsmanager CreateSecret Name=app/dev/master SecretString=***")
+        .has("would call: rds ModifyDBCluster DBClusterIdentifier=app-dev-20261122 MasterUserPassword=***")
+        .has("would run scrub file 10_mask.sql")
+        .has("would call: route53 ChangeResourceRecordSets")
+        .has("Tags=lifecycle=connected");
+    assert_eq!(w.clusters(), before, "no cluster made or tagged");
+    assert_eq!(w.record(), "", "no record");
+    assert_eq!(w.stored_password(), "", "no secret");
+    assert!(w.personal_can_log_in());
+    assert!(w.emails().contains("alice@customer.example"));
+    assert!(!w.db.table_exists("orders"));
+}
+
+#[test]
+fn from_snapshot_restores_the_latest_automated_snapshot() {
+    let Some(w) = setup(Engine::Pg) else { return };
+    let run = w.run(
+        "clone",
+        DAY1,
+        &["--from-snapshot", "--instance-class", "db.t4g.medium"],
+    );
+    run.code(0).has("restore of snapshot `rds:prod-db-");
+    let day1 = day_id(DAY1);
+    assert_eq!(w.clusters().get(&day1).map(String::as_str), Some("created"));
+    let class = w.moto.py(&format!(
+        "print(rds.describe_db_instances(DBInstanceIdentifier='{day1}-writer')['DBInstances'][0]['DBInstanceClass'])"
+    ));
+    assert_eq!(class, "db.t4g.medium");
+}
+
+#[test]
+fn missing_flags_are_usage_errors_before_any_call() {
+    let cmd = Cmd::new(&["rotate", "scrub", "--name-prefix", PREFIX]);
+    cmd.run()
+        .code(2)
+        .has("`rotate scrub` needs --master-secret, --scrub-dir");
+    Cmd::new(&["rotate", "clean", "--name-prefix", "App_"])
+        .run()
+        .code(2)
+        .has("--name-prefix `App_`");
+}
+
+#[test]
+fn one_slack_message_per_run_with_every_step() {
+    use crate::common::WEBHOOK_TOKEN;
+    use crate::fake_http::{FakeHttp, Reply};
+    let Some(w) = setup(Engine::Pg) else { return };
+    let slack = FakeHttp::script(vec![], Reply::ok());
+    let webhook = slack.url(&format!("/services/T0TEST/B0TEST/{WEBHOOK_TOKEN}"));
+    let run = w
+        .cmd("run", DAY1, &["--env", "devqa"])
+        .env("SLACK_WEBHOOK_URL", &webhook)
+        .run();
+    run.code(0);
+    let posts = slack.requests();
+    assert_eq!(
+        posts.len(),
+        1,
+        "one message for the whole run, none from `up`"
+    );
+    let payload = posts[0].json();
+    let text = payload["text"].as_str().unwrap();
+    assert!(
+        text.starts_with("✅ [devqa] migrator rotate run: app-dev-20261122 in "),
+        "{text}"
+    );
+    let steps = payload["blocks"][1]["text"]["text"].as_str().unwrap();
+    for step in ["clone", "ready", "scrub", "migrate", "connect", "clean"] {
+        assert!(steps.contains(&format!("*{step}*")), "{steps}");
+    }
+    assert!(!payload.to_string().contains(&w.stored_password()));
+    // A quiet morning stays quiet with --notify change.
+    w.cmd("run", DAY1, &["--notify", "change"])
+        .env("SLACK_WEBHOOK_URL", &webhook)
+        .run()
+        .code(0);
+    assert_eq!(slack.requests().len(), 1);
+}
