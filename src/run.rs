@@ -502,17 +502,36 @@ async fn run_each(
     interrupt: &Interrupt,
     report: &mut RunReport,
 ) -> Result<()> {
+    let result = run_steps(db, execs, interrupt, report).await;
+    // Once, at the end (not per step: that would be quadratic in the plan).
+    let done = report.applied.len();
+    report.not_run.drain(..done.min(report.not_run.len()));
+    report.version_after = version_after(rows, &report.applied);
+    result.map_err(|(exec, err)| match err {
+        Ok(err) => err,
+        Err(err) => exec_failed(exec, err, interrupt, report.version_after),
+    })
+}
+
+/// Runs the steps in order; on failure, the step and what went wrong.
+#[allow(clippy::type_complexity)]
+async fn run_steps<'e>(
+    db: &mut AnyDriver,
+    execs: &'e [Exec<'e>],
+    interrupt: &Interrupt,
+    report: &mut RunReport,
+) -> std::result::Result<(), (&'e Exec<'e>, std::result::Result<Error, ExecError>)> {
     let total = execs.len();
     for (i, exec) in execs.iter().enumerate() {
         if let Some(signal) = interrupt.signal() {
-            return Err(Error::Interrupted {
+            let stopped = Error::Interrupted {
                 signal,
                 detail: Some(format!(
-                    "stopped before {}; {} of {total} done",
-                    exec.migration.label(),
-                    i
+                    "stopped before {}; {i} of {total} done",
+                    exec.migration.label()
                 )),
-            });
+            };
+            return Err((exec, Ok(stopped)));
         }
         let label = exec.migration.label();
         let verb = match exec.direction {
@@ -526,10 +545,8 @@ async fn run_each(
                 report
                     .applied
                     .push(step(exec.migration, exec.direction, ms));
-                report.not_run.remove(0);
-                report.version_after = version_after(rows, &report.applied);
             }
-            Err(err) => return Err(exec_failed(exec, err, interrupt, report.version_after)),
+            Err(err) => return Err((exec, Err(err))),
         }
     }
     Ok(())
