@@ -462,18 +462,7 @@ impl Driver for Mysql {
         for (i, stmt) in exec.statements.iter().enumerate() {
             let dml = is_dml(stmt.sql);
             let result = if interrupt.signal().is_some() {
-                Err(ExecError {
-                    statement: Some(i),
-                    offset: Some(stmt.start),
-                    message: format!(
-                        "interrupted by {} before this statement",
-                        interrupt
-                            .signal()
-                            .map_or("a signal".to_string(), |s| s.to_string())
-                    ),
-                    cancelled: true,
-                    ..ExecError::default()
-                })
+                Err(super::interrupted_before(i, stmt.start, interrupt))
             } else {
                 let reopen = if m.transactional && dml && !in_tx {
                     self.run("START TRANSACTION").await

@@ -29,7 +29,7 @@ use crate::interrupt::Interrupt;
 use crate::migration::Engine;
 use crate::plan::ForcePlan;
 use crate::report::{DatabaseInfo, Direction};
-use crate::sql::split;
+use crate::sql::split::{self, Statement};
 
 /// Key of the session-level advisory lock ("migrator" in ASCII). Advisory locks
 /// are per database, so runners on different databases of one server never wait
@@ -355,6 +355,24 @@ impl Postgres {
         Ok(())
     }
 
+    /// Runs one statement on its own (no-transaction scripts, scrub files); a
+    /// failure names the statement and the server's position in it.
+    async fn statement(
+        &self,
+        i: usize,
+        stmt: &Statement<'_>,
+    ) -> std::result::Result<(), ExecError> {
+        self.client
+            .simple_query(stmt.sql)
+            .await
+            .map(|_| ())
+            .map_err(|e| {
+                let mut err = exec_error(&e, stmt.sql, 0, stmt.start);
+                err.statement = Some(i);
+                err
+            })
+    }
+
     async fn rollback(&self) {
         if let Err(e) = self.client.simple_query("ROLLBACK").await {
             tracing::debug!(error = %e, "rollback failed (connection gone?)");
@@ -435,27 +453,9 @@ impl Postgres {
         let started = Instant::now();
         for (i, stmt) in exec.statements.iter().enumerate() {
             let result = if interrupt.signal().is_some() {
-                Err(ExecError {
-                    statement: Some(i),
-                    message: format!(
-                        "interrupted by {} before this statement",
-                        interrupt
-                            .signal()
-                            .map_or("a signal".to_string(), |s| s.to_string())
-                    ),
-                    cancelled: true,
-                    ..ExecError::default()
-                })
+                Err(super::interrupted_before(i, stmt.start, interrupt))
             } else {
-                self.client
-                    .simple_query(stmt.sql)
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| {
-                        let mut err = exec_error(&e, stmt.sql, 0, stmt.start);
-                        err.statement = Some(i);
-                        err
-                    })
+                self.statement(i, stmt).await
             };
             if let Err(mut err) = result {
                 // Nothing is committed before the first statement, except what a
@@ -742,15 +742,7 @@ impl Driver for Postgres {
             let result = if interrupt.signal().is_some() {
                 Err(super::interrupted_before(i, stmt.start, interrupt))
             } else {
-                self.client
-                    .simple_query(stmt.sql)
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| {
-                        let mut err = exec_error(&e, stmt.sql, 0, stmt.start);
-                        err.statement = Some(i);
-                        err
-                    })
+                self.statement(i, stmt).await
             };
             if let Err(err) = result {
                 self.rollback().await;

@@ -232,21 +232,8 @@ impl Logs for SdkLogs {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
-    fn spec() -> RunSpec {
-        RunSpec {
-            cluster: "deploy".into(),
-            task_definition: "shop-migrate".into(),
-            container: None,
-            command: None,
-            environment: vec![],
-            launch_type: None,
-            network: None,
-            timeout: Duration::from_secs(60),
-            logs: true,
-        }
-    }
+    use crate::ecs::spec::tests::spec;
 
     #[test]
     fn no_override_unless_asked() {

@@ -221,10 +221,11 @@ pub fn split_command(text: &str) -> Result<Vec<String>, String> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn spec() -> RunSpec {
+    /// A plain spec: the fixture of this module's tests and the client's.
+    pub(crate) fn spec() -> RunSpec {
         RunSpec {
             cluster: "deploy".into(),
             task_definition: "shop-migrate".into(),
