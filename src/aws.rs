@@ -14,7 +14,7 @@ use aws_smithy_http_client::tls::{self, TlsContext, TrustStore, rustls_provider:
 use aws_smithy_types::error::display::DisplayErrorContext;
 use aws_types::SdkConfig;
 
-use crate::error::{Error, Result};
+use migrator_core::error::{Error, Result};
 
 /// What DescribeDBClusters (and the writer's DescribeDBInstances) tell us.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -199,7 +199,7 @@ pub async fn iam_token(config: &SdkConfig, host: &str, port: u16, user: &str) ->
         .await
         .map_err(|e| Error::usage(format!("--iam-auth: cannot make a token: {e}")))?;
     let token = token.as_str().to_string();
-    crate::redact::register(&token);
+    migrator_core::redact::register(&token);
     Ok(token)
 }
 

@@ -9,11 +9,11 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::connect::TlsMode;
-use crate::ecs::spec::{self, RunSpec};
-use crate::migration::Version;
 use crate::notify::{NotifySettings, Webhook, When};
-use crate::plan::{Checks, DownTarget};
+use migrator_core::conn::TlsMode;
+use migrator_core::ecs::RunSpec;
+use migrator_core::migration::Version;
+use migrator_core::plan::{Checks, DownTarget};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -68,6 +68,33 @@ pub enum OutputFormat {
     Json,
 }
 
+/// `--tls`: the command line's names for [`TlsMode`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TlsArg {
+    /// Plain TCP.
+    Disable,
+    /// TLS when the server offers it, certificate not verified.
+    Prefer,
+    /// TLS, certificate not verified.
+    Require,
+    /// TLS, certificate chain verified against the CA; host name not checked.
+    VerifyCa,
+    /// TLS, chain and host name verified.
+    VerifyFull,
+}
+
+impl From<TlsArg> for TlsMode {
+    fn from(arg: TlsArg) -> Self {
+        match arg {
+            TlsArg::Disable => TlsMode::Disable,
+            TlsArg::Prefer => TlsMode::Prefer,
+            TlsArg::Require => TlsMode::Require,
+            TlsArg::VerifyCa => TlsMode::VerifyCa,
+            TlsArg::VerifyFull => TlsMode::VerifyFull,
+        }
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct Global {
     /// Database URL (postgres://, postgresql://, mysql://, mariadb://).
@@ -100,7 +127,7 @@ pub struct Global {
         value_enum,
         value_name = "MODE"
     )]
-    pub tls: Option<TlsMode>,
+    pub tls: Option<TlsArg>,
 
     /// PEM file of CA certificates to verify the database against.
     #[arg(long, env = "MIGRATOR_CA_FILE", global = true, value_name = "PEM")]
@@ -445,15 +472,16 @@ pub struct RotateArgs {
     pub dry_run: bool,
     /// The day whose clone the steps act on (YYYY-MM-DD; default: today, UTC). For tests.
     #[arg(long, env = "MIGRATOR_ROTATE_TODAY", value_parser = parse_day, value_name = "DATE")]
-    pub today: Option<crate::rotate::plan::Day>,
+    pub today: Option<migrator_core::rotate::plan::Day>,
 }
 
 fn parse_max_age(s: &str) -> Result<i64, String> {
-    crate::rotate::plan::parse_age(s)
+    migrator_core::rotate::plan::parse_age(s)
 }
 
-fn parse_day(s: &str) -> Result<crate::rotate::plan::Day, String> {
-    crate::rotate::plan::Day::parse(s).ok_or_else(|| format!("`{s}` is not a date (YYYY-MM-DD)"))
+fn parse_day(s: &str) -> Result<migrator_core::rotate::plan::Day, String> {
+    migrator_core::rotate::plan::Day::parse(s)
+        .ok_or_else(|| format!("`{s}` is not a date (YYYY-MM-DD)"))
 }
 
 impl RotateArgs {
@@ -515,7 +543,7 @@ fn command_words(text: &str) -> Result<CommandWords, String> {
     if text.trim().is_empty() {
         return Ok(CommandWords(Vec::new()));
     }
-    spec::split_command(text).map(CommandWords)
+    migrator_core::ecs::split_command(text).map(CommandWords)
 }
 
 /// One `--container-env` value; `None` for a blank one (a trailing newline in
@@ -524,7 +552,7 @@ fn env_entry(text: &str) -> Result<Option<(String, String)>, String> {
     if text.trim().is_empty() {
         return Ok(None);
     }
-    spec::parse_env_pair(text).map(Some)
+    migrator_core::ecs::parse_env_pair(text).map(Some)
 }
 
 #[derive(Debug, Args)]
@@ -601,7 +629,7 @@ pub struct EcsRunArgs {
         long,
         env = "MIGRATOR_ECS_TIMEOUT",
         default_value = "60m",
-        value_parser = spec::parse_duration,
+        value_parser = migrator_core::ecs::parse_duration,
         value_name = "DURATION"
     )]
     pub timeout: Duration,
@@ -622,7 +650,7 @@ impl EcsRunArgs {
         let subnets = ids(self.subnets);
         let security_groups = ids(self.security_groups);
         let network = (!subnets.is_empty() || !security_groups.is_empty() || self.assign_public_ip)
-            .then_some(spec::Network {
+            .then_some(migrator_core::ecs::Network {
                 subnets,
                 security_groups,
                 assign_public_ip: self.assign_public_ip,
@@ -634,8 +662,8 @@ impl EcsRunArgs {
             command: self.command.map(|c| c.0).filter(|words| !words.is_empty()),
             environment: self.container_env.into_iter().flatten().collect(),
             launch_type: self.launch_type.map(|l| match l {
-                EcsLaunchType::Fargate => spec::LaunchType::Fargate,
-                EcsLaunchType::Ec2 => spec::LaunchType::Ec2,
+                EcsLaunchType::Fargate => migrator_core::ecs::LaunchType::Fargate,
+                EcsLaunchType::Ec2 => migrator_core::ecs::LaunchType::Ec2,
             }),
             network,
             timeout: self.timeout,
@@ -745,7 +773,7 @@ impl Cli {
                 db_secret: g.db_secret.filter(|s| !s.is_empty()),
                 rds_cluster: g.rds_cluster.filter(|s| !s.is_empty()),
                 iam_auth: g.iam_auth,
-                tls: g.tls,
+                tls: g.tls.map(TlsMode::from),
                 ca_file: g.ca_file,
                 host: g.db_host,
                 port: g.db_port,
@@ -907,7 +935,10 @@ mod tests {
                 ("MIGRATOR_WAIT".to_string(), "60".to_string())
             ]
         );
-        assert_eq!(spec.launch_type, Some(spec::LaunchType::Fargate));
+        assert_eq!(
+            spec.launch_type,
+            Some(migrator_core::ecs::LaunchType::Fargate)
+        );
         let network = spec.network.unwrap();
         assert_eq!(network.subnets, ["subnet-1", "subnet-2"]);
         assert_eq!(network.security_groups, ["sg-1"]);

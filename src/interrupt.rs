@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use futures_util::future::BoxFuture;
 use tokio::sync::Notify;
 
-use crate::error::{ExitStatus, Signal};
+use migrator_core::error::{ExitStatus, Signal};
 
 type Canceller = Arc<dyn Fn() -> BoxFuture<'static, ()> + Send + Sync>;
 

@@ -9,35 +9,25 @@
 //! clone-rotation pipeline: RDS, Route53, Secrets Manager).
 //! See ARCHITECTURE.md.
 
-pub mod adopt;
 pub mod aws;
 pub mod cli;
-pub mod connect;
 pub mod db;
 pub mod ecs;
-pub mod error;
-pub mod history;
+pub mod files;
 pub mod interrupt;
-pub mod migration;
 pub mod notify;
 pub mod output;
-pub mod plan;
-pub mod redact;
-pub mod report;
 pub mod resolve;
 pub mod rotate;
 pub mod run;
-pub mod scaffold;
-pub mod source;
-pub mod sql;
-pub mod status;
 pub mod tls;
 
 use std::process::ExitCode;
 
 use clap::Parser;
 
-use crate::error::ExitStatus;
+use migrator_core::error::ExitStatus;
+use migrator_core::redact;
 
 /// The whole program: parse, run, print the error, map it to an exit code.
 pub fn main() -> ExitCode {

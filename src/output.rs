@@ -11,13 +11,13 @@ use crate::cli::LogFormat;
 /// Prints one result line (or block) on stdout. A closed pipe is not an error.
 pub fn stdout(text: &str) {
     let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "{}", crate::redact::scrub(text));
+    let _ = writeln!(out, "{}", migrator_core::redact::scrub(text));
 }
 
 /// Prints an error on stderr.
 pub fn stderr_error(text: &str) {
     let mut err = std::io::stderr().lock();
-    let _ = writeln!(err, "error: {}", crate::redact::scrub(text));
+    let _ = writeln!(err, "error: {}", migrator_core::redact::scrub(text));
 }
 
 /// A stderr writer that masks secrets in every log line.
@@ -28,7 +28,7 @@ impl Write for ScrubbingStderr {
         let text = String::from_utf8_lossy(buf);
         std::io::stderr()
             .lock()
-            .write_all(crate::redact::scrub(&text).as_bytes())?;
+            .write_all(migrator_core::redact::scrub(&text).as_bytes())?;
         Ok(buf.len())
     }
 

@@ -1,16 +1,16 @@
 //! Turning settings into a connection target: the URL alone, or the URL and
 //! flags layered over a Secrets Manager secret over an RDS cluster lookup, with
 //! IAM auth and TLS decided once. IO (AWS calls, the cluster wait); the merging
-//! itself is `crate::connect`.
+//! itself is `migrator_core::conn`.
 
 use std::time::{Duration, Instant};
 
 use crate::aws::{Aws, ClusterInfo};
 use crate::cli::Settings;
-use crate::connect::{self, Parts, TlsMode};
 use crate::db::{self, DatabaseInfo, Target, Tls};
-use crate::error::{Error, Result};
 use crate::interrupt::Interrupt;
+use migrator_core::conn::{Parts, TlsMode};
+use migrator_core::error::{Error, Result};
 
 /// The target, and how much of `--wait` is left for connecting.
 pub async fn target(
@@ -21,9 +21,9 @@ pub async fn target(
     let c = &settings.connection;
     let url_parts = match settings.database_url.as_deref() {
         Some(url) => {
-            crate::redact::register_url_password(url);
+            migrator_core::redact::register_url_password(url);
             Some(
-                connect::parse_url(url)
+                migrator_core::conn::parse_url(url)
                     .map_err(|e| Error::usage(format!("--database-url: {e}")))?,
             )
         }
@@ -60,11 +60,11 @@ pub async fn target(
         (Some(id), Some(aws)) => {
             sources.push(format!("secret `{id}`"));
             let text = aws.secret_string(id).await?;
-            crate::redact::register(&text);
-            let (parts, values) = connect::parse_secret(&text)
+            migrator_core::redact::register(&text);
+            let (parts, values) = migrator_core::conn::parse_secret(&text)
                 .map_err(|e| Error::usage(format!("secret `{id}`: {e}")))?;
             for v in values {
-                crate::redact::register(&v);
+                migrator_core::redact::register(&v);
             }
             parts
         }
@@ -75,7 +75,10 @@ pub async fn target(
             sources.push(format!("cluster `{id}`"));
             let info = wait_for_cluster(aws, id, settings.wait, interrupt).await?;
             Parts {
-                engine: info.engine.as_deref().and_then(connect::engine_of),
+                engine: info
+                    .engine
+                    .as_deref()
+                    .and_then(migrator_core::conn::engine_of),
                 host: info.endpoint,
                 port: info.port,
                 dbname: info.database_name,
@@ -105,7 +108,7 @@ pub async fn target(
             "--iam-auth sends a token as the password: it needs TLS; drop --tls disable",
         ));
     }
-    let mut resolved = connect::complete(merged, !c.iam_auth, &sources.join(", "))?;
+    let mut resolved = migrator_core::conn::complete(merged, !c.iam_auth, &sources.join(", "))?;
     if c.iam_auth {
         let aws = aws.as_ref().expect("aws loaded for --iam-auth");
         resolved.password = Some(
@@ -168,7 +171,7 @@ async fn wait_for_cluster(
         tokio::select! {
             _ = tokio::time::sleep(pause) => {}
             _ = interrupt.wait() => return Err(Error::Interrupted {
-                signal: interrupt.signal().unwrap_or(crate::error::Signal::Sigterm),
+                signal: interrupt.signal().unwrap_or(migrator_core::error::Signal::Sigterm),
                 detail: Some(format!("while waiting for cluster `{id}`")),
             }),
         }

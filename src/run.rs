@@ -8,18 +8,19 @@
 
 use std::time::Instant;
 
-use crate::adopt::{self, Adopted, Foreign, Tool};
 use crate::cli::{Action, OutputFormat, Settings};
 use crate::db::{self, AnyDriver, Driver, Exec, ExecError, WaitPolicy};
-use crate::error::{Error, Failure, Result};
-use crate::history::{HistoryRow, current_version};
+use crate::files;
 use crate::interrupt::Interrupt;
-use crate::migration::{Engine, Migration, Script};
-use crate::plan::{self, DownTarget};
-use crate::report::{Adoption, Direction, RunReport, StepReport};
-use crate::source::{self, Parsed};
-use crate::sql::split::{self, Statement};
-use crate::status;
+use migrator_core::adopt::{self, Adopted, Foreign, Tool};
+use migrator_core::error::{Error, Failure, Result};
+use migrator_core::history::{HistoryRow, current_version};
+use migrator_core::migration::{Engine, Migration, Script};
+use migrator_core::plan::{self, DownTarget};
+use migrator_core::report::{Adoption, Direction, RunReport, StepReport};
+use migrator_core::source::{self, Parsed};
+use migrator_core::split::{self, Statement};
+use migrator_core::status;
 
 /// Runs one command. Results go to stdout; the caller prints the error.
 pub async fn run(settings: &Settings, action: Action, interrupt: &Interrupt) -> Result<()> {
@@ -81,7 +82,7 @@ pub fn write_report(settings: &Settings, report: &RunReport) -> Result<()> {
         return Ok(());
     };
     let json = serde_json::to_string_pretty(report).expect("report serializes");
-    let text = crate::redact::scrub(&json).into_owned();
+    let text = migrator_core::redact::scrub(&json).into_owned();
     std::fs::write(path, text + "\n").map_err(|e| {
         Error::usage(format!(
             "cannot write the report to {}: {e}",
@@ -106,14 +107,14 @@ fn print_report(settings: &Settings, report: &RunReport, ok: bool) {
 /// Reads the migration files: the folder when it exists, else the embedded set.
 fn load(settings: &Settings) -> Result<Vec<Migration>> {
     let entries = if settings.path.is_dir() {
-        source::read_dir(&settings.path)?
+        files::read_dir(&settings.path)?
     } else if settings.path_explicit {
         return Err(Error::usage(format!(
             "--path {}: no such folder",
             settings.path.display()
         )));
     } else {
-        let embedded = source::embedded();
+        let embedded = files::embedded();
         if embedded.is_empty() {
             return Err(Error::usage(format!(
                 "no migrations: there is no {} folder and none were embedded at build time; \
@@ -176,7 +177,9 @@ pub async fn connect(settings: &Settings, interrupt: &Interrupt) -> Result<AnyDr
 /// The engine, when the URL alone says (before any AWS call).
 fn engine_of(settings: &Settings) -> Option<Engine> {
     let url = settings.database_url.as_deref()?;
-    crate::connect::parse_url(url).ok().and_then(|p| p.engine)
+    migrator_core::conn::parse_url(url)
+        .ok()
+        .and_then(|p| p.engine)
 }
 
 /// `status`, `version`, `validate`: read-only, no lock, never create anything.
@@ -480,7 +483,10 @@ fn step(m: &Migration, direction: Direction, execution_ms: u64) -> StepReport {
 }
 
 /// The version once `done` more steps have finished, given the rows before.
-fn version_after(rows: &[HistoryRow], done: &[StepReport]) -> Option<crate::migration::Version> {
+fn version_after(
+    rows: &[HistoryRow],
+    done: &[StepReport],
+) -> Option<migrator_core::migration::Version> {
     let mut applied: std::collections::BTreeSet<_> = rows
         .iter()
         .filter(|r| !r.status.is_dirty())
@@ -593,7 +599,7 @@ fn exec_failed(
     exec: &Exec<'_>,
     err: ExecError,
     interrupt: &Interrupt,
-    previous_version: Option<crate::migration::Version>,
+    previous_version: Option<migrator_core::migration::Version>,
 ) -> Error {
     let label = exec.migration.label();
     if err.cancelled
@@ -618,7 +624,7 @@ fn exec_failed(
 fn failure(
     exec: &Exec<'_>,
     err: ExecError,
-    previous_version: Option<crate::migration::Version>,
+    previous_version: Option<migrator_core::migration::Version>,
 ) -> Failure {
     let stmt = err.statement.and_then(|i| exec.statements.get(i));
     let offset = err.offset.or(stmt.map(|s| s.start));
@@ -652,7 +658,7 @@ async fn force(
     db: &mut AnyDriver,
     files: &[Migration],
     rows: &[HistoryRow],
-    version: crate::migration::Version,
+    version: migrator_core::migration::Version,
     yes: bool,
     table_exists: bool,
     report: &mut RunReport,
@@ -732,7 +738,7 @@ fn adopted_rows(adopted: &[Adopted]) -> Vec<HistoryRow> {
             version: *version,
             name: name.clone(),
             checksum: checksum.clone(),
-            status: crate::history::RowStatus::Applied,
+            status: migrator_core::history::RowStatus::Applied,
             applied_at: String::new(),
             execution_ms: 0,
             failed_statement: None,
@@ -745,7 +751,7 @@ async fn baseline(
     db: &mut AnyDriver,
     files: &[Migration],
     rows: &[HistoryRow],
-    version: crate::migration::Version,
+    version: migrator_core::migration::Version,
     yes: bool,
     table_exists: bool,
     report: &mut RunReport,
@@ -776,13 +782,13 @@ async fn baseline(
 
 fn new_migration(settings: &Settings, name: &str) -> Result<()> {
     let format = if settings.path.is_dir() {
-        source::parse(&source::read_dir(&settings.path)?)?.format
+        source::parse(&files::read_dir(&settings.path)?)?.format
     } else {
         None
     };
-    let written = crate::scaffold::write(
+    let written = crate::files::write_new(
         &settings.path,
-        format.unwrap_or(crate::migration::Format::GolangMigrate),
+        format.unwrap_or(migrator_core::migration::Format::GolangMigrate),
         name,
     )?;
     for path in written {

@@ -15,8 +15,8 @@ use rustls::{
     CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
 };
 
-use crate::connect::TlsMode;
-use crate::error::{Error, Result};
+use migrator_core::conn::TlsMode;
+use migrator_core::error::{Error, Result};
 
 /// Where the image keeps the Amazon RDS CA bundle (see Dockerfile). Used for
 /// verification when `--ca-file` is not given and the file exists.

@@ -5,7 +5,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use migrator_fuzz::parse::{Entry, parse, parse_version};
+use migrator_core::source::{Entry, parse, parse_version};
 
 fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);

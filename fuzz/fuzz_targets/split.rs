@@ -3,8 +3,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use migrator_fuzz::migration::Engine;
-use migrator_fuzz::split;
+use migrator_core::migration::Engine;
+use migrator_core::split;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {

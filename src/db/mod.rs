@@ -11,15 +11,15 @@ pub mod postgres;
 
 use std::time::Duration;
 
-use crate::adopt::Adopted;
-use crate::error::{Error, Result};
-use crate::history::HistoryRow;
 use crate::interrupt::Interrupt;
-use crate::migration::{Engine, Migration, Script};
-use crate::plan::ForcePlan;
-pub use crate::report::DatabaseInfo;
-use crate::report::Direction;
-use crate::sql::split::Statement;
+use migrator_core::adopt::Adopted;
+use migrator_core::error::{Error, Result};
+use migrator_core::history::HistoryRow;
+use migrator_core::migration::{Engine, Migration, Script};
+use migrator_core::plan::ForcePlan;
+pub use migrator_core::report::DatabaseInfo;
+use migrator_core::report::Direction;
+use migrator_core::split::Statement;
 
 /// One migration to run in one direction.
 pub struct Exec<'a> {
@@ -124,14 +124,14 @@ impl std::fmt::Debug for Target {
 /// TLS for the connection: the mode and the CA file to verify against.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tls {
-    pub mode: crate::connect::TlsMode,
+    pub mode: migrator_core::conn::TlsMode,
     pub ca_file: Option<std::path::PathBuf>,
 }
 
 impl Default for Tls {
     fn default() -> Self {
         Tls {
-            mode: crate::connect::TlsMode::Prefer,
+            mode: migrator_core::conn::TlsMode::Prefer,
             ca_file: None,
         }
     }
@@ -162,19 +162,19 @@ fn strip_tls_params(url: &str) -> String {
 
 /// Parses a database URL with default TLS (prefer, the URL's own `sslmode`).
 pub fn parse_url(url: &str) -> Result<(Target, DatabaseInfo)> {
-    let parts =
-        crate::connect::parse_url(url).map_err(|e| Error::usage(format!("--database-url: {e}")))?;
+    let parts = migrator_core::conn::parse_url(url)
+        .map_err(|e| Error::usage(format!("--database-url: {e}")))?;
     let tls = Tls {
-        mode: parts.tls.unwrap_or(crate::connect::TlsMode::Prefer),
+        mode: parts.tls.unwrap_or(migrator_core::conn::TlsMode::Prefer),
         ca_file: crate::tls::ca_file(parts.ca_file),
     };
     target(url, &tls)
 }
 
 /// Builds the driver target for a URL and TLS settings. The password (raw and
-/// decoded) is registered with `crate::redact` before anything else can print it.
+/// decoded) is registered with `migrator_core::redact` before anything else can print it.
 pub fn target(url: &str, tls: &Tls) -> Result<(Target, DatabaseInfo)> {
-    crate::redact::register_url_password(url);
+    migrator_core::redact::register_url_password(url);
     let scheme = url.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
     let url = &strip_tls_params(url);
     match scheme.as_deref() {

@@ -15,18 +15,18 @@ use std::time::{Duration, Instant};
 
 use sqlx::mysql::{MySqlConnectOptions, MySqlConnection, MySqlDatabaseError, MySqlSslMode};
 
-use crate::connect::TlsMode;
+use migrator_core::conn::TlsMode;
 use sqlx::{AssertSqlSafe, ConnectOptions, Connection, Row};
 
 use super::{Driver, Exec, ExecError, Target, WaitPolicy, backoff};
-use crate::adopt::Adopted;
-use crate::error::{Error, Result};
-use crate::history::{HistoryRow, RowStatus};
 use crate::interrupt::Interrupt;
-use crate::migration::Engine;
-use crate::plan::ForcePlan;
-use crate::report::{DatabaseInfo, Direction};
-use crate::sql::split::Statement;
+use migrator_core::adopt::Adopted;
+use migrator_core::error::{Error, Result};
+use migrator_core::history::{HistoryRow, RowStatus};
+use migrator_core::migration::Engine;
+use migrator_core::plan::ForcePlan;
+use migrator_core::report::{DatabaseInfo, Direction};
+use migrator_core::split::Statement;
 
 const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS migrator_history (
     version BIGINT UNSIGNED NOT NULL PRIMARY KEY,
@@ -169,7 +169,7 @@ pub async fn connect(
                 if lock_name.len() > 64 {
                     lock_name = format!(
                         "migrator:{}",
-                        &crate::source::parse::checksum(&info.name)[..32]
+                        &migrator_core::source::checksum(&info.name)[..32]
                     );
                 }
                 return Ok(Mysql {
@@ -195,7 +195,7 @@ pub async fn connect(
                 tokio::select! {
                     _ = tokio::time::sleep(pause) => {}
                     _ = interrupt.wait() => return Err(Error::Interrupted {
-                        signal: interrupt.signal().unwrap_or(crate::error::Signal::Sigterm),
+                        signal: interrupt.signal().unwrap_or(migrator_core::error::Signal::Sigterm),
                         detail: None,
                     }),
                 }
@@ -374,7 +374,9 @@ impl Driver for Mysql {
                 })
             }
             _ if interrupt.signal().is_some() => Err(Error::Interrupted {
-                signal: interrupt.signal().unwrap_or(crate::error::Signal::Sigterm),
+                signal: interrupt
+                    .signal()
+                    .unwrap_or(migrator_core::error::Signal::Sigterm),
                 detail: Some("while waiting for the migration lock".into()),
             }),
             Ok(None) => Err(Error::database("taking the lock", "GET_LOCK returned NULL")),

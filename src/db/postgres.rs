@@ -19,17 +19,17 @@ use tokio_postgres::types::Type;
 use tokio_postgres::{Client, Config, SimpleQueryMessage};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
-use crate::connect::TlsMode;
+use migrator_core::conn::TlsMode;
 
 use super::{Driver, Exec, ExecError, Target, WaitPolicy, backoff};
-use crate::adopt::Adopted;
-use crate::error::{Error, Result};
-use crate::history::{HistoryRow, RowStatus, TABLE};
 use crate::interrupt::Interrupt;
-use crate::migration::Engine;
-use crate::plan::ForcePlan;
-use crate::report::{DatabaseInfo, Direction};
-use crate::sql::split::{self, Statement};
+use migrator_core::adopt::Adopted;
+use migrator_core::error::{Error, Result};
+use migrator_core::history::{HistoryRow, RowStatus, TABLE};
+use migrator_core::migration::Engine;
+use migrator_core::plan::ForcePlan;
+use migrator_core::report::{DatabaseInfo, Direction};
+use migrator_core::split::{self, Statement};
 
 /// Key of the session-level advisory lock ("migrator" in ASCII). Advisory locks
 /// are per database, so runners on different databases of one server never wait
@@ -186,7 +186,9 @@ pub async fn connect(
 
 fn interrupted(interrupt: &Interrupt, detail: Option<String>) -> Error {
     Error::Interrupted {
-        signal: interrupt.signal().unwrap_or(crate::error::Signal::Sigterm),
+        signal: interrupt
+            .signal()
+            .unwrap_or(migrator_core::error::Signal::Sigterm),
         detail,
     }
 }

@@ -12,9 +12,9 @@ use aws_sdk_ecs::types::{
 };
 use aws_types::SdkConfig;
 
-use super::spec::{self, RunSpec};
 use crate::aws::sdk_error;
-use crate::error::{Error, Result};
+use migrator_core::ecs::{self as spec, RunSpec};
+use migrator_core::error::{Error, Result};
 
 /// What RunTask is asked for, besides the spec.
 pub struct RunRequest<'a> {
@@ -233,7 +233,9 @@ impl Logs for SdkLogs {
 mod tests {
     use super::*;
 
-    use crate::ecs::spec::tests::spec;
+    fn spec() -> RunSpec {
+        RunSpec::new("deploy", "shop-migrate", std::time::Duration::from_secs(60))
+    }
 
     #[test]
     fn no_override_unless_asked() {

@@ -12,7 +12,7 @@ use aws_sdk_ecs::types::{
     Container, ContainerDefinition, Failure, LogDriver, Task, TaskDefinition, TaskStopCode,
 };
 
-use crate::error::{Error, Result};
+use migrator_core::error::{Error, Result};
 
 /// The last status of a task that has stopped.
 pub const STOPPED: &str = "STOPPED";

@@ -10,7 +10,6 @@
 
 pub mod client;
 pub mod decide;
-pub mod spec;
 
 use std::future::Future;
 use std::time::{Duration, Instant, SystemTime};
@@ -19,10 +18,10 @@ use aws_sdk_ecs::types::Task;
 
 use self::client::{Ecs, Logs, RunRequest};
 use self::decide::{STOPPED, Target};
-use self::spec::RunSpec;
-use crate::error::{Error, Result, Signal};
 use crate::interrupt::Interrupt;
 use crate::output;
+use migrator_core::ecs::RunSpec;
+use migrator_core::error::{Error, Result, Signal};
 
 /// How often the log stream is read while the task runs.
 const LOG_POLL: Duration = Duration::from_secs(2);
@@ -127,7 +126,7 @@ pub async fn execute<E: Ecs, L: Logs>(
     if timed_out {
         return Err(Error::TaskTimeout {
             task: arn,
-            timeout: spec::format_duration(spec.timeout),
+            timeout: migrator_core::ecs::format_duration(spec.timeout),
             stopped: "stopped it with StopTask".to_string(),
         });
     }
@@ -187,7 +186,7 @@ impl<E: Ecs> Watch<'_, E> {
                 if timed_out {
                     return Err(Error::TaskTimeout {
                         task: self.arn.to_string(),
-                        timeout: spec::format_duration(self.spec.timeout),
+                        timeout: migrator_core::ecs::format_duration(self.spec.timeout),
                         stopped: format!(
                             "StopTask was sent, but the task had not stopped {}s later",
                             STOP_GRACE.as_secs()
@@ -271,7 +270,7 @@ impl<E: Ecs> Watch<'_, E> {
     }
 
     async fn stop_on_timeout(&self) -> Result<()> {
-        let timeout = spec::format_duration(self.spec.timeout);
+        let timeout = migrator_core::ecs::format_duration(self.spec.timeout);
         tracing::error!(
             task = self.arn,
             "--timeout {timeout} reached: stopping the task"

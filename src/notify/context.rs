@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::report::Context;
+use migrator_core::report::Context;
 
 /// The most the metadata endpoint may take, both requests together.
 pub const METADATA_TIMEOUT: Duration = Duration::from_secs(2);
@@ -138,7 +138,7 @@ pub fn log_url(region: &str, group: &str, stream: &str) -> Option<String> {
 
 /// The console's fragment encoding: percent-encode, then write `%` as `$25`.
 fn console_escape(s: &str) -> String {
-    crate::connect::percent_encode(s).replace('%', "$25")
+    migrator_core::conn::percent_encode(s).replace('%', "$25")
 }
 
 #[cfg(test)]

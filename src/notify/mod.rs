@@ -11,7 +11,6 @@
 //! read, and no message, log line or error here is built from it.
 
 pub mod context;
-pub mod message;
 pub mod slack;
 
 use std::fmt;
@@ -20,8 +19,8 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::error::{Error, Result};
-use crate::report::{Notification, NotificationStatus, Outcome, RunReport};
+use migrator_core::error::{Error, Result};
+use migrator_core::report::{Notification, NotificationStatus, Outcome, RunReport};
 
 pub use context::context_from_env;
 
@@ -42,7 +41,7 @@ impl Webhook {
 
 impl fmt::Debug for Webhook {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Webhook({})", crate::redact::MASK)
+        write!(f, "Webhook({})", migrator_core::redact::MASK)
     }
 }
 
@@ -216,7 +215,7 @@ pub async fn deliver_payload(
 
 /// Builds the message of `report` and hands it to `notifier`.
 pub async fn send(notifier: &impl Notifier, report: &RunReport, required: bool) -> Notification {
-    send_payload(notifier, message::build(report), required).await
+    send_payload(notifier, migrator_core::slack::build(report), required).await
 }
 
 /// Hands `payload`, scrubbed of every registered secret, to `notifier`.
@@ -240,7 +239,7 @@ pub async fn send_payload(
 }
 
 fn failed(e: NotifyError, required: bool) -> Notification {
-    let reason = crate::redact::scrub(&e.reason).into_owned();
+    let reason = migrator_core::redact::scrub(&e.reason).into_owned();
     if required {
         tracing::error!(attempts = e.attempts, error = %reason, "Slack notification failed");
     } else {
@@ -282,7 +281,7 @@ fn scrubbed(mut v: Value) -> Value {
     fn walk(v: &mut Value) {
         match v {
             Value::String(s) => {
-                if let std::borrow::Cow::Owned(clean) = crate::redact::scrub(s) {
+                if let std::borrow::Cow::Owned(clean) = migrator_core::redact::scrub(s) {
                     *s = clean;
                 }
             }
@@ -328,10 +327,10 @@ mod tests {
     fn policy_decides_which_outcomes_are_posted() {
         let nothing = report(Ok(()));
         let mut success = RunReport::new("up");
-        success.applied.push(crate::report::StepReport {
+        success.applied.push(migrator_core::report::StepReport {
             version: 1,
             name: "a".into(),
-            direction: crate::report::Direction::Up,
+            direction: migrator_core::report::Direction::Up,
             execution_ms: 1,
         });
         success.finish(&Ok(()));
@@ -458,7 +457,7 @@ mod tests {
 
     #[test]
     fn payload_strings_are_scrubbed() {
-        crate::redact::register("Payl0ad-Secret-77");
+        migrator_core::redact::register("Payl0ad-Secret-77");
         let v = scrubbed(serde_json::json!({"a": ["x Payl0ad-Secret-77 y"], "b": 1}));
         assert_eq!(v["a"][0], "x *** y");
     }

@@ -118,7 +118,7 @@ pub fn describe(e: reqwest::Error) -> String {
         }
         source = s.source();
     }
-    crate::redact::scrub(&out).into_owned()
+    migrator_core::redact::scrub(&out).into_owned()
 }
 
 /// The webhook as a URL, or why it is not one (without repeating it).
@@ -195,7 +195,7 @@ impl SlackWebhook {
             .and_then(|v| v.to_str().ok())
             .and_then(parse_retry_after);
         let body = match tokio::time::timeout_at(until, response.text()).await {
-            Ok(Ok(text)) => crate::report::excerpt(&text, ANSWER_EXCERPT),
+            Ok(Ok(text)) => migrator_core::text::excerpt(&text, ANSWER_EXCERPT),
             // The status is what matters; an answer cut short is not a failure.
             _ => String::new(),
         };

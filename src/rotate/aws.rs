@@ -21,18 +21,18 @@ use aws_sdk_route53::types::{
 use aws_smithy_types::error::display::DisplayErrorContext;
 
 use crate::aws::{Sdk, sdk_error};
-use crate::error::{Error, Result};
+use migrator_core::error::{Error, Result};
 
-use super::plan::{Cluster, Member};
+use migrator_core::rotate::plan::{Cluster, Member};
 
 /// A value never shown: `Debug` and `Display` print `***`.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);
 
 impl Secret {
-    /// Wraps a value and registers it with `crate::redact` first.
+    /// Wraps a value and registers it with `migrator_core::redact` first.
     pub fn new(value: String) -> Self {
-        crate::redact::register(&value);
+        migrator_core::redact::register(&value);
         Secret(value)
     }
 
@@ -43,13 +43,13 @@ impl Secret {
 
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(crate::redact::MASK)
+        f.write_str(migrator_core::redact::MASK)
     }
 }
 
 impl fmt::Display for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(crate::redact::MASK)
+        f.write_str(migrator_core::redact::MASK)
     }
 }
 
@@ -410,7 +410,7 @@ pub fn records_page(
     out: &aws_sdk_route53::operation::list_resource_record_sets::ListResourceRecordSetsOutput,
     name: &str,
 ) -> (Vec<String>, Option<RecordMarker>) {
-    let same = |n: &str| super::plan::same_host(n, name);
+    let same = |n: &str| migrator_core::rotate::plan::same_host(n, name);
     let values = out
         .resource_record_sets()
         .iter()

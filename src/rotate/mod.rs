@@ -9,29 +9,29 @@
 //!
 //! It must never change a cluster that is not ours: every changing call on a
 //! cluster goes through [`Rotation::apply`], which re-reads the cluster's tags
-//! and checks `plan::may_touch` right before the call, also in a dry run. A dry
+//! and checks `migrator_core::rotate::plan::may_touch` right before the call, also in a dry run. A dry
 //! run makes read calls only and prints each changing call it would make. No
 //! password is ever printed: a new one is registered with `redact` when made.
 
 pub mod aws;
-pub mod plan;
 pub mod probe;
 pub mod scrub;
-pub mod summary;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use self::aws::{Call, Placement, RotateAws, Secret};
-use self::plan::{ClonePlan, Cluster, Day, Gate, LIFECYCLE_TAG, Lifecycle, Prefix, Step, Today};
-use self::summary::{RotateReport, StepOutcome, StepResult};
 use crate::cli::{Action, OutputFormat, Settings};
-use crate::connect::{self, Parts};
 use crate::db::{self, Driver, WaitPolicy};
-use crate::error::{Error, Result};
 use crate::interrupt::Interrupt;
-use crate::migration::Engine;
-use crate::report::RunReport;
+use migrator_core::conn::Parts;
+use migrator_core::error::{Error, Result};
+use migrator_core::migration::Engine;
+use migrator_core::report::RunReport;
+use migrator_core::rotate::plan::{
+    ClonePlan, Cluster, Day, Gate, LIFECYCLE_TAG, Lifecycle, Prefix, Step, Today,
+};
+use migrator_core::rotate::summary::{RotateReport, StepOutcome, StepResult};
 
 /// Which step to run; `run` runs them all in order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -212,7 +212,7 @@ pub async fn run(
         results.push(StepResult {
             step: step.name(),
             outcome,
-            message: crate::redact::scrub(&message).into_owned(),
+            message: migrator_core::redact::scrub(&message).into_owned(),
             calls: std::mem::take(&mut r.calls),
             duration_ms: t.elapsed().as_millis() as u64,
         });
@@ -234,7 +234,7 @@ pub async fn run(
     };
     let mut result = first_error.map_or(Ok(()), Err);
     if which != Which::Migrate {
-        let payload = summary::slack_message(&report);
+        let payload = migrator_core::rotate::summary::slack_message(&report);
         let outcome = if report.bad() {
             "failed"
         } else if report.changed() {
@@ -333,7 +333,7 @@ impl<A: RotateAws> Rotation<'_, A> {
             return Err(Error::usage(format!("RDS cluster `{id}` does not exist")));
         };
         let tags = self.aws.tags(&c.arn).await?;
-        plan::may_touch(id, &tags, &self.prefix)
+        migrator_core::rotate::plan::may_touch(id, &tags, &self.prefix)
             .map(|_| ())
             .map_err(|why| {
                 Error::RotateRefused(format!(
@@ -365,7 +365,7 @@ impl<A: RotateAws> Rotation<'_, A> {
     async fn todays(&mut self, step: Step) -> Result<Option<(Cluster, Lifecycle)>> {
         let clusters = self.aws.clusters().await?;
         let id = self.clone_id();
-        match plan::today(&clusters, &self.prefix, self.day) {
+        match migrator_core::rotate::plan::today(&clusters, &self.prefix, self.day) {
             Today::Missing if self.assumed.is_some() => Ok(None),
             Today::Missing => Err(Error::RotateRefused(format!(
                 "today's clone `{id}` does not exist; run `migrator rotate clone` first (`{}` \
@@ -388,7 +388,7 @@ impl<A: RotateAws> Rotation<'_, A> {
             let at = self.assumed.expect("a dry run assumed the clone");
             return Ok(Some((None, at)));
         };
-        match plan::gate(step, &c.id, at) {
+        match migrator_core::rotate::plan::gate(step, &c.id, at) {
             Gate::Run => Ok(Some((Some(c), at))),
             Gate::Done => Ok(None),
             Gate::Refuse(why) => Err(Error::RotateRefused(why)),
@@ -427,8 +427,14 @@ impl<A: RotateAws> Rotation<'_, A> {
         };
         let clusters = self.aws.clusters().await?;
         let copy_on_write = !self.rotate.from_snapshot;
-        let plan = plan::plan_clone(&clusters, &source, &self.prefix, self.day, copy_on_write)
-            .map_err(Error::RotateRefused)?;
+        let plan = migrator_core::rotate::plan::plan_clone(
+            &clusters,
+            &source,
+            &self.prefix,
+            self.day,
+            copy_on_write,
+        )
+        .map_err(Error::RotateRefused)?;
         let engine = source
             .engine
             .clone()
@@ -492,7 +498,10 @@ impl<A: RotateAws> Rotation<'_, A> {
                         LIFECYCLE_TAG.to_string(),
                         Lifecycle::Created.as_str().to_string(),
                     ),
-                    (plan::SOURCE_TAG.to_string(), source_id.clone()),
+                    (
+                        migrator_core::rotate::plan::SOURCE_TAG.to_string(),
+                        source_id.clone(),
+                    ),
                 ];
                 let how = if copy_on_write {
                     self.apply(Call::RestoreToPointInTime {
@@ -521,7 +530,7 @@ impl<A: RotateAws> Rotation<'_, A> {
                     .await?;
                     how
                 };
-                let writer = plan::writer_id(&id);
+                let writer = migrator_core::rotate::plan::writer_id(&id);
                 let class = self.instance_class(&source).await?;
                 self.apply(Call::CreateWriter {
                     id: writer.clone(),
@@ -585,7 +594,7 @@ impl<A: RotateAws> Rotation<'_, A> {
         tokio::select! {
             _ = tokio::time::sleep(pause) => Ok(()),
             _ = self.interrupt.wait() => Err(Error::Interrupted {
-                signal: self.interrupt.signal().unwrap_or(crate::error::Signal::Sigterm),
+                signal: self.interrupt.signal().unwrap_or(migrator_core::error::Signal::Sigterm),
                 detail: Some(format!("while waiting for {waiting_for}")),
             }),
         }
@@ -630,16 +639,15 @@ impl<A: RotateAws> Rotation<'_, A> {
     /// `--db-host`/`--db-port` or `--database-url` say otherwise.
     fn address(&self, c: &Cluster) -> Result<(Engine, String, u16)> {
         let url = match self.settings.database_url.as_deref() {
-            Some(u) => {
-                connect::parse_url(u).map_err(|e| Error::usage(format!("--database-url: {e}")))?
-            }
+            Some(u) => migrator_core::conn::parse_url(u)
+                .map_err(|e| Error::usage(format!("--database-url: {e}")))?,
             None => Parts::default(),
         };
         let flags = &self.settings.connection;
         let engine = c
             .engine
             .as_deref()
-            .and_then(connect::engine_of)
+            .and_then(migrator_core::conn::engine_of)
             .or(url.engine)
             .ok_or_else(|| Error::usage(format!("`{}`: unknown engine", c.id)))?;
         let host = flags
@@ -728,7 +736,7 @@ impl<A: RotateAws> Rotation<'_, A> {
 
     /// The secret's JSON: what `--db-secret` reads (RDS's format).
     fn secret_json(c: &Cluster, password: &Secret) -> String {
-        let engine = match c.engine.as_deref().and_then(connect::engine_of) {
+        let engine = match c.engine.as_deref().and_then(migrator_core::conn::engine_of) {
             Some(Engine::Mysql) => "mysql",
             _ => "postgres",
         };
@@ -760,7 +768,7 @@ impl<A: RotateAws> Rotation<'_, A> {
         let engine = c
             .engine
             .as_deref()
-            .and_then(connect::engine_of)
+            .and_then(migrator_core::conn::engine_of)
             .ok_or_else(|| Error::usage(format!("`{}`: unknown engine", c.id)))?;
         scrub::check_files(&files, engine)?;
         // The secret first: a crash after it leaves the clone unscrubbed, and
@@ -792,7 +800,7 @@ impl<A: RotateAws> Rotation<'_, A> {
         );
         for a in &disable {
             let sql = scrub::disable_sql(engine, a);
-            let statements = crate::sql::split::split(&sql, engine, false)
+            let statements = migrator_core::split::split(&sql, engine, false)
                 .expect("a generated statement splits");
             db.execute_plain(&statements, self.interrupt)
                 .await
@@ -845,7 +853,10 @@ impl<A: RotateAws> Rotation<'_, A> {
         let mut lines = Vec::new();
         // Listing the logins needs a connection: with the secret as it is now
         // (or the flags), which may not open the clone yet.
-        let engine = target.engine.as_deref().and_then(connect::engine_of);
+        let engine = target
+            .engine
+            .as_deref()
+            .and_then(migrator_core::conn::engine_of);
         match (&c, engine) {
             (Some(c), Some(engine)) => {
                 scrub::check_files(files, engine)?;
@@ -955,7 +966,7 @@ impl<A: RotateAws> Rotation<'_, A> {
             .clone()
             .ok_or_else(|| Error::usage(format!("`{}` has no endpoint", c.id)))?;
         let record = self.aws.cname(&zone, &name).await?;
-        let plan = plan::plan_connect(
+        let plan = migrator_core::rotate::plan::plan_connect(
             &clusters,
             &self.prefix,
             c,
@@ -980,8 +991,12 @@ impl<A: RotateAws> Rotation<'_, A> {
             ));
         }
         if plan.tag_connected {
-            self.tag(c, Lifecycle::Connected, &[(plan::DNS_TAG, &name)])
-                .await?;
+            self.tag(
+                c,
+                Lifecycle::Connected,
+                &[(migrator_core::rotate::plan::DNS_TAG, &name)],
+            )
+            .await?;
             did.push(format!(
                 "{}tagged `{}` {LIFECYCLE_TAG}=connected",
                 self.would(),
@@ -1011,7 +1026,12 @@ impl<A: RotateAws> Rotation<'_, A> {
 
     async fn clean(&mut self) -> Result<Outcome> {
         let clusters = self.aws.clusters().await?;
-        let deletions = plan::plan_clean(&clusters, &self.prefix, self.now, self.rotate.max_age);
+        let deletions = migrator_core::rotate::plan::plan_clean(
+            &clusters,
+            &self.prefix,
+            self.now,
+            self.rotate.max_age,
+        );
         if deletions.is_empty() {
             return Ok((StepOutcome::NothingToDo, "nothing to delete".to_string()));
         }

@@ -25,10 +25,10 @@
 use std::path::Path;
 
 use crate::db::{AnyDriver, Driver};
-use crate::error::{Error, Result};
 use crate::interrupt::Interrupt;
-use crate::migration::Engine;
-use crate::sql::split;
+use migrator_core::error::{Error, Result};
+use migrator_core::migration::Engine;
+use migrator_core::split;
 
 /// A login: a PostgreSQL role, or a MySQL `user@host` account.
 #[derive(Debug, Clone, PartialEq, Eq)]

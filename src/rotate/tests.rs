@@ -8,8 +8,8 @@ use std::collections::{HashMap, VecDeque};
 use clap::Parser;
 
 use super::aws::{Call, Instance, RotateAws, Snapshot};
-use super::plan::{Cluster, DNS_TAG, Day, LIFECYCLE_TAG, Member, Prefix};
 use super::*;
+use migrator_core::rotate::plan::{Cluster, DNS_TAG, Day, LIFECYCLE_TAG, Member, Prefix};
 
 #[derive(Default)]
 struct Fake {

@@ -32,7 +32,7 @@ pub fn register(secret: &str) {
 pub fn register_url_password(url: &str) {
     if let Some(password) = url_password(url) {
         register(&password);
-        register(&crate::connect::percent_decode(&password));
+        register(&crate::conn::percent_decode(&password));
     }
 }
 

@@ -1,6 +1,6 @@
 //! What the database remembers: rows of the history table, as the core sees them.
 //!
-//! Pure data. The SQL that reads and writes the table lives in the drivers (`crate::db`).
+//! Pure data. The SQL that reads and writes the table lives in the drivers (the `migrator` package's `db` module).
 
 use crate::migration::Version;
 

@@ -28,6 +28,22 @@ pub struct RunSpec {
 }
 
 impl RunSpec {
+    /// A spec with nothing but the required parts: the task definition's own
+    /// container, command, environment, launch type and network; logs followed.
+    pub fn new(cluster: &str, task_definition: &str, timeout: Duration) -> Self {
+        RunSpec {
+            cluster: cluster.into(),
+            task_definition: task_definition.into(),
+            container: None,
+            command: None,
+            environment: vec![],
+            launch_type: None,
+            network: None,
+            timeout,
+            logs: true,
+        }
+    }
+
     /// What clap cannot see: values that came empty from the environment.
     pub fn check(&self) -> Result<(), String> {
         if self.cluster.trim().is_empty() {
@@ -224,19 +240,8 @@ pub fn split_command(text: &str) -> Result<Vec<String>, String> {
 pub(crate) mod tests {
     use super::*;
 
-    /// A plain spec: the fixture of this module's tests and the client's.
-    pub(crate) fn spec() -> RunSpec {
-        RunSpec {
-            cluster: "deploy".into(),
-            task_definition: "shop-migrate".into(),
-            container: None,
-            command: None,
-            environment: vec![],
-            launch_type: None,
-            network: None,
-            timeout: Duration::from_secs(60),
-            logs: true,
-        }
+    fn spec() -> RunSpec {
+        RunSpec::new("deploy", "shop-migrate", Duration::from_secs(60))
     }
 
     #[test]

@@ -6,12 +6,11 @@
 //! [`parse`]'s job), never panic on a read error (errors become [`Problem`]s),
 //! and never write anything.
 
-pub mod parse;
-
-pub use parse::{Entry, Parsed, Problem, SourceError, parse};
+use migrator_core::source::{Entry, Problem, SourceError};
 
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 // Defines `static EMBEDDED: &[(&str, &[u8])]`; written by build.rs, empty
 // unless MIGRATOR_EMBED_DIR was set at build time.
@@ -228,10 +227,41 @@ fn read_problem(path: &str, err: &std::io::Error) -> Problem {
     }
 }
 
+/// Writes the files of a new migration into `dir` (created when missing).
+pub fn write_new(
+    dir: &Path,
+    format: migrator_core::migration::Format,
+    name: &str,
+) -> migrator_core::error::Result<Vec<String>> {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let planned = migrator_core::scaffold::files(format, name, now)?;
+    let io = |path: &Path, e: std::io::Error| {
+        migrator_core::error::Error::usage(format!("cannot write {}: {e}", path.display()))
+    };
+    let mut written = Vec::new();
+    for (rel, contents) in planned {
+        let path = dir.join(&rel);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| io(parent, e))?;
+        }
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .and_then(|mut f| std::io::Write::write_all(&mut f, contents.as_bytes()))
+            .map_err(|e| io(&path, e))?;
+        written.push(path.display().to_string());
+    }
+    Ok(written)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::migration::Format;
+    use migrator_core::migration::Format;
     use std::time::{SystemTime, UNIX_EPOCH};
 
     /// A temporary folder, removed when dropped.
@@ -315,7 +345,7 @@ mod tests {
         );
         assert_eq!(entries[1].contents, b"SELECT 0;\r\n");
 
-        let parsed = parse(&entries).expect("parse");
+        let parsed = migrator_core::source::parse(&entries).expect("parse");
         assert_eq!(parsed.format, Some(Format::Diesel));
         assert_eq!(parsed.migrations.len(), 2);
         assert_eq!(parsed.migrations[0].up.sql, "SELECT 0;\n");

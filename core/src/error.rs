@@ -128,7 +128,7 @@ impl fmt::Display for Failure {
             write!(f, "\n  {detail}")?;
         }
         if let Some(stmt) = &self.statement {
-            write!(f, "\n  statement: {}", crate::report::excerpt(stmt, 300))?;
+            write!(f, "\n  statement: {}", crate::text::excerpt(stmt, 300))?;
         }
         if self.dirty {
             write!(
@@ -197,7 +197,7 @@ impl fmt::Display for Refusal {
                     write!(f, "\n  error: {e}")?;
                 }
                 if let Some(s) = statement {
-                    write!(f, "\n  statement: {}", crate::report::excerpt(s, 300))?;
+                    write!(f, "\n  statement: {}", crate::text::excerpt(s, 300))?;
                 }
                 write!(f, "\n  {recovery}")
             }

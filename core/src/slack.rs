@@ -12,7 +12,8 @@ use serde_json::{Value, json};
 
 use crate::error::Refusal;
 use crate::migration::Version;
-use crate::report::{Context, Outcome, RunReport, StepReport, excerpt};
+use crate::report::{Context, Outcome, RunReport, StepReport};
+use crate::text::excerpt;
 
 /// Slack's limit on blocks per message.
 pub const MAX_BLOCKS: usize = 50;

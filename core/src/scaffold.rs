@@ -3,9 +3,6 @@
 //! `files` is pure (the clock is an argument); `write` only creates files and
 //! never overwrites one.
 
-use std::path::Path;
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use crate::error::{Error, Result};
 use crate::migration::Format;
 
@@ -72,33 +69,6 @@ pub fn files(format: Format, name: &str, unix_seconds: u64) -> Result<Vec<(Strin
                 .to_string(),
         )],
     })
-}
-
-/// Writes the files of a new migration into `dir` (created when missing).
-pub fn write(dir: &Path, format: Format, name: &str) -> Result<Vec<String>> {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    let planned = files(format, name, now)?;
-    let io = |path: &Path, e: std::io::Error| {
-        Error::usage(format!("cannot write {}: {e}", path.display()))
-    };
-    let mut written = Vec::new();
-    for (rel, contents) in planned {
-        let path = dir.join(&rel);
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| io(parent, e))?;
-        }
-        std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&path)
-            .and_then(|mut f| std::io::Write::write_all(&mut f, contents.as_bytes()))
-            .map_err(|e| io(&path, e))?;
-        written.push(path.display().to_string());
-    }
-    Ok(written)
 }
 
 #[cfg(test)]

@@ -8,8 +8,9 @@
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::notify::message::{duration, escape};
-use crate::report::{Notification, RunReport, excerpt};
+use crate::report::{Notification, RunReport};
+use crate::slack::{duration, escape};
+use crate::text::excerpt;
 
 /// How a step ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

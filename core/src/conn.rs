@@ -11,7 +11,7 @@ use crate::error::Error;
 use crate::migration::Engine;
 
 /// How the database connection is protected.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TlsMode {
     /// Plain TCP.
     Disable,

@@ -1,0 +1,23 @@
+//! Text helpers shared by messages, reports and errors.
+
+/// A one-line excerpt of a statement, at most `max` chars, whitespace folded.
+pub fn excerpt(sql: &str, max: usize) -> String {
+    let folded = sql.split_whitespace().collect::<Vec<_>>().join(" ");
+    if folded.chars().count() <= max {
+        return folded;
+    }
+    let mut cut: String = folded.chars().take(max.saturating_sub(1)).collect();
+    cut.push('…');
+    cut
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn excerpt_folds_whitespace_and_cuts_on_chars() {
+        assert_eq!(excerpt("SELECT\n   1,\t2", 100), "SELECT 1, 2");
+        assert_eq!(excerpt("ééééé", 3), "éé…");
+    }
+}

@@ -1,3 +1,0 @@
-//! SQL text handling (pure).
-
-pub mod split;
