@@ -9,7 +9,10 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::notify::{NotifySettings, Webhook, When};
+use crate::settings::{
+    Action, Connection, LogFormat, NotifySettings, OutputFormat, Placement, RotateSettings,
+    Settings, Webhook, When, Which,
+};
 use migrator_core::conn::TlsMode;
 use migrator_core::ecs::RunSpec;
 use migrator_core::migration::Version;
@@ -57,15 +60,58 @@ pub struct Cli {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
+pub enum LogFormatArg {
     Text,
     Json,
 }
 
+impl Cli {
+    /// The log format, needed before the rest of the settings (logging starts first).
+    pub fn log_format(&self) -> LogFormat {
+        match self.global.log_format {
+            LogFormatArg::Text => LogFormat::Text,
+            LogFormatArg::Json => LogFormat::Json,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum OutputFormat {
+pub enum OutputFormatArg {
     Text,
     Json,
+}
+
+/// `rotate STEP`: the command line's names for [`Which`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StepArg {
+    /// Create today's clone of --source-cluster and its writer (tag lifecycle=created).
+    Clone,
+    /// Wait until the clone and its writer are available and the database answers (ready).
+    Ready,
+    /// New master password in --master-secret, disable logins, run --scrub-dir (scrubbed).
+    Scrub,
+    /// Run `up` against the clone (migrated).
+    Migrate,
+    /// Point --dns-name at the clone (connected); the previous clone becomes aborted.
+    Connect,
+    /// Delete aborted clones, and never-connected ones older than --max-age.
+    Clean,
+    /// All of the above, in order, stopping at the first failure.
+    Run,
+}
+
+impl From<StepArg> for Which {
+    fn from(arg: StepArg) -> Self {
+        match arg {
+            StepArg::Clone => Which::Clone,
+            StepArg::Ready => Which::Ready,
+            StepArg::Scrub => Which::Scrub,
+            StepArg::Migrate => Which::Migrate,
+            StepArg::Connect => Which::Connect,
+            StepArg::Clean => Which::Clean,
+            StepArg::Run => Which::Run,
+        }
+    }
 }
 
 /// `--tls`: the command line's names for [`TlsMode`].
@@ -173,9 +219,9 @@ pub struct Global {
         env = "MIGRATOR_LOG_FORMAT",
         global = true,
         value_enum,
-        default_value_t = LogFormat::Text
+        default_value_t = LogFormatArg::Text
     )]
-    pub log_format: LogFormat,
+    pub log_format: LogFormatArg,
 
     /// Result format on stdout.
     #[arg(
@@ -183,9 +229,9 @@ pub struct Global {
         env = "MIGRATOR_OUTPUT",
         global = true,
         value_enum,
-        default_value_t = OutputFormat::Text
+        default_value_t = OutputFormatArg::Text
     )]
-    pub output: OutputFormat,
+    pub output: OutputFormatArg,
 
     /// Also write the run report (JSON) to this file, whatever the outcome.
     #[arg(long, env = "MIGRATOR_REPORT", global = true, value_name = "FILE")]
@@ -383,7 +429,7 @@ pub enum Command {
     /// stable DNS name, one step at a time or all in order (`run`).
     Rotate {
         #[arg(value_enum, value_name = "STEP")]
-        step: crate::rotate::Which,
+        step: StepArg,
         #[command(flatten)]
         args: Box<RotateArgs>,
     },
@@ -485,7 +531,7 @@ fn parse_day(s: &str) -> Result<migrator_core::rotate::plan::Day, String> {
 }
 
 impl RotateArgs {
-    fn into_settings(self) -> crate::rotate::RotateSettings {
+    fn into_settings(self) -> RotateSettings {
         let list = |v: Vec<String>| -> Vec<String> {
             v.into_iter()
                 .map(|s| s.trim().to_string())
@@ -493,11 +539,11 @@ impl RotateArgs {
                 .collect()
         };
         let some = |v: Option<String>| v.filter(|s| !s.trim().is_empty());
-        crate::rotate::RotateSettings {
+        RotateSettings {
             prefix: self.name_prefix,
             source: some(self.source_cluster),
             from_snapshot: self.from_snapshot,
-            placement: crate::rotate::aws::Placement {
+            placement: Placement {
                 subnet_group: some(self.subnet_group),
                 security_groups: list(self.security_groups),
                 parameter_group: some(self.parameter_group),
@@ -672,98 +718,6 @@ impl EcsRunArgs {
     }
 }
 
-/// Where the connection comes from, besides `--database-url`.
-#[derive(Debug, Clone, Default)]
-pub struct Connection {
-    pub db_secret: Option<String>,
-    pub rds_cluster: Option<String>,
-    pub iam_auth: bool,
-    pub tls: Option<TlsMode>,
-    pub ca_file: Option<PathBuf>,
-    pub host: Option<String>,
-    pub port: Option<u16>,
-    pub name: Option<String>,
-    pub user: Option<String>,
-}
-
-impl Connection {
-    /// Any AWS source in play: then TLS defaults to verify-full.
-    pub fn uses_aws(&self) -> bool {
-        self.db_secret.is_some() || self.rds_cluster.is_some() || self.iam_auth
-    }
-}
-
-/// Settings shared by every command, free of clap.
-#[derive(Debug, Clone)]
-pub struct Settings {
-    pub database_url: Option<String>,
-    pub connection: Connection,
-    /// The migrations folder, and whether the user named it (flag or env).
-    pub path: PathBuf,
-    pub path_explicit: bool,
-    pub lock_timeout: Duration,
-    pub wait: Option<Duration>,
-    pub output: OutputFormat,
-    pub report: Option<PathBuf>,
-    pub checks: Checks,
-    pub adopt: bool,
-    pub env_label: Option<String>,
-    pub protected_envs: Vec<String>,
-    pub confirm_env: Option<String>,
-    pub notify: NotifySettings,
-}
-
-/// What to do, free of clap.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Action {
-    Up {
-        to: Option<Version>,
-        single_transaction: bool,
-        dry_run: bool,
-    },
-    Down {
-        target: DownTarget,
-        yes: bool,
-        dry_run: bool,
-    },
-    Status,
-    Version,
-    Validate,
-    Force {
-        version: Version,
-        yes: bool,
-    },
-    Baseline {
-        version: Version,
-        yes: bool,
-    },
-    New {
-        name: String,
-    },
-    EcsRun(RunSpec),
-    Rotate {
-        step: crate::rotate::Which,
-        rotate: Box<crate::rotate::RotateSettings>,
-    },
-}
-
-impl Action {
-    pub fn name(&self) -> &'static str {
-        match self {
-            Action::Up { .. } => "up",
-            Action::Down { .. } => "down",
-            Action::Status => "status",
-            Action::Version => "version",
-            Action::Validate => "validate",
-            Action::Force { .. } => "force",
-            Action::Baseline { .. } => "baseline",
-            Action::New { .. } => "new",
-            Action::EcsRun(_) => "ecs run",
-            Action::Rotate { .. } => "rotate",
-        }
-    }
-}
-
 impl Cli {
     pub fn into_parts(self) -> (Settings, Action) {
         let g = self.global;
@@ -784,7 +738,10 @@ impl Cli {
             path: g.path.unwrap_or_else(|| PathBuf::from("migrations")),
             lock_timeout: Duration::from_secs(g.lock_timeout),
             wait: g.wait.map(Duration::from_secs),
-            output: g.output,
+            output: match g.output {
+                OutputFormatArg::Text => OutputFormat::Text,
+                OutputFormatArg::Json => OutputFormat::Json,
+            },
             report: g.report,
             checks: Checks {
                 ignore_missing: g.ignore_missing,
@@ -839,7 +796,7 @@ impl Cli {
                 command: EcsCommand::Run(args),
             } => Action::EcsRun(args.into_spec()),
             Command::Rotate { step, args } => Action::Rotate {
-                step,
+                step: step.into(),
                 rotate: Box::new(args.into_settings()),
             },
         };

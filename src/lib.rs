@@ -20,6 +20,7 @@ pub mod output;
 pub mod resolve;
 pub mod rotate;
 pub mod run;
+pub mod settings;
 pub mod tls;
 
 use std::process::ExitCode;
@@ -48,7 +49,7 @@ pub fn main() -> ExitCode {
     if let Some(url) = &cli.global.notify.slack_webhook {
         redact::register_webhook(url);
     }
-    output::init_logging(cli.global.log_format);
+    output::init_logging(cli.log_format());
     let (settings, action) = cli.into_parts();
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -6,7 +6,7 @@ use std::io::Write;
 
 use tracing_subscriber::fmt::MakeWriter;
 
-use crate::cli::LogFormat;
+use crate::settings::LogFormat;
 
 /// Prints one result line (or block) on stdout. A closed pipe is not an error.
 pub fn stdout(text: &str) {

@@ -6,9 +6,9 @@
 use std::time::{Duration, Instant};
 
 use crate::aws::{Aws, ClusterInfo};
-use crate::cli::Settings;
 use crate::db::{self, DatabaseInfo, Target, Tls};
 use crate::interrupt::Interrupt;
+use crate::settings::Settings;
 use migrator_core::conn::{Parts, TlsMode};
 use migrator_core::error::{Error, Result};
 

@@ -8,10 +8,10 @@
 
 use std::time::Instant;
 
-use crate::cli::{Action, OutputFormat, Settings};
 use crate::db::{self, AnyDriver, Driver, Exec, ExecError, WaitPolicy};
 use crate::files;
 use crate::interrupt::Interrupt;
+use crate::settings::{Action, OutputFormat, Settings};
 use migrator_core::adopt::{self, Adopted, Foreign, Tool};
 use migrator_core::error::{Error, Failure, Result};
 use migrator_core::history::{HistoryRow, current_version};

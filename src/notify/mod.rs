@@ -13,96 +13,15 @@
 pub mod context;
 pub mod slack;
 
-use std::fmt;
 use std::future::Future;
-use std::time::Duration;
 
 use serde_json::Value;
 
+use crate::settings::NotifySettings;
 use migrator_core::error::{Error, Result};
-use migrator_core::report::{Notification, NotificationStatus, Outcome, RunReport};
+use migrator_core::report::{Notification, NotificationStatus, RunReport};
 
 pub use context::context_from_env;
-
-/// A Slack incoming-webhook URL. A secret: `Debug` never shows it.
-#[derive(Clone)]
-pub struct Webhook(String);
-
-impl Webhook {
-    pub fn new(url: String) -> Self {
-        Webhook(url.trim().to_string())
-    }
-
-    /// The URL itself, for the HTTP client only.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Webhook {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Webhook({})", migrator_core::redact::MASK)
-    }
-}
-
-/// Which runs are posted (`--notify`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum When {
-    Always,
-    /// Only runs that did not succeed.
-    Failure,
-    /// Runs that changed the schema, and runs that did not succeed.
-    Change,
-}
-
-impl When {
-    pub fn wants(self, report: &RunReport) -> bool {
-        let bad = !matches!(report.outcome, Outcome::Success | Outcome::NothingToDo);
-        self.wants_outcome(bad, report.outcome == Outcome::Success && !report.dry_run)
-    }
-
-    /// The policy on a run that went `bad` (did not succeed) or `changed` something.
-    pub fn wants_outcome(self, bad: bool, changed: bool) -> bool {
-        match self {
-            When::Always => true,
-            When::Failure => bad,
-            When::Change => bad || changed,
-        }
-    }
-
-    fn flag(self) -> &'static str {
-        match self {
-            When::Always => "always",
-            When::Failure => "failure",
-            When::Change => "change",
-        }
-    }
-}
-
-/// Notification settings, free of clap.
-#[derive(Debug, Clone)]
-pub struct NotifySettings {
-    pub webhook: Option<Webhook>,
-    pub when: When,
-    /// A good run whose notification failed exits 6.
-    pub required: bool,
-    /// Time allowed to one HTTP attempt.
-    pub timeout: Duration,
-    /// Time allowed to all attempts together.
-    pub budget: Duration,
-}
-
-impl Default for NotifySettings {
-    fn default() -> Self {
-        NotifySettings {
-            webhook: None,
-            when: When::Always,
-            required: false,
-            timeout: Duration::from_secs(5),
-            budget: Duration::from_secs(20),
-        }
-    }
-}
 
 /// A payload was delivered.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -299,6 +218,7 @@ mod tests {
     use std::cell::RefCell;
 
     use super::*;
+    use crate::settings::{Webhook, When};
 
     /// Answers from a script and keeps what it was given.
     struct Fake {

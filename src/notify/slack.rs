@@ -13,7 +13,8 @@ use reqwest::header::{CONTENT_TYPE, RETRY_AFTER};
 use serde_json::Value;
 use tokio::time::Instant;
 
-use super::{Delivery, Notifier, NotifyError, Webhook};
+use super::{Delivery, Notifier, NotifyError};
+use crate::settings::Webhook;
 
 /// The first wait between attempts; it doubles each time, up to [`MAX_BACKOFF`].
 pub const FIRST_BACKOFF: Duration = Duration::from_millis(500);

@@ -21,6 +21,7 @@ use aws_sdk_route53::types::{
 use aws_smithy_types::error::display::DisplayErrorContext;
 
 use crate::aws::{Sdk, sdk_error};
+use crate::settings::Placement;
 use migrator_core::error::{Error, Result};
 
 use migrator_core::rotate::plan::{Cluster, Member};
@@ -51,14 +52,6 @@ impl fmt::Display for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(migrator_core::redact::MASK)
     }
-}
-
-/// Network placement of a new clone; `None`/empty: as the source has it.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Placement {
-    pub subnet_group: Option<String>,
-    pub security_groups: Vec<String>,
-    pub parameter_group: Option<String>,
 }
 
 /// One AWS operation that changes something.

@@ -17,13 +17,12 @@ pub mod aws;
 pub mod probe;
 pub mod scrub;
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use self::aws::{Call, Placement, RotateAws, Secret};
-use crate::cli::{Action, OutputFormat, Settings};
+use self::aws::{Call, RotateAws, Secret};
 use crate::db::{self, Driver, WaitPolicy};
 use crate::interrupt::Interrupt;
+use crate::settings::{Action, OutputFormat, Placement, RotateSettings, Settings, Which};
 use migrator_core::conn::Parts;
 use migrator_core::error::{Error, Result};
 use migrator_core::migration::Engine;
@@ -32,78 +31,6 @@ use migrator_core::rotate::plan::{
     ClonePlan, Cluster, Day, Gate, LIFECYCLE_TAG, Lifecycle, Prefix, Step, Today,
 };
 use migrator_core::rotate::summary::{RotateReport, StepOutcome, StepResult};
-
-/// Which step to run; `run` runs them all in order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Which {
-    /// Create today's clone of --source-cluster and its writer (tag lifecycle=created).
-    Clone,
-    /// Wait until the clone and its writer are available and the database answers (ready).
-    Ready,
-    /// New master password in --master-secret, disable logins, run --scrub-dir (scrubbed).
-    Scrub,
-    /// Run `up` against the clone (migrated).
-    Migrate,
-    /// Point --dns-name at the clone (connected); the previous clone becomes aborted.
-    Connect,
-    /// Delete aborted clones, and never-connected ones older than --max-age.
-    Clean,
-    /// All of the above, in order, stopping at the first failure.
-    Run,
-}
-
-impl Which {
-    pub fn name(self) -> &'static str {
-        match self {
-            Which::Clone => "clone",
-            Which::Ready => "ready",
-            Which::Scrub => "scrub",
-            Which::Migrate => "migrate",
-            Which::Connect => "connect",
-            Which::Clean => "clean",
-            Which::Run => "run",
-        }
-    }
-
-    fn steps(self) -> Vec<Which> {
-        match self {
-            Which::Run => vec![
-                Which::Clone,
-                Which::Ready,
-                Which::Scrub,
-                Which::Migrate,
-                Which::Connect,
-                Which::Clean,
-            ],
-            one => vec![one],
-        }
-    }
-}
-
-/// The rotation's settings, free of clap.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RotateSettings {
-    pub prefix: String,
-    pub source: Option<String>,
-    pub from_snapshot: bool,
-    pub placement: Placement,
-    pub instance_class: Option<String>,
-    /// Bound of every wait (a clone becoming available, a deletion).
-    pub timeout: Duration,
-    pub master_secret: Option<String>,
-    pub keep_logins: Vec<String>,
-    pub scrub_dir: Option<PathBuf>,
-    pub dns_name: Option<String>,
-    pub hosted_zone_id: Option<String>,
-    pub ttl: i64,
-    /// `--max-age`, in seconds.
-    pub max_age: i64,
-    pub dry_run: bool,
-    /// `--today`: the day whose clone the steps act on.
-    pub today: Option<Day>,
-    /// First pause between polls (doubling up to 15 s).
-    pub poll: Duration,
-}
 
 impl RotateSettings {
     /// Flags each step needs, checked before any call.
