@@ -2,7 +2,8 @@
 #
 # migrator as one static binary in a FROM-scratch image: /migrator and the Amazon
 # RDS CA bundle, nothing else (no shell, no libc, no CA store). Application images
-# take both with COPY --from; docs/static.md shows how, and the ECS task definition.
+# take both with COPY --from; docs/packaging.md#baking-it-into-the-application-image
+# shows how, and docs/codebuild.md#ecs-task-definition the ECS task definition.
 #
 # Build from a checkout of this repository:
 #
@@ -72,8 +73,8 @@ FROM ${RUST_IMAGE} AS rds-ca
 
 # The bundle of every RDS region's root and intermediate CAs.
 ARG RDS_CA_BUNDLE_URL=https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem
-# PIN THIS: the SHA-256 of global-bundle.pem, verified out of band (docs/static.md,
-# "Pinning the RDS CA bundle"). AWS adds CAs to the bundle from time to time; a
+# PIN THIS: the SHA-256 of global-bundle.pem, verified out of band
+# (docs/packaging.md#pinning-the-rds-ca-bundle). AWS adds CAs to the bundle from time to time; a
 # changed bundle fails this build until the new checksum is checked and pinned.
 ARG RDS_CA_BUNDLE_SHA256=
 

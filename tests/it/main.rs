@@ -14,6 +14,7 @@ mod buildspec;
 mod common;
 mod connect;
 mod dockerfile;
+mod docs;
 mod ecs;
 mod ecs_moto;
 mod fake_http;
