@@ -11,15 +11,12 @@
 
 pub mod aws;
 pub mod cli;
+pub mod commands;
 pub mod db;
-pub mod ecs;
 pub mod files;
 pub mod interrupt;
 pub mod notify;
 pub mod output;
-pub mod resolve;
-pub mod rotate;
-pub mod run;
 pub mod settings;
 pub mod tls;
 
@@ -64,7 +61,7 @@ pub fn main() -> ExitCode {
     let result = runtime.block_on(async {
         let interrupt = interrupt::Interrupt::default();
         interrupt.listen();
-        run::run(&settings, action, &interrupt).await
+        commands::run(&settings, action, &interrupt).await
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -8,6 +8,7 @@
 
 pub mod mysql;
 pub mod postgres;
+pub mod resolve;
 
 use std::time::Duration;
 

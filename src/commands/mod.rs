@@ -6,6 +6,9 @@
 //! change) → create the history table if needed → execute → unlock. Nothing is
 //! written before the last check has passed.
 
+pub mod ecs;
+pub mod rotate;
+
 use std::time::Instant;
 
 use crate::db::{self, AnyDriver, Driver, Exec, ExecError, WaitPolicy};
@@ -26,13 +29,13 @@ use migrator_core::status;
 pub async fn run(settings: &Settings, action: Action, interrupt: &Interrupt) -> Result<()> {
     match action {
         Action::New { name } => new_migration(settings, &name),
-        Action::EcsRun(spec) => crate::ecs::run(&spec, interrupt).await,
+        Action::EcsRun(spec) => ecs::run(&spec, interrupt).await,
         Action::Status | Action::Version | Action::Validate => {
             inspect(settings, &action, interrupt).await
         }
         // Boxed: the rotation's future is large, and rarely needed.
         Action::Rotate { step, rotate } => {
-            Box::pin(crate::rotate::run(settings, step, &rotate, interrupt)).await
+            Box::pin(rotate::run(settings, step, &rotate, interrupt)).await
         }
         Action::Up { .. }
         | Action::Down { .. }
@@ -168,7 +171,7 @@ async fn load_and_connect(
 /// Connects where the settings say: the URL alone, or the URL and the
 /// `--db-*` flags layered over `--db-secret` over `--rds-cluster` (`resolve`).
 pub async fn connect(settings: &Settings, interrupt: &Interrupt) -> Result<AnyDriver> {
-    let (target, info, left) = crate::resolve::target(settings, interrupt).await?;
+    let (target, info, left) = crate::db::resolve::target(settings, interrupt).await?;
     let wait = left.map(|total| WaitPolicy { total });
     tracing::debug!(database = %info, "connecting");
     db::connect(&target, info, wait, interrupt).await

@@ -13,13 +13,12 @@
 //! run makes read calls only and prints each changing call it would make. No
 //! password is ever printed: a new one is registered with `redact` when made.
 
-pub mod aws;
 pub mod probe;
 pub mod scrub;
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use self::aws::{Call, RotateAws, Secret};
+use crate::aws::rotate::{Call, RotateAws, Secret};
 use crate::db::{self, Driver, WaitPolicy};
 use crate::interrupt::Interrupt;
 use crate::settings::{Action, OutputFormat, Placement, RotateSettings, Settings, Which};
@@ -651,7 +650,7 @@ impl<A: RotateAws> Rotation<'_, A> {
 
     async fn connect_db(&self, id: &str) -> Result<db::AnyDriver> {
         let s = self.clone_settings(id);
-        let (target, info, left) = crate::resolve::target(&s, self.interrupt).await?;
+        let (target, info, left) = crate::db::resolve::target(&s, self.interrupt).await?;
         db::connect(
             &target,
             info,
@@ -840,11 +839,11 @@ impl<A: RotateAws> Rotation<'_, A> {
             // `rotate run` posts one message with every step.
             s.notify.webhook = None;
         }
-        let (mut report, mut result) = crate::run::changing(&s, &action, self.interrupt).await;
-        crate::run::write_report(&s, &report)?;
+        let (mut report, mut result) = super::changing(&s, &action, self.interrupt).await;
+        super::write_report(&s, &report)?;
         if self.alone {
             result = crate::notify::notify(&s.notify, &mut report, result).await;
-            crate::run::write_report(&s, &report)?;
+            super::write_report(&s, &report)?;
         }
         let text = report.summary().trim_end().to_string();
         let changed = !report.applied.is_empty();

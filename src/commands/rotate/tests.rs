@@ -7,8 +7,8 @@ use std::collections::{HashMap, VecDeque};
 
 use clap::Parser;
 
-use super::aws::{Call, Instance, RotateAws, Snapshot};
 use super::*;
+use crate::aws::rotate::{Call, Instance, RotateAws, Snapshot};
 use migrator_core::rotate::plan::{Cluster, DNS_TAG, Day, LIFECYCLE_TAG, Member, Prefix};
 
 #[derive(Default)]

@@ -6,6 +6,9 @@
 //! retried by the SDK's own retry policy. AWS endpoints are trusted through roots
 //! compiled into the binary. Nothing here logs a secret value or a token.
 
+pub mod ecs;
+pub mod rotate;
+
 use std::time::Duration;
 
 use aws_config::BehaviorVersion;

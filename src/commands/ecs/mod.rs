@@ -8,7 +8,6 @@
 //! migration files, and stops no task but the one it started, and that one only
 //! when `--timeout` is reached or a signal arrives.
 
-pub mod client;
 pub mod decide;
 
 use std::future::Future;
@@ -16,8 +15,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use aws_sdk_ecs::types::Task;
 
-use self::client::{Ecs, Logs, RunRequest};
 use self::decide::{STOPPED, Target};
+use crate::aws::ecs::{Ecs, Logs, RunRequest};
 use crate::interrupt::Interrupt;
 use crate::output;
 use migrator_core::ecs::RunSpec;
@@ -43,7 +42,7 @@ const STOP_GRACE: Duration = Duration::from_secs(150);
 pub async fn run(spec: &RunSpec, interrupt: &Interrupt) -> Result<()> {
     spec.check().map_err(Error::usage)?;
     let sdk = crate::aws::Sdk::load().await;
-    let ecs = client::SdkEcs::new(&sdk.config);
+    let ecs = crate::aws::ecs::SdkEcs::new(&sdk.config);
     let td = ecs.task_definition(&spec.task_definition).await?;
     let target = decide::target(&td, spec.container.as_deref())
         .map_err(|e| Error::usage(format!("task definition `{}`: {e}", spec.task_definition)))?;
@@ -54,7 +53,7 @@ pub async fn run(spec: &RunSpec, interrupt: &Interrupt) -> Result<()> {
             None
         }
         (decide::Logs::Awslogs(source), true) => Some((
-            client::SdkLogs::new(&sdk.config, source.region.as_deref()),
+            crate::aws::ecs::SdkLogs::new(&sdk.config, source.region.as_deref()),
             source.clone(),
         )),
     };
