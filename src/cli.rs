@@ -10,7 +10,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::settings::{
-    Action, Connection, LogFormat, NotifySettings, OutputFormat, Placement, RotateSettings,
+    Action, Change, Connection, LogFormat, NotifySettings, OutputFormat, Placement, RotateSettings,
     Settings, Webhook, When, Which,
 };
 use migrator_core::conn::TlsMode;
@@ -763,18 +763,18 @@ impl Cli {
                 to,
                 single_transaction,
                 dry_run,
-            } => Action::Up {
+            } => Action::Change(Change::Up {
                 to,
                 single_transaction,
                 dry_run,
-            },
+            }),
             Command::Down {
                 steps,
                 to,
                 all,
                 yes,
                 dry_run,
-            } => Action::Down {
+            } => Action::Change(Change::Down {
                 target: match (steps, to, all) {
                     (_, _, true) => DownTarget::All,
                     (_, Some(v), _) => DownTarget::To(v),
@@ -782,15 +782,17 @@ impl Cli {
                 },
                 yes,
                 dry_run,
-            },
+            }),
             Command::Status => Action::Status,
             Command::Version => Action::Version,
             Command::Validate => Action::Validate,
-            Command::Force { forced, yes } => Action::Force {
+            Command::Force { forced, yes } => Action::Change(Change::Force {
                 version: forced,
                 yes,
-            },
-            Command::Baseline { upto, yes } => Action::Baseline { version: upto, yes },
+            }),
+            Command::Baseline { upto, yes } => {
+                Action::Change(Change::Baseline { version: upto, yes })
+            }
             Command::New { name } => Action::New { name },
             Command::Ecs {
                 command: EcsCommand::Run(args),
@@ -824,26 +826,26 @@ mod tests {
     fn down_defaults_to_one_step() {
         assert_eq!(
             parse(&["down"]),
-            Action::Down {
+            Action::Change(Change::Down {
                 target: DownTarget::Steps(1),
                 yes: false,
                 dry_run: false
-            }
+            })
         );
         assert!(matches!(
             parse(&["down", "--all", "--yes"]),
-            Action::Down {
+            Action::Change(Change::Down {
                 target: DownTarget::All,
                 yes: true,
                 ..
-            }
+            })
         ));
         assert!(matches!(
             parse(&["down", "--to", "3"]),
-            Action::Down {
+            Action::Change(Change::Down {
                 target: DownTarget::To(3),
                 ..
-            }
+            })
         ));
         assert!(Cli::try_parse_from(["migrator", "down", "2", "--all"]).is_err());
     }

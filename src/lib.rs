@@ -13,6 +13,7 @@ pub mod aws;
 pub mod cli;
 pub mod commands;
 pub mod db;
+pub mod engine;
 pub mod files;
 pub mod interrupt;
 pub mod notify;

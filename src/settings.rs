@@ -71,27 +71,11 @@ pub struct Settings {
 /// What to do, free of clap.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
-    Up {
-        to: Option<Version>,
-        single_transaction: bool,
-        dry_run: bool,
-    },
-    Down {
-        target: DownTarget,
-        yes: bool,
-        dry_run: bool,
-    },
+    /// `up`, `down`, `force`, `baseline`: the commands that may change the database.
+    Change(Change),
     Status,
     Version,
     Validate,
-    Force {
-        version: Version,
-        yes: bool,
-    },
-    Baseline {
-        version: Version,
-        yes: bool,
-    },
     New {
         name: String,
     },
@@ -102,16 +86,56 @@ pub enum Action {
     },
 }
 
+/// A command that may change the database; what the engine runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    Up {
+        to: Option<Version>,
+        single_transaction: bool,
+        dry_run: bool,
+    },
+    Down {
+        target: DownTarget,
+        yes: bool,
+        dry_run: bool,
+    },
+    Force {
+        version: Version,
+        yes: bool,
+    },
+    Baseline {
+        version: Version,
+        yes: bool,
+    },
+}
+
+impl Change {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Change::Up { .. } => "up",
+            Change::Down { .. } => "down",
+            Change::Force { .. } => "force",
+            Change::Baseline { .. } => "baseline",
+        }
+    }
+
+    /// Changes the schema or the history without `--dry-run`.
+    pub fn destructive(&self) -> bool {
+        match self {
+            Change::Down { dry_run, .. } => !dry_run,
+            Change::Force { .. } | Change::Baseline { .. } => true,
+            Change::Up { .. } => false,
+        }
+    }
+}
+
 impl Action {
     pub fn name(&self) -> &'static str {
         match self {
-            Action::Up { .. } => "up",
-            Action::Down { .. } => "down",
+            Action::Change(c) => c.name(),
             Action::Status => "status",
             Action::Version => "version",
             Action::Validate => "validate",
-            Action::Force { .. } => "force",
-            Action::Baseline { .. } => "baseline",
             Action::New { .. } => "new",
             Action::EcsRun(_) => "ecs run",
             Action::Rotate { .. } => "rotate",

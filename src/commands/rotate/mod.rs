@@ -21,7 +21,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use crate::aws::rotate::{Call, RotateAws, Secret};
 use crate::db::{self, Driver, WaitPolicy};
 use crate::interrupt::Interrupt;
-use crate::settings::{Action, OutputFormat, Placement, RotateSettings, Settings, Which};
+use crate::settings::{Change, OutputFormat, Placement, RotateSettings, Settings, Which};
 use migrator_core::conn::Parts;
 use migrator_core::error::{Error, Result};
 use migrator_core::migration::Engine;
@@ -830,7 +830,7 @@ impl<A: RotateAws> Rotation<'_, A> {
             ));
         };
         let mut s = self.clone_settings(&c.id);
-        let action = Action::Up {
+        let up = Change::Up {
             to: None,
             single_transaction: false,
             dry_run: self.dry(),
@@ -839,7 +839,7 @@ impl<A: RotateAws> Rotation<'_, A> {
             // `rotate run` posts one message with every step.
             s.notify.webhook = None;
         }
-        let (mut report, mut result) = super::changing(&s, &action, self.interrupt).await;
+        let (mut report, mut result) = super::changing(&s, &up, self.interrupt).await;
         super::write_report(&s, &report)?;
         if self.alone {
             result = crate::notify::notify(&s.notify, &mut report, result).await;

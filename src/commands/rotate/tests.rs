@@ -9,6 +9,7 @@ use clap::Parser;
 
 use super::*;
 use crate::aws::rotate::{Call, Instance, RotateAws, Snapshot};
+use crate::settings::Action;
 use migrator_core::rotate::plan::{Cluster, DNS_TAG, Day, LIFECYCLE_TAG, Member, Prefix};
 
 #[derive(Default)]

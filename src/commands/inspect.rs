@@ -1,0 +1,52 @@
+//! `status`, `version`, `validate`: read-only; no lock, nothing created.
+
+use super::load_and_connect;
+use crate::interrupt::Interrupt;
+use crate::settings::{Action, OutputFormat, Settings};
+use migrator_core::error::{Error, Result};
+use migrator_core::{plan, status};
+
+/// `status`, `version`, `validate`: read-only, no lock, never create anything.
+pub(super) async fn run(settings: &Settings, action: &Action, interrupt: &Interrupt) -> Result<()> {
+    let (files, mut db) = load_and_connect(settings, interrupt).await?;
+    let rows = crate::engine::history(&mut db, &files, settings.adopt).await?;
+    let json = settings.output == OutputFormat::Json;
+    match action {
+        Action::Status => {
+            let s = status::build(&files, &rows);
+            if json {
+                crate::output::stdout(
+                    &serde_json::to_string_pretty(&s).expect("status serializes"),
+                );
+            } else {
+                crate::output::stdout(s.render().trim_end());
+            }
+            Ok(())
+        }
+        Action::Version => {
+            let s = status::build(&files, &rows);
+            if json {
+                let v = serde_json::json!({"version": s.current_version, "dirty": s.dirty});
+                crate::output::stdout(&v.to_string());
+            } else {
+                let v = s
+                    .current_version
+                    .map_or_else(|| "none".into(), |v| v.to_string());
+                crate::output::stdout(&format!("{v}{}", if s.dirty { " (dirty)" } else { "" }));
+            }
+            Ok(())
+        }
+        _ => {
+            let problems = plan::validate(&files, &rows, settings.checks);
+            if !problems.is_empty() {
+                return Err(Error::Refused(problems));
+            }
+            let pending = plan::plan_up(&files, &rows, None)?.len();
+            crate::output::stdout(&format!(
+                "ok: {} applied, {pending} pending; the database and the files agree",
+                rows.len()
+            ));
+            Ok(())
+        }
+    }
+}

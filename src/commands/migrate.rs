@@ -1,0 +1,126 @@
+//! `up`, `down`, `force`, `baseline`: preflight, files ∥ connect, the engine,
+//! then the report, the summary and Slack.
+
+use std::time::Instant;
+
+use super::load_and_connect;
+use crate::engine;
+use crate::interrupt::Interrupt;
+use crate::settings::{Change, OutputFormat, Settings};
+use migrator_core::error::{Error, Result};
+use migrator_core::migration::Engine;
+use migrator_core::report::RunReport;
+
+/// Runs a changing command and tells about it: the report file and the summary
+/// first, then Slack, then the report file again with the notification's fate.
+pub(super) async fn run(settings: &Settings, change: &Change, interrupt: &Interrupt) -> Result<()> {
+    let (mut report, result) = changing(settings, change, interrupt).await;
+    // The report is written (and the summary shown) before Slack is tried,
+    // so a webhook that hangs never loses it; the file is rewritten, and
+    // the JSON printed, once the notification's fate is known.
+    super::write_report(settings, &report)?;
+    let (ok, text) = (result.is_ok(), settings.output == OutputFormat::Text);
+    if text {
+        print_report(settings, &report, ok);
+    }
+    let result = crate::notify::notify(&settings.notify, &mut report, result).await;
+    super::write_report(settings, &report)?;
+    if !text {
+        print_report(settings, &report, ok);
+    }
+    result
+}
+
+/// Runs a changing command (`up`, `down`, `force`, `baseline`) and fills its
+/// report, without printing it or telling Slack: the caller does.
+pub async fn changing(
+    settings: &Settings,
+    change: &Change,
+    interrupt: &Interrupt,
+) -> (RunReport, Result<()>) {
+    // Read while the run goes on; it waits on nothing the run needs.
+    let context = tokio::spawn(crate::notify::context_from_env());
+    let mut report = RunReport::new(change.name());
+    report.environment = settings.env_label.clone();
+    let started = Instant::now();
+    let result = prepare_and_run(settings, change, interrupt, &mut report).await;
+    report.duration_ms = started.elapsed().as_millis() as u64;
+    report.finish(&result);
+    report.context = context.await.unwrap_or_default();
+    (report, result)
+}
+
+/// Checks what can be checked without the database, then reads, connects and
+/// hands over to the engine.
+async fn prepare_and_run(
+    settings: &Settings,
+    change: &Change,
+    interrupt: &Interrupt,
+    report: &mut RunReport,
+) -> Result<()> {
+    crate::notify::check(&settings.notify)?;
+    guard_protected(settings, change)?;
+    if let Change::Up {
+        single_transaction: true,
+        ..
+    } = change
+        && engine_of(settings) == Some(Engine::Mysql)
+    {
+        return Err(engine::single_transaction_on_mysql());
+    }
+    let (files, mut db) = load_and_connect(settings, interrupt).await?;
+    let options = engine::Options {
+        lock_timeout: settings.lock_timeout,
+        checks: settings.checks,
+        adopt: settings.adopt,
+    };
+    engine::run(&mut db, &files, change, &options, interrupt, report).await
+}
+
+/// In a protected environment, destructive commands need the environment's name
+/// typed again; a dry run is not destructive.
+fn guard_protected(settings: &Settings, change: &Change) -> Result<()> {
+    let destructive = change.destructive();
+    let Some(env) = settings.env_label.as_deref() else {
+        return Ok(());
+    };
+    if !destructive
+        || !settings
+            .protected_envs
+            .iter()
+            .any(|p| p.eq_ignore_ascii_case(env))
+    {
+        return Ok(());
+    }
+    match settings.confirm_env.as_deref() {
+        Some(c) if c == env => Ok(()),
+        Some(c) => Err(Error::usage(format!(
+            "--confirm-env {c} does not match the environment `{env}`; nothing was changed"
+        ))),
+        None => Err(Error::usage(format!(
+            "`{env}` is a protected environment: `{}` also needs --confirm-env {env}; nothing was changed",
+            change.name()
+        ))),
+    }
+}
+
+/// Prints the report on stdout: the text summary or the JSON.
+fn print_report(settings: &Settings, report: &RunReport, ok: bool) {
+    match settings.output {
+        OutputFormat::Json => {
+            crate::output::stdout(&serde_json::to_string_pretty(report).expect("report serializes"))
+        }
+        OutputFormat::Text if ok || !report.applied.is_empty() => {
+            crate::output::stdout(report.summary().trim_end())
+        }
+        OutputFormat::Text => {}
+    }
+}
+
+/// The engine, when the URL alone says (before any AWS call).
+fn engine_of(settings: &Settings) -> Option<Engine> {
+    let url = settings.database_url.as_deref()?;
+    migrator_core::conn::parse_url(url)
+        .ok()
+        .and_then(|p| p.engine)
+}

@@ -1,0 +1,559 @@
+//! The engine: the one sequence every changing command runs, written once
+//! against the [`Driver`] trait.
+//!
+//! lock → history → adopt → validate → plan → split the planned scripts →
+//! create the history table (only now) → execute, one commit per migration →
+//! unlock. Nothing is written before the last check passed: bad SQL, a refused
+//! plan or a missing `--yes` all end the run with the database as it was.
+//!
+//! It fills a [`RunReport`] and prints nothing; reading the files, connecting,
+//! printing, `--report` and Slack are the command layer's. It never decides what a
+//! driver does inside a migration, and never asks the user anything.
+
+use std::time::Duration;
+
+use crate::db::{Driver, Exec, ExecError};
+use crate::interrupt::Interrupt;
+use crate::settings::Change;
+use migrator_core::adopt::{self, Adopted, Foreign, Tool};
+use migrator_core::error::{Error, Failure, Result};
+use migrator_core::history::{HistoryRow, current_version};
+use migrator_core::migration::{Engine, Migration, Script};
+use migrator_core::plan::{self, Checks, DownTarget};
+use migrator_core::report::{Adoption, Direction, RunReport, StepReport};
+use migrator_core::split::{self, Statement};
+
+/// How the engine runs, besides what it runs.
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    /// Longest wait for another runner's lock.
+    pub lock_timeout: Duration,
+    pub checks: Checks,
+    /// Take over another tool's history when ours does not exist yet.
+    pub adopt: bool,
+}
+
+/// Runs a changing command against a connected driver and fills `report`.
+pub async fn run<D: Driver>(
+    db: &mut D,
+    files: &[Migration],
+    change: &Change,
+    options: &Options,
+    interrupt: &Interrupt,
+    report: &mut RunReport,
+) -> Result<()> {
+    report.database = Some(db.info().clone());
+    if let Change::Up {
+        single_transaction: true,
+        ..
+    } = change
+        && db.info().engine == Engine::Mysql
+    {
+        return Err(single_transaction_on_mysql());
+    }
+    db.lock(options.lock_timeout, interrupt).await?;
+    let result = locked(db, files, change, options, interrupt, report).await;
+    if let Err(e) = db.unlock().await {
+        // The lock is session-scoped: it goes with the connection anyway.
+        tracing::debug!(error = %e, "could not release the lock explicitly");
+    }
+    result
+}
+
+/// `--single-transaction` asked of MySQL: refused before anything runs.
+pub fn single_transaction_on_mysql() -> Error {
+    Error::usage(
+        "--single-transaction is PostgreSQL only: MySQL commits every DDL statement implicitly, \
+         so all-or-nothing cannot be had there",
+    )
+}
+
+/// The history as `status`, `version` and `validate` show it: ours, or another
+/// tool's that `up` would adopt. Read-only: no lock, nothing created.
+pub async fn history<D: Driver>(
+    db: &mut D,
+    files: &[Migration],
+    adopt: bool,
+) -> Result<Vec<HistoryRow>> {
+    Ok(match db.history().await? {
+        Some(rows) => rows,
+        None if adopt => match find_foreign(db, files).await? {
+            Some((adoption, adopted)) => {
+                tracing::info!(
+                    tool = adoption.tool.label(),
+                    table = %adoption.table,
+                    "showing another tool's history; `up` will adopt it"
+                );
+                adopted_rows(&adopted)
+            }
+            None => Vec::new(),
+        },
+        None => Vec::new(),
+    })
+}
+
+async fn locked<D: Driver>(
+    db: &mut D,
+    files: &[Migration],
+    change: &Change,
+    options: &Options,
+    interrupt: &Interrupt,
+    report: &mut RunReport,
+) -> Result<()> {
+    let history = db.history().await?;
+    let mut table_exists = history.is_some();
+    let mut rows = history.unwrap_or_default();
+
+    if let Change::Force { version, yes } = change {
+        report.version_before = current_version(&rows);
+        return force(db, files, &rows, *version, *yes, table_exists, report).await;
+    }
+    if let Change::Baseline { version, yes } = change {
+        report.version_before = current_version(&rows);
+        return baseline(db, files, &rows, *version, *yes, table_exists, report).await;
+    }
+    if !table_exists && options.adopt && matches!(change, Change::Up { .. }) {
+        let dry_run = matches!(change, Change::Up { dry_run: true, .. });
+        if let Some((adoption, adopted)) = find_foreign(db, files).await? {
+            if !dry_run {
+                db.create_history().await?;
+                db.insert_applied(&adopted).await?;
+                table_exists = true;
+            }
+            tracing::warn!(
+                tool = adoption.tool.label(),
+                table = %adoption.table,
+                versions = adoption.versions,
+                "adopted another tool's history: its versions count as applied; its table is left untouched"
+            );
+            rows = adopted_rows(&adopted);
+            report.adopted = Some(adoption);
+        }
+    }
+    report.version_before = current_version(&rows);
+    report.version_after = report.version_before;
+
+    let problems = plan::validate(files, &rows, options.checks);
+    if !problems.is_empty() {
+        return Err(Error::Refused(problems));
+    }
+    let engine = db.info().engine;
+    let (direction, planned, dry_run) = match change {
+        Change::Up { to, dry_run, .. } => {
+            (Direction::Up, plan::plan_up(files, &rows, *to)?, *dry_run)
+        }
+        Change::Down {
+            target, dry_run, ..
+        } => (
+            Direction::Down,
+            plan::plan_down(files, &rows, *target)?,
+            *dry_run,
+        ),
+        Change::Force { .. } | Change::Baseline { .. } => unreachable!("handled above"),
+    };
+    let prepared = prepare(&planned, direction, engine)?;
+    report.dry_run = dry_run;
+    report.not_run = planned.iter().map(|m| step(m, direction, 0)).collect();
+
+    if let Change::Down {
+        yes: false,
+        target,
+        dry_run: false,
+    } = change
+    {
+        return Err(not_confirmed(&planned, *target));
+    }
+    if dry_run || planned.is_empty() {
+        return Ok(());
+    }
+    if !table_exists {
+        db.create_history().await?;
+    }
+    let execs: Vec<Exec<'_>> = prepared
+        .iter()
+        .map(|p| Exec {
+            migration: p.migration,
+            direction,
+            script: p.script,
+            statements: &p.statements,
+        })
+        .collect();
+    let single = matches!(
+        change,
+        Change::Up {
+            single_transaction: true,
+            ..
+        }
+    );
+    if single {
+        run_single_transaction(db, &execs, &rows, interrupt, report).await
+    } else {
+        run_each(db, &execs, &rows, interrupt, report).await
+    }
+}
+
+fn not_confirmed(planned: &[&Migration], target: DownTarget) -> Error {
+    let what = if planned.is_empty() {
+        "nothing to revert".to_string()
+    } else {
+        let list: Vec<String> = planned.iter().map(|m| format!("  {}", m.label())).collect();
+        format!("down would revert, newest first:\n{}", list.join("\n"))
+    };
+    let again = match target {
+        DownTarget::Steps(1) => "migrator down --yes".to_string(),
+        DownTarget::Steps(n) => format!("migrator down {n} --yes"),
+        DownTarget::To(v) => format!("migrator down --to {v} --yes"),
+        DownTarget::All => "migrator down --all --yes".to_string(),
+    };
+    Error::NotConfirmed(format!(
+        "{what}\nnothing was changed: `down` needs --yes; run `{again}`"
+    ))
+}
+
+struct Prepared<'a> {
+    migration: &'a Migration,
+    script: &'a Script,
+    statements: Vec<Statement<'a>>,
+}
+
+/// Splits the scripts that are about to run; a malformed one stops everything
+/// before any change, naming file, line and column.
+fn prepare<'a>(
+    planned: &[&'a Migration],
+    direction: Direction,
+    engine: Engine,
+) -> Result<Vec<Prepared<'a>>> {
+    planned
+        .iter()
+        .map(|m| {
+            let script = match direction {
+                Direction::Up => &m.up,
+                Direction::Down => m
+                    .down
+                    .as_ref()
+                    .expect("planner only picks reversible migrations"),
+            };
+            let statements =
+                split::split(&script.sql, engine, script.goose_annotations).map_err(|e| {
+                    Error::Syntax {
+                        file: script.path.clone(),
+                        line: script.first_line + e.line - 1,
+                        column: e.column,
+                        message: e.message.clone(),
+                    }
+                })?;
+            Ok(Prepared {
+                migration: m,
+                script,
+                statements,
+            })
+        })
+        .collect()
+}
+
+fn step(m: &Migration, direction: Direction, execution_ms: u64) -> StepReport {
+    StepReport {
+        version: m.version,
+        name: m.name.clone(),
+        direction,
+        execution_ms,
+    }
+}
+
+/// The version once `done` more steps have finished, given the rows before.
+fn version_after(
+    rows: &[HistoryRow],
+    done: &[StepReport],
+) -> Option<migrator_core::migration::Version> {
+    let mut applied: std::collections::BTreeSet<_> = rows
+        .iter()
+        .filter(|r| !r.status.is_dirty())
+        .map(|r| r.version)
+        .collect();
+    for s in done {
+        match s.direction {
+            Direction::Up => applied.insert(s.version),
+            Direction::Down => applied.remove(&s.version),
+        };
+    }
+    applied.last().copied()
+}
+
+async fn run_each<D: Driver>(
+    db: &mut D,
+    execs: &[Exec<'_>],
+    rows: &[HistoryRow],
+    interrupt: &Interrupt,
+    report: &mut RunReport,
+) -> Result<()> {
+    let result = run_steps(db, execs, interrupt, report).await;
+    // Once, at the end (not per step: that would be quadratic in the plan).
+    let done = report.applied.len();
+    report.not_run.drain(..done.min(report.not_run.len()));
+    report.version_after = version_after(rows, &report.applied);
+    result.map_err(|(exec, err)| match err {
+        Ok(err) => err,
+        Err(err) => exec_failed(exec, err, interrupt, report.version_after),
+    })
+}
+
+/// Runs the steps in order; on failure, the step and what went wrong.
+#[allow(clippy::type_complexity)]
+async fn run_steps<'e, D: Driver>(
+    db: &mut D,
+    execs: &'e [Exec<'e>],
+    interrupt: &Interrupt,
+    report: &mut RunReport,
+) -> std::result::Result<(), (&'e Exec<'e>, std::result::Result<Error, ExecError>)> {
+    let total = execs.len();
+    for (i, exec) in execs.iter().enumerate() {
+        if let Some(signal) = interrupt.signal() {
+            let stopped = Error::Interrupted {
+                signal,
+                detail: Some(format!(
+                    "stopped before {}; {i} of {total} done",
+                    exec.migration.label()
+                )),
+            };
+            return Err((exec, Ok(stopped)));
+        }
+        let label = exec.migration.label();
+        let verb = match exec.direction {
+            Direction::Up => "applying",
+            Direction::Down => "reverting",
+        };
+        tracing::info!(migration = %label, step = i + 1, of = total, "{verb}");
+        match db.execute(exec, interrupt).await {
+            Ok(ms) => {
+                tracing::info!(migration = %label, elapsed_ms = ms, "done");
+                report
+                    .applied
+                    .push(step(exec.migration, exec.direction, ms));
+            }
+            Err(err) => return Err((exec, Err(err))),
+        }
+    }
+    Ok(())
+}
+
+async fn run_single_transaction<D: Driver>(
+    db: &mut D,
+    execs: &[Exec<'_>],
+    rows: &[HistoryRow],
+    interrupt: &Interrupt,
+    report: &mut RunReport,
+) -> Result<()> {
+    if let Some(m) = execs.iter().find(|e| !e.migration.transactional) {
+        return Err(Error::usage(format!(
+            "{}: a no-transaction migration cannot run inside --single-transaction; \
+             apply it on its own first (`migrator up --to {}`)",
+            m.script.path, m.migration.version
+        )));
+    }
+    tracing::info!(count = execs.len(), "applying in one transaction");
+    match db.execute_all(execs, interrupt).await {
+        Ok(times) => {
+            for (exec, ms) in execs.iter().zip(times) {
+                tracing::info!(migration = %exec.migration.label(), elapsed_ms = ms, "done");
+                report
+                    .applied
+                    .push(step(exec.migration, exec.direction, ms));
+            }
+            report.not_run.clear();
+            report.version_after = version_after(rows, &report.applied);
+            Ok(())
+        }
+        Err((i, err)) => Err(exec_failed(
+            &execs[i],
+            err,
+            interrupt,
+            report.version_before,
+        )),
+    }
+}
+
+/// Maps a driver failure back into the file for people.
+fn exec_failed(
+    exec: &Exec<'_>,
+    err: ExecError,
+    interrupt: &Interrupt,
+    previous_version: Option<migrator_core::migration::Version>,
+) -> Error {
+    let label = exec.migration.label();
+    if err.cancelled
+        && let Some(signal) = interrupt.signal()
+    {
+        let state = if err.dirty {
+            format!(
+                "{label} was cut half way and is marked dirty; run `migrator status` and \
+                     repair it before the next run"
+            )
+        } else {
+            format!("{label} was rolled back; nothing of it is applied")
+        };
+        return Error::Interrupted {
+            signal,
+            detail: Some(state),
+        };
+    }
+    Error::MigrationFailed(Box::new(failure(exec, err, previous_version)))
+}
+
+fn failure(
+    exec: &Exec<'_>,
+    err: ExecError,
+    previous_version: Option<migrator_core::migration::Version>,
+) -> Failure {
+    let stmt = err.statement.and_then(|i| exec.statements.get(i));
+    let offset = err.offset.or(stmt.map(|s| s.start));
+    let (line, column) = match offset {
+        Some(o) => {
+            let (l, c) = split::line_col(&exec.script.sql, o);
+            (Some(exec.script.first_line + l - 1), Some(c))
+        }
+        None => (None, None),
+    };
+    let mut message = err.message;
+    if err.connection_lost {
+        message = format!("the connection to the database was lost: {message}");
+    }
+    Failure {
+        version: exec.migration.version,
+        name: exec.migration.name.clone(),
+        file: exec.script.path.clone(),
+        line,
+        column,
+        statement: stmt.map(|s| s.sql.to_string()),
+        code: err.code,
+        message,
+        detail: err.detail,
+        dirty: err.dirty,
+        previous_version,
+    }
+}
+
+async fn force<D: Driver>(
+    db: &mut D,
+    files: &[Migration],
+    rows: &[HistoryRow],
+    version: migrator_core::migration::Version,
+    yes: bool,
+    table_exists: bool,
+    report: &mut RunReport,
+) -> Result<()> {
+    let plan = plan::plan_force(files, rows, version)?;
+    if !yes {
+        let removed: Vec<String> = rows
+            .iter()
+            .filter(|r| r.version > version)
+            .map(|r| format!("{}_{}", r.version, r.name))
+            .collect();
+        return Err(Error::NotConfirmed(format!(
+            "force {version} would record version {version} as applied (running no SQL), clear the \
+             dirty state{}\nnothing was changed: run `migrator force {version} --yes`",
+            if removed.is_empty() {
+                String::new()
+            } else {
+                format!(" and forget {}", removed.join(", "))
+            }
+        )));
+    }
+    if !table_exists {
+        db.create_history().await?;
+    }
+    db.force(&plan).await?;
+    report.version_after = if version == 0 { None } else { Some(version) };
+    tracing::warn!(version, "version forced; no migration SQL was run");
+    Ok(())
+}
+
+/// Looks for another tool's history; the first one found wins (a warning names
+/// the others).
+pub async fn find_foreign<D: Driver>(
+    db: &mut D,
+    files: &[Migration],
+) -> Result<Option<(Adoption, Vec<Adopted>)>> {
+    let engine = db.info().engine;
+    let mut found: Vec<Foreign> = Vec::new();
+    for tool in Tool::ALL {
+        if let Some(rows) = db.query_text(&tool.query(engine)).await? {
+            let rows = rows
+                .into_iter()
+                .map(|r| {
+                    let col = |i: usize| r.get(i).cloned().flatten().unwrap_or_default();
+                    (col(0), col(1), col(2))
+                })
+                .collect();
+            found.push(Foreign { tool, rows });
+        }
+    }
+    let Some(first) = found.first() else {
+        return Ok(None);
+    };
+    if found.len() > 1 {
+        let others: Vec<&str> = found[1..].iter().map(|f| f.tool.table()).collect();
+        tracing::warn!(
+            adopting = first.tool.table(),
+            ignored = %others.join(", "),
+            "several tools' history tables found"
+        );
+    }
+    let adopted = adopt::adopt(first, files).map_err(|r| Error::Refused(vec![*r]))?;
+    Ok(Some((
+        Adoption {
+            tool: first.tool,
+            table: first.tool.table().to_string(),
+            versions: adopted.len(),
+        },
+        adopted,
+    )))
+}
+
+pub fn adopted_rows(adopted: &[Adopted]) -> Vec<HistoryRow> {
+    adopted
+        .iter()
+        .map(|(version, name, checksum)| HistoryRow {
+            version: *version,
+            name: name.clone(),
+            checksum: checksum.clone(),
+            status: migrator_core::history::RowStatus::Applied,
+            applied_at: String::new(),
+            execution_ms: 0,
+            failed_statement: None,
+            error: None,
+        })
+        .collect()
+}
+
+async fn baseline<D: Driver>(
+    db: &mut D,
+    files: &[Migration],
+    rows: &[HistoryRow],
+    version: migrator_core::migration::Version,
+    yes: bool,
+    table_exists: bool,
+    report: &mut RunReport,
+) -> Result<()> {
+    let recorded: Vec<_> = rows.iter().map(|r| r.version).collect();
+    let marked = adopt::baseline(files, &recorded, version).map_err(Error::usage)?;
+    if !yes {
+        return Err(Error::NotConfirmed(format!(
+            "baseline {version} would record {} migration(s) as applied without running them
+             nothing was changed: run `migrator baseline {version} --yes`",
+            marked.len()
+        )));
+    }
+    if !table_exists {
+        db.create_history().await?;
+    }
+    db.insert_applied(&marked).await?;
+    let mut all = rows.to_vec();
+    all.extend(adopted_rows(&marked));
+    report.version_after = current_version(&all);
+    tracing::warn!(
+        version,
+        count = marked.len(),
+        "baseline recorded; no migration SQL was run"
+    );
+    Ok(())
+}
