@@ -1,5 +1,5 @@
 //! What `migrator ecs run` is asked to do, as plain data, and the parsers of its
-//! flag values (durations, `K=V` pairs, the command line to run in the task).
+//! flag values (`K=V` pairs, the command line to run in the task).
 //!
 //! Pure: no IO, no clock, no AWS types. clap calls the parsers; the ECS edge turns
 //! a [`RunSpec`] into a RunTask request.
@@ -72,73 +72,6 @@ pub struct Network {
     pub subnets: Vec<String>,
     pub security_groups: Vec<String>,
     pub assign_public_ip: bool,
-}
-
-/// `90`, `90s`, `45m`, `2h`, `1h30m`: a positive duration (a bare number is seconds).
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let bad = || format!("`{text}` is not a duration (examples: 90s, 45m, 2h, 1h30m)");
-    if text.is_empty() {
-        return Err(bad());
-    }
-    if let Ok(secs) = text.parse::<u64>() {
-        return positive(Duration::from_secs(secs), text);
-    }
-    let mut total: u64 = 0;
-    let mut number = String::new();
-    let mut last_unit: Option<u64> = None;
-    for c in text.chars() {
-        if c.is_ascii_digit() {
-            number.push(c);
-            continue;
-        }
-        let unit = match c {
-            'h' => 3600,
-            'm' => 60,
-            's' => 1,
-            _ => return Err(bad()),
-        };
-        // Units must come largest first, each once: 1h30m, not 30m1h or 1m1m.
-        if number.is_empty() || last_unit.is_some_and(|u| u <= unit) {
-            return Err(bad());
-        }
-        let n: u64 = number.parse().map_err(|_| bad())?;
-        total = n
-            .checked_mul(unit)
-            .and_then(|v| total.checked_add(v))
-            .ok_or_else(bad)?;
-        number.clear();
-        last_unit = Some(unit);
-    }
-    if !number.is_empty() {
-        return Err(bad());
-    }
-    positive(Duration::from_secs(total), text)
-}
-
-fn positive(d: Duration, text: &str) -> Result<Duration, String> {
-    if d.is_zero() {
-        Err(format!("`{text}`: the timeout must be longer than zero"))
-    } else {
-        Ok(d)
-    }
-}
-
-/// A duration as `parse_duration` reads it back: `1h30m`, `45m`, `90s` → `1m30s`.
-pub fn format_duration(d: Duration) -> String {
-    let secs = d.as_secs();
-    let (h, m, s) = (secs / 3600, secs % 3600 / 60, secs % 60);
-    let mut out = String::new();
-    if h > 0 {
-        out.push_str(&format!("{h}h"));
-    }
-    if m > 0 {
-        out.push_str(&format!("{m}m"));
-    }
-    if s > 0 || out.is_empty() {
-        out.push_str(&format!("{s}s"));
-    }
-    out
 }
 
 /// `NAME=value` (the value may be empty and may contain `=`).
@@ -261,33 +194,6 @@ pub(crate) mod tests {
             ..spec()
         };
         assert!(groups_only.check().unwrap_err().contains("need --subnets"));
-    }
-
-    #[test]
-    fn durations() {
-        let secs = |t: &str| parse_duration(t).map(|d| d.as_secs());
-        assert_eq!(secs("90"), Ok(90));
-        assert_eq!(secs("90s"), Ok(90));
-        assert_eq!(secs("45m"), Ok(2700));
-        assert_eq!(secs("2h"), Ok(7200));
-        assert_eq!(secs("1h30m"), Ok(5400));
-        assert_eq!(secs("1h0m5s"), Ok(3605));
-        assert_eq!(secs(" 60m "), Ok(3600));
-        for bad in [
-            "", "m", "1x", "1.5h", "30m1h", "1m1m", "1h30", "-5m", "0", "0s",
-        ] {
-            assert!(parse_duration(bad).is_err(), "{bad:?} accepted");
-        }
-        assert!(parse_duration("99999999999999999999h").is_err());
-    }
-
-    #[test]
-    fn durations_format_as_they_parse() {
-        for (secs, text) in [(3600, "1h"), (5400, "1h30m"), (90, "1m30s"), (7, "7s")] {
-            assert_eq!(format_duration(Duration::from_secs(secs)), text);
-            assert_eq!(parse_duration(text), Ok(Duration::from_secs(secs)));
-        }
-        assert_eq!(format_duration(Duration::ZERO), "0s");
     }
 
     #[test]

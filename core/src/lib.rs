@@ -9,7 +9,10 @@
 //! sha2, thiserror) is what keeps it so.
 
 pub mod adopt;
+pub mod backoff;
 pub mod conn;
+pub mod date;
+pub mod duration;
 pub mod ecs;
 pub mod error;
 pub mod history;

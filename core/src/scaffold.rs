@@ -1,6 +1,6 @@
 //! `migrator new`: the files of a new migration, in the folder's own format.
 //!
-//! `files` is pure (the clock is an argument); `write` only creates files and
+//! Pure: the clock is an argument; the app's `files::write_new` writes them and
 //! never overwrites one.
 
 use crate::error::{Error, Result};
@@ -8,24 +8,8 @@ use crate::migration::Format;
 
 /// `YYYYMMDDHHMMSS` in UTC for a number of seconds since the Unix epoch.
 pub fn timestamp(unix_seconds: u64) -> String {
-    let days = (unix_seconds / 86_400) as i64;
-    let secs = unix_seconds % 86_400;
-    // Days since 1970-01-01 to a civil date (proleptic Gregorian calendar).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}{month:02}{day:02}{:02}{:02}{:02}",
-        secs / 3_600,
-        secs / 60 % 60,
-        secs % 60
-    )
+    let (y, m, d, hh, mm, ss) = crate::date::utc(unix_seconds);
+    format!("{y:04}{m:02}{d:02}{hh:02}{mm:02}{ss:02}")
 }
 
 /// The (relative path, contents) of a new migration named `name` at `unix_seconds`.

@@ -85,7 +85,7 @@ impl Day {
         if !(1..=12).contains(&m) || !(1..=31).contains(&d) || !(1970..=9999).contains(&y) {
             return None;
         }
-        let day = Day(days_from_civil(y, m, d));
+        let day = Day(crate::date::days_from_civil(y, m, d));
         (day.ymd() == (y, m, d)).then_some(day)
     }
 
@@ -121,7 +121,7 @@ impl Day {
     }
 
     pub fn ymd(self) -> (i64, u32, u32) {
-        civil_from_days(self.0)
+        crate::date::civil_from_days(self.0)
     }
 
     /// `20261122`.
@@ -136,30 +136,6 @@ impl fmt::Display for Day {
         let (y, m, d) = self.ymd();
         write!(f, "{y:04}-{m:02}-{d:02}")
     }
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm).
-fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = i64::from((m + 9) % 12);
-    let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
 }
 
 /// `--max-age`: `3d`, `36h`, `90m`, or a bare number of days. In seconds.
