@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use futures_util::future::BoxFuture;
 use tokio::sync::Notify;
 
-use migrator_core::error::{ExitStatus, Signal};
+use migrator_core::error::{Error, ExitStatus, Signal};
 
 type Canceller = Arc<dyn Fn() -> BoxFuture<'static, ()> + Send + Sync>;
 
@@ -55,6 +55,24 @@ impl Interrupt {
                 return;
             }
             notified.await;
+        }
+    }
+
+    /// Sleeps for `pause`, or less when a signal comes: `Err` names what was
+    /// being waited for, as the error every cut-short wait reports.
+    pub async fn sleep(&self, pause: std::time::Duration, waiting_for: &str) -> Result<(), Error> {
+        tokio::select! {
+            _ = tokio::time::sleep(pause) => Ok(()),
+            _ = self.wait() => Err(self.interrupted(format!("while waiting for {waiting_for}"))),
+        }
+    }
+
+    /// The error of a run stopped by the signal received (SIGTERM if none was,
+    /// which only a caller that saw `wait` resolve can reach).
+    pub fn interrupted(&self, detail: String) -> Error {
+        Error::Interrupted {
+            signal: self.signal().unwrap_or(Signal::Sigterm),
+            detail: Some(detail),
         }
     }
 
