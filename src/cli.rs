@@ -675,7 +675,7 @@ pub struct EcsRunArgs {
         long,
         env = "MIGRATOR_ECS_TIMEOUT",
         default_value = "60m",
-        value_parser = migrator_core::ecs::parse_duration,
+        value_parser = migrator_core::duration::parse_positive,
         value_name = "DURATION"
     )]
     pub timeout: Duration,

@@ -125,7 +125,7 @@ pub async fn execute<E: Ecs, L: Logs>(
     if timed_out {
         return Err(Error::TaskTimeout {
             task: arn,
-            timeout: migrator_core::ecs::format_duration(spec.timeout),
+            timeout: migrator_core::duration::format(spec.timeout),
             stopped: "stopped it with StopTask".to_string(),
         });
     }
@@ -185,7 +185,7 @@ impl<E: Ecs> Watch<'_, E> {
                 if timed_out {
                     return Err(Error::TaskTimeout {
                         task: self.arn.to_string(),
-                        timeout: migrator_core::ecs::format_duration(self.spec.timeout),
+                        timeout: migrator_core::duration::format(self.spec.timeout),
                         stopped: format!(
                             "StopTask was sent, but the task had not stopped {}s later",
                             STOP_GRACE.as_secs()
@@ -269,7 +269,7 @@ impl<E: Ecs> Watch<'_, E> {
     }
 
     async fn stop_on_timeout(&self) -> Result<()> {
-        let timeout = migrator_core::ecs::format_duration(self.spec.timeout);
+        let timeout = migrator_core::duration::format(self.spec.timeout);
         tracing::error!(
             task = self.arn,
             "--timeout {timeout} reached: stopping the task"
