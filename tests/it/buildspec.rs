@@ -5,14 +5,15 @@
 //! with the migration's exit code and is skipped by RUN_MIGRATIONS alone.
 //!
 //! The YAML is read by python3's PyYAML (moto brings it); where it is missing
-//! these tests skip like the moto ones, unless `MIGRATOR_TEST_REQUIRE_MOTO` is set.
+//! these tests skip through `common::unavailable` (component PYYAML), which fails
+//! instead where `MIGRATOR_TEST_REQUIRE_PYYAML` (or `_ALL`) is set.
 
 use std::path::Path;
 use std::process::Command;
 
 use serde_json::{Value, json};
 
-use crate::common::{assert_no_secret, bin};
+use crate::common::{Component, assert_no_secret, bin, unavailable};
 use crate::ecs_moto::Moto;
 
 fn buildspec_path() -> &'static Path {
@@ -44,10 +45,7 @@ fn buildspec() -> Option<Value> {
 }
 
 fn skip(why: &str) -> Option<Value> {
-    if std::env::var_os("MIGRATOR_TEST_REQUIRE_MOTO").is_some() {
-        panic!("{why} (MIGRATOR_TEST_REQUIRE_MOTO is set)");
-    }
-    eprintln!("skipped: {why}");
+    unavailable(Component::Pyyaml, why);
     None
 }
 
