@@ -14,7 +14,7 @@ use std::process::Command;
 use serde_json::{Value, json};
 
 use crate::common::{Component, assert_no_secret, bin, unavailable};
-use crate::ecs_moto::Moto;
+use crate::moto::Moto;
 
 fn buildspec_path() -> &'static Path {
     Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/buildspec.yml"))
@@ -207,8 +207,8 @@ fn run_step(moto: &Moto, step: &str, run_migrations: &str) -> (i32, String) {
         fake.path().display(),
         std::env::var("PATH").unwrap_or_default()
     );
-    let out = Command::new("bash")
-        .args(["-c", step])
+    let mut bash = Command::new("bash");
+    bash.args(["-c", step])
         .current_dir(work.path())
         .env_clear()
         .env("PATH", path)
@@ -223,13 +223,8 @@ fn run_step(moto: &Moto, step: &str, run_migrations: &str) -> (i32, String) {
         .env("SUBNETS", "")
         .env("SECURITY_GROUPS", "")
         .env("MIGRATION_TIMEOUT", "5m")
-        .env("AWS_ENDPOINT_URL", moto.endpoint())
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .env("AWS_REGION", crate::ecs_moto::REGION)
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .output()
-        .unwrap();
+        .envs(moto.aws_env());
+    let out = bash.output().unwrap();
     let text = format!(
         "{}\n{}",
         String::from_utf8_lossy(&out.stdout),
@@ -242,7 +237,9 @@ fn run_step(moto: &Moto, step: &str, run_migrations: &str) -> (i32, String) {
 #[test]
 fn its_migration_step_fails_with_the_migration_and_is_switched_by_one_variable() {
     let Some(spec) = buildspec() else { return };
-    let Some(moto) = Moto::start() else { return };
+    let Some(moto) = Moto::start_ecs() else {
+        return;
+    };
     moto.create_cluster("deploy");
     moto.register(
         "shop-migrate",
