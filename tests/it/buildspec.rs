@@ -5,15 +5,16 @@
 //! with the migration's exit code and is skipped by RUN_MIGRATIONS alone.
 //!
 //! The YAML is read by python3's PyYAML (moto brings it); where it is missing
-//! these tests skip like the moto ones, unless `MIGRATOR_TEST_REQUIRE_MOTO` is set.
+//! these tests skip through `common::unavailable` (component PYYAML), which fails
+//! instead where `MIGRATOR_TEST_REQUIRE_PYYAML` (or `_ALL`) is set.
 
 use std::path::Path;
 use std::process::Command;
 
 use serde_json::{Value, json};
 
-use crate::common::{assert_no_secret, bin};
-use crate::ecs_moto::Moto;
+use crate::common::{Component, assert_no_secret, bin, unavailable};
+use crate::moto::Moto;
 
 fn buildspec_path() -> &'static Path {
     Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/buildspec.yml"))
@@ -44,10 +45,7 @@ fn buildspec() -> Option<Value> {
 }
 
 fn skip(why: &str) -> Option<Value> {
-    if std::env::var_os("MIGRATOR_TEST_REQUIRE_MOTO").is_some() {
-        panic!("{why} (MIGRATOR_TEST_REQUIRE_MOTO is set)");
-    }
-    eprintln!("skipped: {why}");
+    unavailable(Component::Pyyaml, why);
     None
 }
 
@@ -209,8 +207,8 @@ fn run_step(moto: &Moto, step: &str, run_migrations: &str) -> (i32, String) {
         fake.path().display(),
         std::env::var("PATH").unwrap_or_default()
     );
-    let out = Command::new("bash")
-        .args(["-c", step])
+    let mut bash = Command::new("bash");
+    bash.args(["-c", step])
         .current_dir(work.path())
         .env_clear()
         .env("PATH", path)
@@ -225,13 +223,8 @@ fn run_step(moto: &Moto, step: &str, run_migrations: &str) -> (i32, String) {
         .env("SUBNETS", "")
         .env("SECURITY_GROUPS", "")
         .env("MIGRATION_TIMEOUT", "5m")
-        .env("AWS_ENDPOINT_URL", moto.endpoint())
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .env("AWS_REGION", crate::ecs_moto::REGION)
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .output()
-        .unwrap();
+        .envs(moto.aws_env());
+    let out = bash.output().unwrap();
     let text = format!(
         "{}\n{}",
         String::from_utf8_lossy(&out.stdout),
@@ -244,7 +237,9 @@ fn run_step(moto: &Moto, step: &str, run_migrations: &str) -> (i32, String) {
 #[test]
 fn its_migration_step_fails_with_the_migration_and_is_switched_by_one_variable() {
     let Some(spec) = buildspec() else { return };
-    let Some(moto) = Moto::start() else { return };
+    let Some(moto) = Moto::start_ecs() else {
+        return;
+    };
     moto.create_cluster("deploy");
     moto.register(
         "shop-migrate",

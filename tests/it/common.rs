@@ -406,6 +406,60 @@ pub fn signal(child: &Child, name: &str) {
     assert!(ok, "kill -{name}");
 }
 
+/// Something a test needs from the machine beyond the two database servers.
+/// Where it is missing the test skips through [`unavailable`], which fails
+/// instead when `MIGRATOR_TEST_REQUIRE_<NAME>` or `MIGRATOR_TEST_REQUIRE_ALL` is set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Component {
+    /// python3 with moto's server and boto3: AWS APIs on 127.0.0.1.
+    Moto,
+    /// python3 with PyYAML, to read buildspec.yml.
+    Pyyaml,
+    /// `chroot` into an empty folder (root, or CAP_SYS_CHROOT).
+    Chroot,
+    /// A PostgreSQL cluster of the test's own: the server binaries under
+    /// /usr/lib/postgresql and root, to run initdb and pg_ctl as `postgres`.
+    PgThrowaway,
+    /// The system's `ldd`.
+    Ldd,
+    /// A DNS server of the test's own on 127.0.0.1:53 that can send the binary
+    /// to the PostgreSQL under test (so that server must be on loopback).
+    FakeDns,
+}
+
+impl Component {
+    /// The `<NAME>` of `MIGRATOR_TEST_REQUIRE_<NAME>`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Component::Moto => "MOTO",
+            Component::Pyyaml => "PYYAML",
+            Component::Chroot => "CHROOT",
+            Component::PgThrowaway => "PG_THROWAWAY",
+            Component::Ldd => "LDD",
+            Component::FakeDns => "FAKE_DNS",
+        }
+    }
+}
+
+/// The one way a test skips: `component` is not available here, for `why`.
+/// Panics when the component is required (`MIGRATOR_TEST_REQUIRE_<NAME>` or
+/// `MIGRATOR_TEST_REQUIRE_ALL` set and not empty, as CI does), so that a skip
+/// can never hide a missing component where it must be there; otherwise says
+/// `skipped: ...` on stderr and the caller returns.
+#[track_caller]
+pub fn unavailable(component: Component, why: &str) {
+    let own = format!("MIGRATOR_TEST_REQUIRE_{}", component.name());
+    for var in [own.as_str(), "MIGRATOR_TEST_REQUIRE_ALL"] {
+        if std::env::var_os(var).is_some_and(|v| !v.is_empty()) {
+            panic!("{why}; {var} is set, so {} is required", component.name());
+        }
+    }
+    eprintln!(
+        "skipped: {why} ({} unavailable; set {own} to make this a failure)",
+        component.name()
+    );
+}
+
 /// A free TCP port on 127.0.0.1 (bound and released).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -427,25 +481,37 @@ pub struct ThrowawayPg {
 impl ThrowawayPg {
     /// Initialises a cluster; `conf` lines are appended to postgresql.conf.
     /// `None` when this machine cannot run one (no server binaries, or no root
-    /// to switch to the postgres user): the caller skips with a message.
+    /// to switch to the postgres user), after [`unavailable`] said so: the
+    /// caller returns.
     pub fn init(conf: &[String]) -> Option<Self> {
+        match Self::try_init(conf) {
+            Ok(pg) => Some(pg),
+            Err(why) => {
+                unavailable(Component::PgThrowaway, &why);
+                None
+            }
+        }
+    }
+
+    fn try_init(conf: &[String]) -> Result<Self, String> {
         let bin = std::fs::read_dir("/usr/lib/postgresql")
-            .ok()?
+            .map_err(|e| format!("no PostgreSQL server binaries: /usr/lib/postgresql: {e}"))?
             .filter_map(|e| e.ok())
             .map(|e| e.path().join("bin"))
-            .find(|p| p.join("initdb").exists())?;
+            .find(|p| p.join("initdb").exists())
+            .ok_or("no initdb under /usr/lib/postgresql/*/bin")?;
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
-        let owner = |path: &Path| {
-            Command::new("chown")
-                .args(["-R", "postgres:postgres"])
-                .arg(path)
-                .status()
-                .map(|s| s.success())
-                .unwrap_or(false)
-        };
-        if !owner(dir.path()) {
-            return None;
+        let chown = Command::new("chown")
+            .args(["-R", "postgres:postgres"])
+            .arg(dir.path())
+            .output()
+            .map_err(|e| format!("cannot run chown: {e}"))?;
+        if !chown.status.success() {
+            return Err(format!(
+                "cannot give a folder to the postgres user (needs root): {}",
+                String::from_utf8_lossy(&chown.stderr).trim()
+            ));
         }
         let port = free_port();
         let out = Command::new("runuser")
@@ -454,10 +520,12 @@ impl ThrowawayPg {
             .args(["-A", "trust", "-U", "postgres", "-D"])
             .arg(&data)
             .output()
-            .ok()?;
+            .map_err(|e| format!("cannot run runuser (needs root): {e}"))?;
         if !out.status.success() {
-            eprintln!("initdb failed: {}", String::from_utf8_lossy(&out.stderr));
-            return None;
+            return Err(format!(
+                "initdb failed: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
         }
         let mut lines = vec![
             format!("port = {port}"),
@@ -471,7 +539,7 @@ impl ThrowawayPg {
         text.push('\n');
         text.push_str(&lines.join("\n"));
         std::fs::write(&conf_path, text).unwrap();
-        Some(ThrowawayPg {
+        Ok(ThrowawayPg {
             port,
             data,
             _dir: dir,

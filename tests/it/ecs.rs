@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::common::{signal, wait};
-use crate::ecs_moto::Moto;
+use crate::moto::Moto;
 
 const CLUSTER: &str = "deploy";
 const GROUP: &str = "/ecs/shop-migrate";
@@ -42,7 +42,7 @@ fn container(name: &str, essential: bool, logs: bool, labels: Value) -> Value {
             "logDriver": "awslogs",
             "options": {
                 "awslogs-group": GROUP,
-                "awslogs-region": crate::ecs_moto::REGION,
+                "awslogs-region": crate::moto::REGION,
                 "awslogs-stream-prefix": "migrate",
             },
         });
@@ -57,7 +57,9 @@ fn task_id(arn: &str) -> &str {
 /// Starts moto with a cluster, or skips the test.
 macro_rules! moto {
     () => {{
-        let Some(moto) = Moto::start() else { return };
+        let Some(moto) = Moto::start_ecs() else {
+            return;
+        };
         moto.create_cluster(CLUSTER);
         moto
     }};

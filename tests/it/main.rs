@@ -4,11 +4,18 @@
 //! `postgres://postgres@127.0.0.1:5432`) and `MIGRATOR_TEST_MYSQL` (default
 //! `mysql://root@127.0.0.1:3306`); `scripts/test` starts them when they are down.
 //! Every test makes its own uniquely named database and drops it.
-//! `static_binary` runs the binary in an empty chroot; where chroot is refused
-//! (not root) it skips with a message, unless `MIGRATOR_TEST_REQUIRE_CHROOT` is set.
-//! `ecs` runs `migrator ecs run` against a moto server per test (`moto`); where
-//! moto is not installed it skips with a message, unless `MIGRATOR_TEST_REQUIRE_MOTO`
-//! is set.
+//!
+//! Skipping. Some tests need more of the machine than the two servers: moto
+//! (`moto`: one harness for the AWS tests), PyYAML (`buildspec`), chroot and
+//! `ldd` and a DNS server on 127.0.0.1:53 (`static_binary`), a throwaway
+//! PostgreSQL cluster run as root (`connect`'s TLS test, `signals`' `--wait`
+//! test). A test whose component is missing calls
+//! `common::unavailable(Component::X, why)` and returns; that is the only way a
+//! test may skip. It prints `skipped: ...` on stderr, unless
+//! `MIGRATOR_TEST_REQUIRE_<NAME>` is set (MOTO, PYYAML, CHROOT, LDD, FAKE_DNS,
+//! PG_THROWAWAY; `MIGRATOR_TEST_REQUIRE_ALL` for every one), where it fails the
+//! test instead. CI (`.ci/run`) sets `MIGRATOR_TEST_REQUIRE_ALL`, so nothing
+//! skips there.
 
 mod buildspec;
 mod common;
@@ -16,13 +23,11 @@ mod connect;
 mod dockerfile;
 mod docs;
 mod ecs;
-mod ecs_moto;
 mod fake_http;
 mod formats;
 mod moto;
 mod notify;
 mod rotate;
-mod rotate_moto;
 mod runner;
 mod safety;
 mod signals;

@@ -1,6 +1,8 @@
 """moto's server, with the parts of an ECS task that moto does not model filled in.
 
-Started by tests/it/moto.rs as `python3 tests/it/moto_ecs.py -p PORT`. Everything
+Imported (it patches moto on import) by the launcher in tests/it/moto.rs for
+`Moto::start_ecs`, which then runs moto's server; by hand,
+`python3 tests/it/moto_ecs.py -H 127.0.0.1 -p PORT` does the same. Everything
 else (clusters, task definitions, RunTask, DescribeTasks, StopTask, the task's
 status machine driven by /moto-api/state-manager, CloudWatch Logs) is moto's own.
 

@@ -22,7 +22,7 @@ use std::collections::BTreeMap;
 use std::sync::{Mutex, MutexGuard};
 
 use crate::common::{Cmd, Dir, Engine, Run, TestDb, engines, unique};
-use crate::rotate_moto::Moto;
+use crate::moto::Moto;
 
 const PREFIX: &str = "app-dev-";
 const DNS: &str = "db.dev.internal";
@@ -108,7 +108,7 @@ fn setup(engine: Engine) -> Option<World> {
             "ALTER TABLE users ADD COLUMN name VARCHAR(100);",
         ),
     ]);
-    let zone = moto.py(&format!(
+    let zone = moto.boto(&format!(
         "rds.create_db_cluster(DBClusterIdentifier='prod-db', Engine='{rds_engine}', \
          MasterUsername='{master}', MasterUserPassword='prod-password-1', DatabaseName='{name}')\n\
          rds.create_db_instance(DBInstanceIdentifier='prod-db-1', DBClusterIdentifier='prod-db', \
@@ -176,9 +176,11 @@ impl World {
     /// identifier → lifecycle tag (`-` without one).
     fn clusters(&self) -> BTreeMap<String, String> {
         self.moto
-            .py("for c in rds.describe_db_clusters()['DBClusters']:\n    \
+            .boto(
+                "for c in rds.describe_db_clusters()['DBClusters']:\n    \
                  t = {x['Key']: x['Value'] for x in c.get('TagList', [])}\n    \
-                 print(c['DBClusterIdentifier'], t.get('lifecycle', '-'))")
+                 print(c['DBClusterIdentifier'], t.get('lifecycle', '-'))",
+            )
             .lines()
             .filter_map(|l| l.split_once(' '))
             .map(|(a, b)| (a.to_string(), b.to_string()))
@@ -186,14 +188,14 @@ impl World {
     }
 
     fn endpoint(&self, id: &str) -> String {
-        self.moto.py(&format!(
+        self.moto.boto(&format!(
             "print(rds.describe_db_clusters(DBClusterIdentifier='{id}')['DBClusters'][0]['Endpoint'])"
         ))
     }
 
     /// The CNAME's value, or "" without one.
     fn record(&self) -> String {
-        self.moto.py(&format!(
+        self.moto.boto(&format!(
             "r = r53.list_resource_record_sets(HostedZoneId='{}')['ResourceRecordSets']\n\
              v = [x['ResourceRecords'][0]['Value'] for x in r \
              if x['Name'].rstrip('.') == '{DNS}' and x['Type'] == 'CNAME']\n\
@@ -204,7 +206,7 @@ impl World {
 
     /// The password `scrub` stored, or "" before it ran.
     fn stored_password(&self) -> String {
-        self.moto.py(&format!(
+        self.moto.boto(&format!(
             "try:\n    print(json.loads(sm.get_secret_value(SecretId='{SECRET_ID}')['SecretString'])['password'])\n\
              except sm.exceptions.ResourceNotFoundException:\n    print('')"
         ))
@@ -346,7 +348,7 @@ fn day_two_connects_the_new_clone_aborts_yesterdays_and_clean_deletes_it() {
     assert!(!clusters.contains_key(&day1), "{clusters:?}");
     assert!(clusters.contains_key("prod-db"));
     assert_eq!(clusters.get(&day2).map(String::as_str), Some("connected"));
-    let instances = w.moto.py(
+    let instances = w.moto.boto(
         "print(' '.join(sorted(i['DBInstanceIdentifier'] for i in rds.describe_db_instances()['DBInstances'])))",
     );
     assert_eq!(instances, format!("{day2}-writer prod-db-1"));
@@ -371,7 +373,7 @@ fn a_run_resumes_after_a_crash_between_and_inside_steps() {
 
     // Killed inside `clone` on day 2, between the restore and the writer.
     let day2 = day_id(DAY2);
-    w.moto.py(&format!(
+    w.moto.boto(&format!(
         "rds.restore_db_cluster_to_point_in_time(DBClusterIdentifier='{day2}', \
          SourceDBClusterIdentifier='prod-db', RestoreType='copy-on-write', \
          UseLatestRestorableTime=True, Tags=[{{'Key': 'lifecycle', 'Value': 'created'}}])"
@@ -392,7 +394,8 @@ fn a_run_resumes_after_a_crash_between_and_inside_steps() {
 fn clusters_without_the_prefix_or_our_tag_are_never_touched() {
     let Some(w) = setup(Engine::Pg) else { return };
     // Look like clones, or carry lifecycle=aborted, but are not ours.
-    w.moto.py("def make(id, tags):\n    \
+    w.moto.boto(
+        "def make(id, tags):\n    \
          rds.create_db_cluster(DBClusterIdentifier=id, Engine='aurora-postgresql', \
          MasterUsername='postgres', MasterUserPassword='other-password-1', Tags=tags)\n    \
          rds.create_db_instance(DBInstanceIdentifier=id + '-1', DBClusterIdentifier=id, \
@@ -401,7 +404,8 @@ fn clusters_without_the_prefix_or_our_tag_are_never_touched() {
          make('app-dev-legacy', [{'Key': 'lifecycle', 'Value': 'aborted'}])\n\
          make('app-dev-20261101', [])\n\
          make('app-dev-20261102', [{'Key': 'lifecycle', 'Value': 'retired'}])\n\
-         make('app-dev-20261103', [{'Key': 'Lifecycle', 'Value': 'aborted'}])");
+         make('app-dev-20261103', [{'Key': 'Lifecycle', 'Value': 'aborted'}])",
+    );
     let before = w.clusters();
     w.run("run", DAY1, &[]).code(0);
     w.run("run", DAY2, &["--max-age", "0d"]).code(0);
@@ -414,7 +418,7 @@ fn clusters_without_the_prefix_or_our_tag_are_never_touched() {
     }
     let instances = w
         .moto
-        .py("print(len(rds.describe_db_instances()['DBInstances']))");
+        .boto("print(len(rds.describe_db_instances()['DBInstances']))");
     assert_eq!(
         instances, "7",
         "five foreign writers, prod-db-1, day 2's writer"
@@ -422,7 +426,7 @@ fn clusters_without_the_prefix_or_our_tag_are_never_touched() {
 
     // A foreign cluster with today's name: refused, and left alone.
     let day3 = "2026-11-24";
-    w.moto.py(&format!(
+    w.moto.boto(&format!(
         "rds.create_db_cluster(DBClusterIdentifier='{}', Engine='aurora-postgresql', \
          MasterUsername='postgres', MasterUserPassword='other-password-1', \
          Tags=[{{'Key': 'owner', 'Value': 'qa'}}])",
@@ -468,7 +472,7 @@ fn from_snapshot_restores_the_latest_automated_snapshot() {
     run.code(0).has("restore of snapshot `rds:prod-db-");
     let day1 = day_id(DAY1);
     assert_eq!(w.clusters().get(&day1).map(String::as_str), Some("created"));
-    let class = w.moto.py(&format!(
+    let class = w.moto.boto(&format!(
         "print(rds.describe_db_instances(DBInstanceIdentifier='{day1}-writer')['DBInstances'][0]['DBInstanceClass'])"
     ));
     assert_eq!(class, "db.t4g.medium");
