@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use migrator_core::duration;
 
 use crate::settings::{
     Action, Change, Connection, LogFormat, NotifySettings, OutputFormat, Placement, RotateSettings,
@@ -199,19 +200,20 @@ pub struct Global {
     #[arg(long, env = "MIGRATOR_PATH", global = true, value_name = "DIR")]
     pub path: Option<PathBuf>,
 
-    /// Seconds to wait for the migration lock held by another runner.
+    /// How long to wait for the migration lock held by another runner (90, 90s, 2m).
     #[arg(
         long,
         env = "MIGRATOR_LOCK_TIMEOUT",
         global = true,
-        default_value_t = 60,
-        value_name = "SECS"
+        default_value = "60",
+        value_parser = duration::parse,
+        value_name = "DURATION"
     )]
-    pub lock_timeout: u64,
+    pub lock_timeout: Duration,
 
-    /// Keep retrying to connect for this many seconds (a database that is still starting).
-    #[arg(long, env = "MIGRATOR_WAIT", global = true, value_name = "SECS")]
-    pub wait: Option<u64>,
+    /// Keep retrying to connect this long (a database that is still starting).
+    #[arg(long, env = "MIGRATOR_WAIT", global = true, value_parser = duration::parse, value_name = "DURATION")]
+    pub wait: Option<Duration>,
 
     /// Log format on stderr: human text, or JSON lines for CloudWatch.
     #[arg(
@@ -312,27 +314,27 @@ pub struct NotifyArgs {
     #[arg(long, env = "MIGRATOR_NOTIFY_REQUIRED", global = true)]
     pub notify_required: bool,
 
-    /// Seconds one attempt to post to Slack may take.
+    /// How long one attempt to post to Slack may take.
     #[arg(
         long,
         env = "MIGRATOR_NOTIFY_TIMEOUT",
         global = true,
-        default_value_t = 5,
-        value_parser = clap::value_parser!(u64).range(1..),
-        value_name = "SECS"
+        default_value = "5",
+        value_parser = duration::parse_positive,
+        value_name = "DURATION"
     )]
-    pub notify_timeout: u64,
+    pub notify_timeout: Duration,
 
-    /// Seconds all attempts together may take; then the notification is given up.
+    /// How long all attempts together may take; then the notification is given up.
     #[arg(
         long,
         env = "MIGRATOR_NOTIFY_BUDGET",
         global = true,
-        default_value_t = 20,
-        value_parser = clap::value_parser!(u64).range(1..),
-        value_name = "SECS"
+        default_value = "20",
+        value_parser = duration::parse_positive,
+        value_name = "DURATION"
     )]
-    pub notify_budget: u64,
+    pub notify_budget: Duration,
 }
 
 impl NotifyArgs {
@@ -348,8 +350,8 @@ impl NotifyArgs {
                 NotifyWhen::Change => When::Change,
             },
             required: self.notify_required,
-            timeout: Duration::from_secs(self.notify_timeout),
-            budget: Duration::from_secs(self.notify_budget),
+            timeout: self.notify_timeout,
+            budget: self.notify_budget,
         }
     }
 }
@@ -466,14 +468,15 @@ pub struct RotateArgs {
     /// Instance class of the clone's writer (default: the source writer's).
     #[arg(long, env = "MIGRATOR_ROTATE_INSTANCE_CLASS", value_name = "CLASS")]
     pub instance_class: Option<String>,
-    /// Seconds any wait may take (the clone becoming available, a deletion).
+    /// How long any wait may take (the clone becoming available, a deletion).
     #[arg(
         long,
         env = "MIGRATOR_ROTATE_TIMEOUT",
-        default_value_t = 3600,
-        value_name = "SECS"
+        default_value = "1h",
+        value_parser = duration::parse_positive,
+        value_name = "DURATION"
     )]
-    pub timeout: u64,
+    pub timeout: Duration,
     /// Secrets Manager secret that receives the clone's new master password (`scrub`),
     /// and that `scrub` and `migrate` connect with.
     #[arg(long, env = "MIGRATOR_ROTATE_MASTER_SECRET", value_name = "ID")]
@@ -495,16 +498,16 @@ pub struct RotateArgs {
     /// Route53 hosted zone of --dns-name.
     #[arg(long, env = "MIGRATOR_ROTATE_HOSTED_ZONE_ID", value_name = "ID")]
     pub hosted_zone_id: Option<String>,
-    /// TTL of the CNAME, in seconds.
+    /// TTL of the CNAME (60, 5m; at most 2d).
     #[arg(
         long,
         env = "MIGRATOR_ROTATE_TTL",
-        default_value_t = 60,
-        value_parser = clap::value_parser!(i64).range(0..=172_800),
-        value_name = "SECS"
+        default_value = "60",
+        value_parser = parse_ttl,
+        value_name = "DURATION"
     )]
     pub ttl: i64,
-    /// `clean` deletes never-connected clones older than this: 2d, 36h, 90m.
+    /// `clean` deletes never-connected clones older than this: 2d, 36h, 90m (a bare number is days).
     #[arg(
         long,
         env = "MIGRATOR_ROTATE_MAX_AGE",
@@ -519,6 +522,15 @@ pub struct RotateArgs {
     /// The day whose clone the steps act on (YYYY-MM-DD; default: today, UTC). For tests.
     #[arg(long, env = "MIGRATOR_ROTATE_TODAY", value_parser = parse_day, value_name = "DATE")]
     pub today: Option<migrator_core::rotate::plan::Day>,
+}
+
+/// Route53 takes a TTL in whole seconds, up to two days.
+fn parse_ttl(s: &str) -> Result<i64, String> {
+    let ttl = duration::parse(s)?;
+    if ttl > Duration::from_secs(172_800) {
+        return Err(format!("`{s}`: a DNS TTL is at most 2d (172800 seconds)"));
+    }
+    Ok(ttl.as_secs() as i64)
 }
 
 fn parse_max_age(s: &str) -> Result<i64, String> {
@@ -549,7 +561,7 @@ impl RotateArgs {
                 parameter_group: some(self.parameter_group),
             },
             instance_class: some(self.instance_class),
-            timeout: Duration::from_secs(self.timeout),
+            timeout: self.timeout,
             master_secret: some(self.master_secret),
             keep_logins: list(self.keep_logins),
             scrub_dir: self.scrub_dir,
@@ -736,8 +748,8 @@ impl Cli {
             },
             path_explicit: g.path.is_some(),
             path: g.path.unwrap_or_else(|| PathBuf::from("migrations")),
-            lock_timeout: Duration::from_secs(g.lock_timeout),
-            wait: g.wait.map(Duration::from_secs),
+            lock_timeout: g.lock_timeout,
+            wait: g.wait,
             output: match g.output {
                 OutputFormatArg::Text => OutputFormat::Text,
                 OutputFormatArg::Json => OutputFormat::Json,
@@ -804,6 +816,31 @@ impl Cli {
         };
         (settings, action)
     }
+}
+
+/// Parses the process's command line. On `--help`, `--version` or a usage
+/// error, clap's text is printed here and the exit code returned (0 or 2).
+pub fn parse() -> Result<Cli, u8> {
+    Cli::try_parse().map_err(|e| {
+        let _ = e.print();
+        if e.use_stderr() {
+            migrator_core::error::ExitStatus::Usage.code()
+        } else {
+            0
+        }
+    })
+}
+
+/// Parses a command line (`argv[0]` first) into settings and action; clap's
+/// message on error. For callers that hold words, not a process (tests).
+pub fn parse_from<I, T>(args: I) -> Result<(Settings, Action), String>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    Cli::try_parse_from(args)
+        .map(Cli::into_parts)
+        .map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

@@ -1,10 +1,11 @@
 //! Where migration files come from: a folder on disk ([`read_dir`]) or the
 //! files embedded into the binary at build time ([`embedded`]).
 //!
-//! This is the thin IO edge of the source module: it only turns files into
+//! The thin IO edge of [`migrator_core::source`]: it only turns files into
 //! [`Entry`] values. It must never interpret file names or contents (that is
-//! [`parse`]'s job), never panic on a read error (errors become [`Problem`]s),
-//! and never write anything.
+//! `source::parse`'s job), never panic on a read error (errors become
+//! [`Problem`]s), and never write anything but `new`'s files, which it never
+//! overwrites.
 
 use migrator_core::source::{Entry, Problem, SourceError};
 

@@ -23,23 +23,14 @@ pub mod tls;
 
 use std::process::ExitCode;
 
-use clap::Parser;
-
 use migrator_core::error::ExitStatus;
 use migrator_core::redact;
 
 /// The whole program: parse, run, print the error, map it to an exit code.
 pub fn main() -> ExitCode {
-    let cli = match cli::Cli::try_parse() {
+    let cli = match cli::parse() {
         Ok(cli) => cli,
-        Err(e) => {
-            let _ = e.print();
-            return ExitCode::from(if e.use_stderr() {
-                ExitStatus::Usage.code()
-            } else {
-                0
-            });
-        }
+        Err(code) => return ExitCode::from(code),
     };
     if let Some(url) = &cli.global.database_url {
         redact::register_url_password(url);

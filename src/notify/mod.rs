@@ -340,11 +340,10 @@ mod tests {
 
     #[test]
     fn flags_become_settings() {
-        use clap::Parser;
         let parse = |args: &[&str]| {
             let mut full = vec!["migrator"];
             full.extend_from_slice(args);
-            crate::cli::Cli::try_parse_from(full).map(|c| c.into_parts().0.notify)
+            crate::cli::parse_from(full).map(|(settings, _)| settings.notify)
         };
         let s = parse(&["up"]).unwrap();
         assert!(s.webhook.is_none() && !s.required && s.when == When::Always);

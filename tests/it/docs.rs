@@ -433,3 +433,34 @@ fn docs_anchors_follow_github_slugs() {
     let expected: HashSet<String> = ["notes", "notes-1"].map(String::from).into();
     assert_eq!(found, expected);
 }
+
+/// README's exit-code table lists exactly the codes `Error::exit_status` gives
+/// (`ExitStatus::FIXED`), and says that `ecs run` passes a container's code through.
+#[test]
+fn readme_exit_code_table_matches_the_code() {
+    let readme = fs::read_to_string(repo().join("README.md")).expect("README.md");
+    let section = readme
+        .split("\n## Exit codes")
+        .nth(1)
+        .expect("README has an `## Exit codes` section");
+    let section = section.split("\n## ").next().unwrap_or(section);
+    let documented: Vec<u8> = section
+        .lines()
+        .filter_map(|line| line.strip_prefix("| "))
+        .filter_map(|rest| rest.split(" |").next()?.trim().parse().ok())
+        .collect();
+    let mut actual: Vec<u8> = migrator_core::error::ExitStatus::FIXED
+        .iter()
+        .map(|s| s.code())
+        .collect();
+    actual.sort_unstable();
+    assert_eq!(
+        documented, actual,
+        "README's exit-code table and ExitStatus::FIXED differ"
+    );
+    assert!(
+        section.contains("passes the migration\ncontainer's own code through")
+            || section.contains("passes the migration container's own code through"),
+        "README no longer says that `ecs run` passes the container's code through"
+    );
+}

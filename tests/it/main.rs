@@ -25,6 +25,7 @@ mod docs;
 mod ecs;
 mod fake_http;
 mod formats;
+mod layers;
 mod moto;
 mod notify;
 mod rotate;

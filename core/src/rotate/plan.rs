@@ -138,24 +138,18 @@ impl fmt::Display for Day {
     }
 }
 
-/// `--max-age`: `3d`, `36h`, `90m`, or a bare number of days. In seconds.
+/// `--max-age`: the shared duration grammar (`2d`, `36h`, `90m`, `1d12h`), except
+/// that a bare number is days, as it always was here: read as seconds, an old
+/// `--max-age 3` would delete every clone not yet connected. In seconds.
 pub fn parse_age(text: &str) -> Result<i64, String> {
     let t = text.trim();
-    let (digits, unit) = match t.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
-        Some((i, _)) => t.split_at(i),
-        None => (t, "d"),
+    let age = match t.parse::<u64>() {
+        Ok(days) => days
+            .checked_mul(SECS_PER_DAY as u64)
+            .ok_or_else(|| format!("`{text}` is too long"))?,
+        Err(_) => crate::duration::parse_positive(t)?.as_secs(),
     };
-    let n: i64 = digits
-        .parse()
-        .map_err(|_| format!("`{text}` is not an age; use e.g. 2d, 36h or 90m"))?;
-    let unit = match unit {
-        "d" => SECS_PER_DAY,
-        "h" => 3600,
-        "m" => 60,
-        _ => return Err(format!("`{text}`: the unit must be d, h or m")),
-    };
-    n.checked_mul(unit)
-        .ok_or_else(|| format!("`{text}` is too long"))
+    i64::try_from(age).map_err(|_| format!("`{text}` is too long"))
 }
 
 /// A validated `--name-prefix`.

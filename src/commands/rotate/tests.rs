@@ -5,8 +5,6 @@
 use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
 
-use clap::Parser;
-
 use super::*;
 use crate::aws::rotate::{Call, Instance, RotateAws, Snapshot};
 use crate::settings::Action;
@@ -186,7 +184,7 @@ fn cluster(id: &str, lifecycle: Option<&str>) -> Cluster {
 fn parse(args: &[&str]) -> (Settings, RotateSettings) {
     let mut full = vec!["migrator", "rotate"];
     full.extend_from_slice(args);
-    let (settings, action) = crate::cli::Cli::try_parse_from(full).unwrap().into_parts();
+    let (settings, action) = crate::cli::parse_from(full).unwrap();
     let Action::Rotate { mut rotate, .. } = action else {
         panic!("a rotate action")
     };
