@@ -15,10 +15,10 @@ use tokio::time::Instant;
 
 use super::{Delivery, Notifier, NotifyError};
 use crate::settings::Webhook;
+use migrator_core::backoff::Backoff;
 
-/// The first wait between attempts; it doubles each time, up to [`MAX_BACKOFF`].
-pub const FIRST_BACKOFF: Duration = Duration::from_millis(500);
-pub const MAX_BACKOFF: Duration = Duration::from_secs(8);
+/// The wait between attempts: 0.5 s, 1 s, 2 s, 4 s, 8 s, 8 s...
+pub const BACKOFF: Backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(8));
 /// An attempt is not started with less time than this left in the budget.
 const MIN_ATTEMPT: Duration = Duration::from_millis(250);
 /// Characters of Slack's answer kept in errors and logs.
@@ -94,10 +94,9 @@ pub fn decide(result: &Attempt, attempt: u32) -> Decision {
     }
 }
 
-/// 0.5 s, 1 s, 2 s, 4 s, 8 s, 8 s...
+/// The wait after the `attempt`-th attempt (counted from 1) failed.
 pub fn backoff(attempt: u32) -> Duration {
-    let factor = 1u32 << attempt.saturating_sub(1).min(16);
-    FIRST_BACKOFF.saturating_mul(factor).min(MAX_BACKOFF)
+    BACKOFF.delay(attempt.saturating_sub(1))
 }
 
 /// `Retry-After` in seconds. (The HTTP-date form is not used by Slack; it
@@ -306,7 +305,7 @@ mod tests {
     fn backoff_doubles_and_is_capped() {
         let waits: Vec<u128> = (1..=7).map(|n| backoff(n).as_millis()).collect();
         assert_eq!(waits, [500, 1000, 2000, 4000, 8000, 8000, 8000]);
-        assert_eq!(backoff(u32::MAX), MAX_BACKOFF);
+        assert_eq!(backoff(u32::MAX), BACKOFF.max);
     }
 
     #[test]

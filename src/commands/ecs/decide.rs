@@ -6,6 +6,7 @@
 //! Pure: no IO and no clock (the time of a status line is passed in). Unit-tested
 //! with `Task`, `Container` and `TaskDefinition` values built by the SDK's builders.
 
+use migrator_core::backoff::Backoff;
 use std::time::{Duration, SystemTime};
 
 use aws_sdk_ecs::types::{
@@ -200,7 +201,7 @@ pub fn next_poll(previous: Duration, changed: bool) -> Duration {
     if changed {
         FIRST_POLL
     } else {
-        (previous * 2).clamp(FIRST_POLL, MAX_POLL)
+        Backoff::new(FIRST_POLL, MAX_POLL).after(previous)
     }
 }
 
