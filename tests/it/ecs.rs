@@ -7,13 +7,13 @@
 //!   `stopCode` (`TaskFailedToStart`) and RunTask `failures`: `tests/it/moto_ecs.py`
 //!   adds them, steered by docker labels in the test's task definitions
 //!   (`moto.exit-code`, `moto.stop-code`, ...). The judgements themselves are
-//!   unit-tested on SDK values in `src/ecs/decide.rs`.
+//!   unit-tested on SDK values in `src/commands/ecs/decide.rs`.
 //! - the PROVISIONING and PENDING states: moto's tasks start RUNNING. The status
 //!   line of every state is unit-tested.
 //! - logs that arrive after STOPPED (the final drain): not steerable in time from
 //!   here without races; the drain reads the same stream the same way.
 //! - `--subnets` (awsvpc): moto would need a VPC set up for it; the request is
-//!   unit-tested in `src/ecs/client.rs`.
+//!   unit-tested in `src/aws/ecs.rs`.
 //!
 //! None of these runs needs a database or a migrations folder: `Cmd` removes
 //! `DATABASE_URL` and every `MIGRATOR_*` variable.

@@ -3,7 +3,7 @@
 //! clone's database (`--database-url` overrides the clone's endpoint, as a
 //! test-only host override would).
 //!
-//! What moto does not have is covered by unit tests in `src/rotate/`:
+//! What moto does not have is covered by unit tests in `src/commands/rotate/`:
 //! DescribeDBClusters never pages (`aws::tests::every_page_of_clusters_is_read`),
 //! CloneGroupId is never set and the 15-clone limit not enforced
 //! (`plan::tests::clone_respects_aurora_limit_of_fifteen`), clusters are
