@@ -557,3 +557,6 @@ async fn baseline<D: Driver>(
     );
     Ok(())
 }
+
+#[cfg(test)]
+mod tests;
