@@ -34,6 +34,7 @@ pub struct Options {
 }
 
 /// Runs a changing command against a connected driver and fills `report`.
+/// `files` are in version order, as `migrator_core::source::parse` returns them.
 pub async fn run<D: Driver>(
     db: &mut D,
     files: &[Migration],
@@ -165,6 +166,16 @@ async fn locked<D: Driver>(
     }
     if dry_run || planned.is_empty() {
         return Ok(());
+    }
+    if let Some(signal) = interrupt.signal() {
+        // Before the first write, not only before the first migration.
+        return Err(Error::Interrupted {
+            signal,
+            detail: Some(format!(
+                "stopped before {}; nothing was applied",
+                planned[0].label()
+            )),
+        });
     }
     if !table_exists {
         db.create_history().await?;
@@ -538,7 +549,7 @@ async fn baseline<D: Driver>(
     let marked = adopt::baseline(files, &recorded, version).map_err(Error::usage)?;
     if !yes {
         return Err(Error::NotConfirmed(format!(
-            "baseline {version} would record {} migration(s) as applied without running them
+            "baseline {version} would record {} migration(s) as applied without running them\n\
              nothing was changed: run `migrator baseline {version} --yes`",
             marked.len()
         )));

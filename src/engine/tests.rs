@@ -1023,8 +1023,6 @@ async fn baseline_records_files_up_to_the_version_without_running_them() {
 }
 
 #[tokio::test]
-#[ignore = "bug: baseline's NotConfirmed message carries the source indentation \
-            (a string continued over a raw newline, not `\\n`)"]
 async fn baseline_not_confirmed_lines_are_not_indented() {
     let mut db = MemDriver::postgres();
     let change = Change::Baseline {
@@ -1108,4 +1106,24 @@ async fn a_statement_cancelled_by_a_signal_is_reported_as_interrupted() {
         assert_eq!(db.calls.last(), Some(&Unlock));
         assert!(report.applied.is_empty());
     }
+}
+
+#[tokio::test]
+async fn a_signal_on_a_fresh_database_creates_no_history_table() {
+    let interrupt = Interrupt::default();
+    interrupt.trigger(Signal::Sigterm).await;
+    let mut db = MemDriver::postgres();
+    let (result, _) = go_with(&mut db, &files(&[1, 2]), up(), &interrupt).await;
+    assert!(
+        matches!(
+            result,
+            Err(Error::Interrupted {
+                signal: Signal::Sigterm,
+                ..
+            })
+        ),
+        "{result:?}"
+    );
+    assert!(!db.calls.contains(&CreateHistory), "{:?}", db.calls);
+    assert!(db.writes().is_empty(), "{:?}", db.calls);
 }
