@@ -7,6 +7,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use clap::builder::{PossibleValue, TypedValueParser};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use migrator_core::duration;
 
@@ -60,86 +61,73 @@ pub struct Cli {
     pub command: Command,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LogFormatArg {
-    Text,
-    Json,
-}
+// The plain settings enums, as the command line names them. clap is implemented
+// here, on the settings' own types, so no mirror enum repeats them.
 
-impl Cli {
-    /// The log format, needed before the rest of the settings (logging starts first).
-    pub fn log_format(&self) -> LogFormat {
-        match self.global.log_format {
-            LogFormatArg::Text => LogFormat::Text,
-            LogFormatArg::Json => LogFormat::Json,
-        }
+impl ValueEnum for LogFormat {
+    fn value_variants<'a>() -> &'a [Self] {
+        &[LogFormat::Text, LogFormat::Json]
+    }
+    fn to_possible_value(&self) -> Option<PossibleValue> {
+        Some(match self {
+            LogFormat::Text => PossibleValue::new("text"),
+            LogFormat::Json => PossibleValue::new("json"),
+        })
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum OutputFormatArg {
-    Text,
-    Json,
-}
-
-/// `rotate STEP`: the command line's names for [`Which`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum StepArg {
-    /// Create today's clone of --source-cluster and its writer (tag lifecycle=created).
-    Clone,
-    /// Wait until the clone and its writer are available and the database answers (ready).
-    Ready,
-    /// New master password in --master-secret, disable logins, run --scrub-dir (scrubbed).
-    Scrub,
-    /// Run `up` against the clone (migrated).
-    Migrate,
-    /// Point --dns-name at the clone (connected); the previous clone becomes aborted.
-    Connect,
-    /// Delete aborted clones, and never-connected ones older than --max-age.
-    Clean,
-    /// All of the above, in order, stopping at the first failure.
-    Run,
-}
-
-impl From<StepArg> for Which {
-    fn from(arg: StepArg) -> Self {
-        match arg {
-            StepArg::Clone => Which::Clone,
-            StepArg::Ready => Which::Ready,
-            StepArg::Scrub => Which::Scrub,
-            StepArg::Migrate => Which::Migrate,
-            StepArg::Connect => Which::Connect,
-            StepArg::Clean => Which::Clean,
-            StepArg::Run => Which::Run,
-        }
+impl ValueEnum for OutputFormat {
+    fn value_variants<'a>() -> &'a [Self] {
+        &[OutputFormat::Text, OutputFormat::Json]
+    }
+    fn to_possible_value(&self) -> Option<PossibleValue> {
+        Some(match self {
+            OutputFormat::Text => PossibleValue::new("text"),
+            OutputFormat::Json => PossibleValue::new("json"),
+        })
     }
 }
 
-/// `--tls`: the command line's names for [`TlsMode`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum TlsArg {
-    /// Plain TCP.
-    Disable,
-    /// TLS when the server offers it, certificate not verified.
-    Prefer,
-    /// TLS, certificate not verified.
-    Require,
-    /// TLS, certificate chain verified against the CA; host name not checked.
-    VerifyCa,
-    /// TLS, chain and host name verified.
-    VerifyFull,
+impl ValueEnum for Which {
+    fn value_variants<'a>() -> &'a [Self] {
+        use Which::*;
+        &[Clone, Ready, Scrub, Migrate, Connect, Clean, Run]
+    }
+    fn to_possible_value(&self) -> Option<PossibleValue> {
+        let help = match self {
+            Which::Clone => {
+                "Create today's clone of --source-cluster and its writer (tag lifecycle=created)"
+            }
+            Which::Ready => {
+                "Wait until the clone and its writer are available and the database answers (ready)"
+            }
+            Which::Scrub => {
+                "New master password in --master-secret, disable logins, run --scrub-dir (scrubbed)"
+            }
+            Which::Migrate => "Run `up` against the clone (migrated)",
+            Which::Connect => {
+                "Point --dns-name at the clone (connected); the previous clone becomes aborted"
+            }
+            Which::Clean => "Delete aborted clones, and never-connected ones older than --max-age",
+            Which::Run => "All of the above, in order, stopping at the first failure",
+        };
+        Some(PossibleValue::new(self.name()).help(help))
+    }
 }
 
-impl From<TlsArg> for TlsMode {
-    fn from(arg: TlsArg) -> Self {
-        match arg {
-            TlsArg::Disable => TlsMode::Disable,
-            TlsArg::Prefer => TlsMode::Prefer,
-            TlsArg::Require => TlsMode::Require,
-            TlsArg::VerifyCa => TlsMode::VerifyCa,
-            TlsArg::VerifyFull => TlsMode::VerifyFull,
-        }
-    }
+/// `--tls`: a core type (no clap impl possible here), read with the core's parser
+/// from the names clap lists.
+fn tls_mode() -> impl clap::builder::TypedValueParser<Value = TlsMode> {
+    clap::builder::PossibleValuesParser::new([
+        PossibleValue::new("disable").help("Plain TCP"),
+        PossibleValue::new("prefer")
+            .help("TLS when the server offers it, certificate not verified"),
+        PossibleValue::new("require").help("TLS, certificate not verified"),
+        PossibleValue::new("verify-ca")
+            .help("TLS, certificate chain verified against the CA; host name not checked"),
+        PossibleValue::new("verify-full").help("TLS, chain and host name verified"),
+    ])
+    .map(|name| TlsMode::parse(&name).expect("every listed name parses"))
 }
 
 #[derive(Debug, Args)]
@@ -171,10 +159,10 @@ pub struct Global {
         long,
         env = "MIGRATOR_TLS",
         global = true,
-        value_enum,
+        value_parser = tls_mode(),
         value_name = "MODE"
     )]
-    pub tls: Option<TlsArg>,
+    pub tls: Option<TlsMode>,
 
     /// PEM file of CA certificates to verify the database against.
     #[arg(long, env = "MIGRATOR_CA_FILE", global = true, value_name = "PEM")]
@@ -221,9 +209,9 @@ pub struct Global {
         env = "MIGRATOR_LOG_FORMAT",
         global = true,
         value_enum,
-        default_value_t = LogFormatArg::Text
+        default_value_t = LogFormat::Text
     )]
-    pub log_format: LogFormatArg,
+    pub log_format: LogFormat,
 
     /// Result format on stdout.
     #[arg(
@@ -231,9 +219,9 @@ pub struct Global {
         env = "MIGRATOR_OUTPUT",
         global = true,
         value_enum,
-        default_value_t = OutputFormatArg::Text
+        default_value_t = OutputFormat::Text
     )]
-    pub output: OutputFormatArg,
+    pub output: OutputFormat,
 
     /// Also write the run report (JSON) to this file, whatever the outcome.
     #[arg(long, env = "MIGRATOR_REPORT", global = true, value_name = "FILE")]
@@ -431,7 +419,7 @@ pub enum Command {
     /// stable DNS name, one step at a time or all in order (`run`).
     Rotate {
         #[arg(value_enum, value_name = "STEP")]
-        step: StepArg,
+        step: Which,
         #[command(flatten)]
         args: Box<RotateArgs>,
     },
@@ -739,7 +727,7 @@ impl Cli {
                 db_secret: g.db_secret.filter(|s| !s.is_empty()),
                 rds_cluster: g.rds_cluster.filter(|s| !s.is_empty()),
                 iam_auth: g.iam_auth,
-                tls: g.tls.map(TlsMode::from),
+                tls: g.tls,
                 ca_file: g.ca_file,
                 host: g.db_host,
                 port: g.db_port,
@@ -750,10 +738,7 @@ impl Cli {
             path: g.path.unwrap_or_else(|| PathBuf::from("migrations")),
             lock_timeout: g.lock_timeout,
             wait: g.wait,
-            output: match g.output {
-                OutputFormatArg::Text => OutputFormat::Text,
-                OutputFormatArg::Json => OutputFormat::Json,
-            },
+            output: g.output,
             report: g.report,
             checks: Checks {
                 ignore_missing: g.ignore_missing,
@@ -810,7 +795,7 @@ impl Cli {
                 command: EcsCommand::Run(args),
             } => Action::EcsRun(args.into_spec()),
             Command::Rotate { step, args } => Action::Rotate {
-                step: step.into(),
+                step,
                 rotate: Box::new(args.into_settings()),
             },
         };

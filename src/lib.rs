@@ -38,7 +38,7 @@ pub fn main() -> ExitCode {
     if let Some(url) = &cli.global.notify.slack_webhook {
         redact::register_webhook(url);
     }
-    output::init_logging(cli.log_format());
+    output::init_logging(cli.global.log_format);
     let (settings, action) = cli.into_parts();
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
