@@ -461,7 +461,7 @@ pub struct RotateArgs {
         long,
         env = "MIGRATOR_ROTATE_TIMEOUT",
         default_value = "1h",
-        value_parser = duration::parse_positive,
+        value_parser = duration::parse,
         value_name = "DURATION"
     )]
     pub timeout: Duration,
