@@ -173,66 +173,51 @@ fn postgres_param(config: &mut Config, key: &str, value: &str) -> Result<()> {
                 });
             }
         }
-        "connect_timeout" => {
+        "connect_timeout" | "tcp_user_timeout" | "keepalives_idle" | "keepalives_interval" => {
+            // Zero or less means "none", as libpq reads it.
             if let Some(d) = secs()? {
-                config.connect_timeout(d);
-            }
-        }
-        "tcp_user_timeout" => {
-            if let Some(d) = secs()? {
-                config.tcp_user_timeout(d);
+                match key {
+                    "connect_timeout" => config.connect_timeout(d),
+                    "tcp_user_timeout" => config.tcp_user_timeout(d),
+                    "keepalives_idle" => config.keepalives_idle(d),
+                    _ => config.keepalives_interval(d),
+                };
             }
         }
         "keepalives" => {
             let n: u64 = value.parse().map_err(|_| invalid())?;
             config.keepalives(n != 0);
         }
-        "keepalives_idle" => {
-            if let Some(d) = secs()? {
-                config.keepalives_idle(d);
-            }
-        }
-        "keepalives_interval" => {
-            if let Some(d) = secs()? {
-                config.keepalives_interval(d);
-            }
-        }
         "keepalives_retries" => {
             config.keepalives_retries(value.parse().map_err(|_| invalid())?);
         }
         "target_session_attrs" => {
-            let v = match value {
-                "any" => TargetSessionAttrs::Any,
-                "read-write" => TargetSessionAttrs::ReadWrite,
-                "read-only" => TargetSessionAttrs::ReadOnly,
-                _ => return Err(invalid()),
-            };
-            config.target_session_attrs(v);
+            use TargetSessionAttrs::*;
+            let named = [
+                ("any", Any),
+                ("read-write", ReadWrite),
+                ("read-only", ReadOnly),
+            ];
+            config.target_session_attrs(one_of(value, &named).ok_or_else(invalid)?);
         }
         "channel_binding" => {
-            let v = match value {
-                "disable" => ChannelBinding::Disable,
-                "prefer" => ChannelBinding::Prefer,
-                "require" => ChannelBinding::Require,
-                _ => return Err(invalid()),
-            };
-            config.channel_binding(v);
+            use ChannelBinding::*;
+            let named = [
+                ("disable", Disable),
+                ("prefer", Prefer),
+                ("require", Require),
+            ];
+            config.channel_binding(one_of(value, &named).ok_or_else(invalid)?);
         }
         "load_balance_hosts" => {
-            let v = match value {
-                "disable" => LoadBalanceHosts::Disable,
-                "random" => LoadBalanceHosts::Random,
-                _ => return Err(invalid()),
-            };
-            config.load_balance_hosts(v);
+            use LoadBalanceHosts::*;
+            let named = [("disable", Disable), ("random", Random)];
+            config.load_balance_hosts(one_of(value, &named).ok_or_else(invalid)?);
         }
         "sslnegotiation" => {
-            let v = match value {
-                "postgres" => SslNegotiation::Postgres,
-                "direct" => SslNegotiation::Direct,
-                _ => return Err(invalid()),
-            };
-            config.ssl_negotiation(v);
+            use SslNegotiation::*;
+            let named = [("postgres", Postgres), ("direct", Direct)];
+            config.ssl_negotiation(one_of(value, &named).ok_or_else(invalid)?);
         }
         _ => {
             return Err(Error::usage(format!(
@@ -241,6 +226,11 @@ fn postgres_param(config: &mut Config, key: &str, value: &str) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The value that `value` names among `named`.
+fn one_of<T: Copy>(value: &str, named: &[(&str, T)]) -> Option<T> {
+    named.iter().find(|(n, _)| *n == value).map(|(_, v)| *v)
 }
 
 fn mysql(parts: Parts, tls: &Tls) -> Result<(Target, DatabaseInfo)> {
@@ -382,6 +372,11 @@ mod tests {
         };
         assert_eq!(c.get_application_name(), Some("migrator"));
         assert!(parse_url("postgres://h/d?bogus=1").is_err());
+        assert!(
+            parse_url("postgres://h/d?target_session_attrs=read-write&keepalives_idle=30").is_ok()
+        );
+        let err = parse_url("postgres://h/d?target_session_attrs=primary").unwrap_err();
+        assert!(err.to_string().contains("target_session_attrs"), "{err}");
         assert!(parse_url("mysql://h/d?ssl-mode=required&charset=utf8mb4").is_ok());
     }
 
