@@ -265,34 +265,20 @@ pub struct Resolved {
     pub params: Vec<(String, String)>,
 }
 
-impl Resolved {
-    /// The URL the drivers parse (password percent-encoded; never printed).
-    pub fn url(&self) -> String {
-        let scheme = match self.engine {
-            Engine::Postgres => "postgres",
-            Engine::Mysql => "mysql",
-        };
-        let password = self
-            .password
-            .as_deref()
-            .map(|p| format!(":{}", percent_encode(p)))
-            .unwrap_or_default();
-        let host = if self.host.contains(':') {
-            format!("[{}]", self.host)
-        } else {
-            self.host.clone()
-        };
-        let mut url = format!(
-            "{scheme}://{}{password}@{host}:{}/{}",
-            percent_encode(&self.user),
-            self.port,
-            percent_encode(&self.dbname)
-        );
-        for (i, (k, v)) in self.params.iter().enumerate() {
-            url.push(if i == 0 { '?' } else { '&' });
-            url.push_str(&format!("{k}={}", percent_encode(v)));
+impl From<Resolved> for Parts {
+    /// The complete parts, for the one builder of driver targets.
+    fn from(r: Resolved) -> Parts {
+        Parts {
+            engine: Some(r.engine),
+            host: Some(r.host),
+            port: Some(r.port),
+            dbname: Some(r.dbname),
+            user: Some(r.user),
+            password: r.password,
+            tls: None,
+            ca_file: None,
+            params: r.params,
         }
-        url
     }
 }
 
@@ -407,7 +393,8 @@ mod tests {
         assert_eq!(r.host, "127.0.0.1");
         assert_eq!(r.user, "app_user");
         assert_eq!(r.dbname, "app");
-        assert_eq!(r.url(), "postgres://app_user:s3cret-pw@127.0.0.1:5432/app");
+        assert_eq!(r.port, 5432, "the engine's default port");
+        assert_eq!(r.password.as_deref(), Some("s3cret-pw"));
     }
 
     #[test]
@@ -431,7 +418,7 @@ mod tests {
     }
 
     #[test]
-    fn passwords_with_reserved_characters_survive_the_url() {
+    fn resolved_parts_keep_every_value() {
         let r = Resolved {
             engine: Engine::Mysql,
             host: "h".into(),
@@ -441,7 +428,8 @@ mod tests {
             password: Some("a@b:c/d?e%f".into()),
             params: vec![],
         };
-        let back = parse_url(&r.url()).unwrap();
+        let back = Parts::from(r);
         assert_eq!(back.password.as_deref(), Some("a@b:c/d?e%f"));
+        assert_eq!(back.port, Some(3306));
     }
 }

@@ -9,14 +9,18 @@
 pub mod mysql;
 pub mod postgres;
 pub mod resolve;
+pub mod target;
 
-use std::time::Duration;
+pub use target::{Target, Tls};
+
+use std::time::{Duration, Instant};
 
 use crate::interrupt::Interrupt;
 use migrator_core::adopt::Adopted;
+use migrator_core::backoff::Backoff;
 use migrator_core::error::{Error, Result};
 use migrator_core::history::HistoryRow;
-use migrator_core::migration::{Engine, Migration, Script};
+use migrator_core::migration::{Migration, Script};
 use migrator_core::plan::ForcePlan;
 pub use migrator_core::report::DatabaseInfo;
 use migrator_core::report::Direction;
@@ -103,93 +107,6 @@ pub trait Driver {
     ) -> std::result::Result<u64, ExecError>;
 }
 
-/// A parsed `--database-url` with its TLS setup. Holds the secret; its Debug
-/// output does not.
-pub enum Target {
-    Postgres(
-        tokio_postgres::Config,
-        tokio_postgres_rustls::MakeRustlsConnect,
-    ),
-    Mysql(sqlx::mysql::MySqlConnectOptions),
-}
-
-impl std::fmt::Debug for Target {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Target::Postgres(..) => "Target::Postgres(..)",
-            Target::Mysql(_) => "Target::Mysql(..)",
-        })
-    }
-}
-
-/// TLS for the connection: the mode and the CA file to verify against.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Tls {
-    pub mode: migrator_core::conn::TlsMode,
-    pub ca_file: Option<std::path::PathBuf>,
-}
-
-impl Default for Tls {
-    fn default() -> Self {
-        Tls {
-            mode: migrator_core::conn::TlsMode::Prefer,
-            ca_file: None,
-        }
-    }
-}
-
-/// The URL without its TLS query parameters (`sslmode`, `sslrootcert`, …): those
-/// are decided once, in `Tls`, for both drivers.
-fn strip_tls_params(url: &str) -> String {
-    let Some((base, query)) = url.split_once('?') else {
-        return url.to_string();
-    };
-    let kept: Vec<&str> = query
-        .split('&')
-        .filter(|kv| {
-            let k = kv.split('=').next().unwrap_or("");
-            !matches!(
-                k,
-                "sslmode" | "ssl-mode" | "ssl_mode" | "sslrootcert" | "ssl-ca" | "ssl_ca"
-            )
-        })
-        .collect();
-    if kept.is_empty() {
-        base.to_string()
-    } else {
-        format!("{base}?{}", kept.join("&"))
-    }
-}
-
-/// Parses a database URL with default TLS (prefer, the URL's own `sslmode`).
-pub fn parse_url(url: &str) -> Result<(Target, DatabaseInfo)> {
-    let parts = migrator_core::conn::parse_url(url)
-        .map_err(|e| Error::usage(format!("--database-url: {e}")))?;
-    let tls = Tls {
-        mode: parts.tls.unwrap_or(migrator_core::conn::TlsMode::Prefer),
-        ca_file: crate::tls::ca_file(parts.ca_file),
-    };
-    target(url, &tls)
-}
-
-/// Builds the driver target for a URL and TLS settings. The password (raw and
-/// decoded) is registered with `migrator_core::redact` before anything else can print it.
-pub fn target(url: &str, tls: &Tls) -> Result<(Target, DatabaseInfo)> {
-    migrator_core::redact::register_url_password(url);
-    let scheme = url.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
-    let url = &strip_tls_params(url);
-    match scheme.as_deref() {
-        Some("postgres" | "postgresql") => postgres::parse_url(url, tls),
-        Some("mysql" | "mariadb") => mysql::parse_url(url, tls),
-        Some(other) => Err(Error::usage(format!(
-            "--database-url: unsupported scheme `{other}://`; use postgres://, postgresql://, mysql:// or mariadb://"
-        ))),
-        None => Err(Error::usage(
-            "--database-url is not a URL; expected e.g. postgres://user:password@host:5432/dbname",
-        )),
-    }
-}
-
 /// How long to keep retrying a connection that fails for a reason that may pass
 /// (refused, timed out, the server starting up). Authentication errors are final.
 #[derive(Debug, Clone, Copy)]
@@ -198,17 +115,50 @@ pub struct WaitPolicy {
 }
 
 /// Backoff between connection attempts: 250 ms doubling, capped at 5 s.
-pub fn backoff(attempt: u32) -> Duration {
-    let ms = 250u64.saturating_mul(1 << attempt.min(5));
-    Duration::from_millis(ms.min(5_000))
+pub const CONNECT_BACKOFF: Backoff =
+    Backoff::new(Duration::from_millis(250), Duration::from_secs(5));
+
+/// One failed connection attempt, as the driver judges it.
+pub struct Failed {
+    pub message: String,
+    /// May pass if we wait (refused, the server starting up); authentication
+    /// errors and the like are final.
+    pub transient: bool,
 }
 
-impl Target {
-    pub fn engine(&self) -> Engine {
-        match self {
-            Target::Postgres(..) => Engine::Postgres,
-            Target::Mysql(_) => Engine::Mysql,
+/// Runs `once` until it connects, retrying transient failures with
+/// `CONNECT_BACKOFF` while `wait` lasts. Without `wait`, the first failure is
+/// final. The one connect-retry loop for both engines.
+pub async fn retry_connect<T, F, Fut>(
+    info: &DatabaseInfo,
+    wait: Option<WaitPolicy>,
+    interrupt: &Interrupt,
+    mut once: F,
+) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = std::result::Result<T, Failed>>,
+{
+    let started = Instant::now();
+    let mut attempt = 0u32;
+    loop {
+        let failed = match once().await {
+            Ok(connected) => return Ok(connected),
+            Err(failed) => failed,
+        };
+        let left = wait
+            .map(|w| w.total.saturating_sub(started.elapsed()))
+            .unwrap_or_default();
+        if !failed.transient || left.is_zero() {
+            return Err(Error::Unreachable {
+                target: info.to_string(),
+                message: failed.message,
+            });
         }
+        let pause = CONNECT_BACKOFF.delay(attempt).min(left);
+        attempt += 1;
+        tracing::warn!(attempt, error = %failed.message, retry_in_ms = pause.as_millis() as u64, "database not reachable yet");
+        interrupt.sleep(pause, &info.to_string()).await?;
     }
 }
 
@@ -313,45 +263,8 @@ mod tests {
 
     #[test]
     fn backoff_is_capped() {
-        assert_eq!(backoff(0), Duration::from_millis(250));
-        assert_eq!(backoff(2), Duration::from_millis(1000));
-        assert_eq!(backoff(30), Duration::from_secs(5));
-    }
-
-    #[test]
-    fn tls_params_are_stripped_and_others_kept() {
-        assert_eq!(
-            strip_tls_params(
-                "postgres://h/d?sslmode=verify-full&application_name=x&sslrootcert=/c"
-            ),
-            "postgres://h/d?application_name=x"
-        );
-        assert_eq!(
-            strip_tls_params("mysql://h/d?ssl-mode=required"),
-            "mysql://h/d"
-        );
-        assert_eq!(strip_tls_params("mysql://h/d"), "mysql://h/d");
-    }
-
-    #[test]
-    fn unsupported_schemes_are_usage_errors() {
-        let err = parse_url("sqlite://x.db").unwrap_err();
-        assert_eq!(err.exit_status().code(), 2);
-        assert!(err.to_string().contains("sqlite://"));
-        assert!(parse_url("not a url").is_err());
-    }
-
-    #[test]
-    fn urls_give_engine_host_and_database_but_no_credentials() {
-        let (t, info) = parse_url("postgres://u:s3cret@db.example:6543/app").unwrap();
-        assert_eq!(t.engine(), Engine::Postgres);
-        assert_eq!(
-            (info.host.as_str(), info.port, info.name.as_str()),
-            ("db.example", 6543, "app")
-        );
-        assert!(!format!("{t:?}{info:?}").contains("s3cret"));
-        let (t, info) = parse_url("mariadb://root:pw@127.0.0.1/shop").unwrap();
-        assert_eq!(t.engine(), Engine::Mysql);
-        assert_eq!((info.port, info.name.as_str()), (3306, "shop"));
+        assert_eq!(CONNECT_BACKOFF.delay(0), Duration::from_millis(250));
+        assert_eq!(CONNECT_BACKOFF.delay(2), Duration::from_millis(1000));
+        assert_eq!(CONNECT_BACKOFF.delay(30), Duration::from_secs(5));
     }
 }

@@ -9,21 +9,18 @@
 //! nothing changed. Statements run one by one over the text protocol, as the
 //! `mysql` client sends them.
 
-use std::str::FromStr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use sqlx::mysql::{MySqlConnectOptions, MySqlConnection, MySqlDatabaseError, MySqlSslMode};
+use sqlx::mysql::{MySqlConnectOptions, MySqlConnection, MySqlDatabaseError};
 
-use migrator_core::conn::TlsMode;
 use sqlx::{AssertSqlSafe, ConnectOptions, Connection, Row};
 
-use super::{Driver, Exec, ExecError, Target, WaitPolicy, backoff};
+use super::{Driver, Exec, ExecError, WaitPolicy};
 use crate::interrupt::Interrupt;
 use migrator_core::adopt::Adopted;
 use migrator_core::error::{Error, Result};
 use migrator_core::history::{HistoryRow, RowStatus};
-use migrator_core::migration::Engine;
 use migrator_core::plan::ForcePlan;
 use migrator_core::report::{DatabaseInfo, Direction};
 use migrator_core::split::Statement;
@@ -49,57 +46,6 @@ const ER_BAD_FIELD: u16 = 1054;
 const ER_QUERY_INTERRUPTED: u16 = 1317;
 const ER_TOO_MANY_CONNECTIONS: u16 = 1040;
 const ER_SERVER_SHUTDOWN: u16 = 1053;
-
-pub fn parse_url(url: &str, tls: &super::Tls) -> Result<(Target, DatabaseInfo)> {
-    let url = match url.split_once("://") {
-        Some((scheme, rest)) if scheme.eq_ignore_ascii_case("mariadb") => format!("mysql://{rest}"),
-        _ => url.to_string(),
-    };
-    let options = MySqlConnectOptions::from_str(&url)
-        .map_err(|e| {
-            Error::usage(format!(
-                "--database-url is not a valid MySQL URL ({e}); expected mysql://user:password@host:3306/dbname"
-            ))
-        })?
-        // Run scripts as the mysql client would: keep the server's sql_mode and
-        // time zone instead of sqlx's defaults (which turn `||` into CONCAT).
-        .pipes_as_concat(false)
-        .no_engine_substitution(false)
-        .timezone(None)
-        .ssl_mode(match tls.mode {
-            TlsMode::Disable => MySqlSslMode::Disabled,
-            TlsMode::Prefer => MySqlSslMode::Preferred,
-            TlsMode::Require => MySqlSslMode::Required,
-            TlsMode::VerifyCa => MySqlSslMode::VerifyCa,
-            TlsMode::VerifyFull => MySqlSslMode::VerifyIdentity,
-        });
-    let options = match &tls.ca_file {
-        Some(ca) => {
-            crate::tls::load_roots(ca)?;
-            options.ssl_ca(ca)
-        }
-        None if tls.mode.verifies() => {
-            return Err(Error::usage(format!(
-                "--tls verify-ca/verify-full needs a CA to verify against: pass --ca-file PEM \
-                 (the Amazon RDS bundle is looked for at {})",
-                crate::tls::RDS_CA_BUNDLE
-            )));
-        }
-        None => options,
-    };
-    let Some(name) = options.get_database().map(str::to_string) else {
-        return Err(Error::usage(
-            "--database-url names no database; add it to the path: mysql://user:password@host:3306/dbname",
-        ));
-    };
-    let info = DatabaseInfo {
-        engine: Engine::Mysql,
-        host: options.get_host().to_string(),
-        port: options.get_port(),
-        name,
-    };
-    Ok((Target::Mysql(options), info))
-}
 
 fn db_error(e: &sqlx::Error) -> Option<&MySqlDatabaseError> {
     match e {
@@ -137,71 +83,48 @@ pub async fn connect(
     wait: Option<WaitPolicy>,
     interrupt: &Interrupt,
 ) -> Result<Mysql> {
-    let started = Instant::now();
-    let mut attempt = 0u32;
-    loop {
-        match options.connect().await {
-            Ok(mut conn) => {
-                let id: u64 = sqlx::query_scalar("SELECT CONNECTION_ID()")
-                    .fetch_one(&mut conn)
-                    .await
-                    .map_err(|e| Error::database("starting the session", describe(&e)))?;
-                let killer = options.clone();
-                interrupt.set_canceller(Arc::new(move || {
-                    let killer = killer.clone();
-                    Box::pin(async move {
-                        // KILL QUERY needs a second connection.
-                        let result = async {
-                            let mut c = killer.connect().await?;
-                            sqlx::raw_sql(AssertSqlSafe(format!("KILL QUERY {id}")))
-                                .execute(&mut c)
-                                .await?;
-                            c.close().await
-                        }
-                        .await;
-                        if let Err(e) = result {
-                            tracing::warn!(error = %describe(&e), "could not cancel the running statement");
-                        }
-                    })
-                }));
-                // GET_LOCK is server-wide: name it after the database.
-                let mut lock_name = format!("migrator:{}", info.name);
-                if lock_name.len() > 64 {
-                    lock_name = format!(
-                        "migrator:{}",
-                        &migrator_core::source::checksum(&info.name)[..32]
-                    );
-                }
-                return Ok(Mysql {
-                    conn,
-                    info,
-                    lock_name,
-                });
+    let mut conn = super::retry_connect(&info, wait, interrupt, || async {
+        options.connect().await.map_err(|e| super::Failed {
+            message: describe(&e),
+            transient: is_transient(&e),
+        })
+    })
+    .await?;
+    let id: u64 = sqlx::query_scalar("SELECT CONNECTION_ID()")
+        .fetch_one(&mut conn)
+        .await
+        .map_err(|e| Error::database("starting the session", describe(&e)))?;
+    let killer = options.clone();
+    interrupt.set_canceller(Arc::new(move || {
+        let killer = killer.clone();
+        Box::pin(async move {
+            // KILL QUERY needs a second connection.
+            let result = async {
+                let mut c = killer.connect().await?;
+                sqlx::raw_sql(AssertSqlSafe(format!("KILL QUERY {id}")))
+                    .execute(&mut c)
+                    .await?;
+                c.close().await
             }
-            Err(e) => {
-                let message = describe(&e);
-                let left = wait
-                    .map(|w| w.total.saturating_sub(started.elapsed()))
-                    .unwrap_or_default();
-                if !is_transient(&e) || left.is_zero() {
-                    return Err(Error::Unreachable {
-                        target: info.to_string(),
-                        message,
-                    });
-                }
-                let pause = backoff(attempt).min(left);
-                attempt += 1;
-                tracing::warn!(attempt, error = %message, retry_in_ms = pause.as_millis() as u64, "database not reachable yet");
-                tokio::select! {
-                    _ = tokio::time::sleep(pause) => {}
-                    _ = interrupt.wait() => return Err(Error::Interrupted {
-                        signal: interrupt.signal().unwrap_or(migrator_core::error::Signal::Sigterm),
-                        detail: None,
-                    }),
-                }
+            .await;
+            if let Err(e) = result {
+                tracing::warn!(error = %describe(&e), "could not cancel the running statement");
             }
-        }
+        })
+    }));
+    // GET_LOCK is server-wide: name it after the database.
+    let mut lock_name = format!("migrator:{}", info.name);
+    if lock_name.len() > 64 {
+        lock_name = format!(
+            "migrator:{}",
+            &migrator_core::source::checksum(&info.name)[..32]
+        );
     }
+    Ok(Mysql {
+        conn,
+        info,
+        lock_name,
+    })
 }
 
 /// A string as a hex literal (`X'6162'`): safe to inline whatever the text and
@@ -665,17 +588,5 @@ mod tests {
         assert!(!is_dml("CREATE TABLE t (id INT)"));
         assert!(!is_dml("SET autocommit = 1"));
         assert!(!is_dml("CALL p()"));
-    }
-
-    #[test]
-    fn mariadb_scheme_and_missing_database() {
-        let (_, info) = parse_url(
-            "mariadb://root@localhost:3307/app",
-            &super::super::Tls::default(),
-        )
-        .unwrap();
-        assert_eq!((info.host.as_str(), info.port), ("localhost", 3307));
-        let err = parse_url("mysql://root@localhost", &super::super::Tls::default()).unwrap_err();
-        assert!(err.to_string().contains("names no database"), "{err}");
     }
 }

@@ -7,26 +7,20 @@
 //! server completed. No-transaction scripts run statement by statement between an
 //! "in progress" row and its completion.
 
-use std::str::FromStr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
-use tokio_postgres::config::Host;
-use tokio_postgres::config::SslMode;
 use tokio_postgres::error::{ErrorPosition, SqlState};
 use tokio_postgres::types::Type;
 use tokio_postgres::{Client, Config, SimpleQueryMessage};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
-use migrator_core::conn::TlsMode;
-
-use super::{Driver, Exec, ExecError, Target, WaitPolicy, backoff};
+use super::{Driver, Exec, ExecError, WaitPolicy};
 use crate::interrupt::Interrupt;
 use migrator_core::adopt::Adopted;
 use migrator_core::error::{Error, Result};
 use migrator_core::history::{HistoryRow, RowStatus, TABLE};
-use migrator_core::migration::Engine;
 use migrator_core::plan::ForcePlan;
 use migrator_core::report::{DatabaseInfo, Direction};
 use migrator_core::split::{self, Statement};
@@ -50,45 +44,6 @@ const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS migrator_history (
 const SELECT_HISTORY: &str = "SELECT version, name, checksum, status, \
     to_char(applied_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), \
     execution_ms, failed_statement, error FROM migrator_history ORDER BY version";
-
-pub fn parse_url(url: &str, tls: &super::Tls) -> Result<(Target, DatabaseInfo)> {
-    let mut config = Config::from_str(url).map_err(|e| {
-        Error::usage(format!(
-            "--database-url is not a valid PostgreSQL URL ({e}); expected postgres://user:password@host:5432/dbname"
-        ))
-    })?;
-    if config.get_application_name().is_none() {
-        config.application_name("migrator");
-    }
-    if config.get_connect_timeout().is_none() {
-        config.connect_timeout(Duration::from_secs(10));
-    }
-    config.ssl_mode(match tls.mode {
-        TlsMode::Disable => SslMode::Disable,
-        TlsMode::Prefer => SslMode::Prefer,
-        _ => SslMode::Require,
-    });
-    let connector =
-        MakeRustlsConnect::new(crate::tls::client_config(tls.mode, tls.ca_file.as_deref())?);
-    let host = match config.get_hosts().first() {
-        Some(Host::Tcp(h)) => h.clone(),
-        Some(Host::Unix(p)) => p.display().to_string(),
-        None => "localhost".to_string(),
-    };
-    let port = config.get_ports().first().copied().unwrap_or(5432);
-    let name = config
-        .get_dbname()
-        .or(config.get_user())
-        .unwrap_or("postgres")
-        .to_string();
-    let info = DatabaseInfo {
-        engine: Engine::Postgres,
-        host,
-        port,
-        name,
-    };
-    Ok((Target::Postgres(config, connector), info))
-}
 
 pub struct Postgres {
     client: Client,
@@ -133,55 +88,38 @@ pub async fn connect(
     wait: Option<WaitPolicy>,
     interrupt: &Interrupt,
 ) -> Result<Postgres> {
-    let started = Instant::now();
-    let mut attempt = 0u32;
-    loop {
-        match config.connect(tls.clone()).await {
-            Ok((client, connection)) => {
-                tokio::spawn(async move {
-                    if let Err(e) = connection.await {
-                        tracing::debug!(error = %e, "connection closed");
-                    }
-                });
-                let token = client.cancel_token();
-                let cancel_tls = tls.clone();
-                interrupt.set_canceller(Arc::new(move || {
-                    let token = token.clone();
-                    let tls = cancel_tls.clone();
-                    Box::pin(async move {
-                        if let Err(e) = token.cancel_query(tls).await {
-                            tracing::warn!(error = %e, "could not cancel the running statement");
-                        }
-                    })
-                }));
-                return Ok(Postgres {
-                    client,
-                    info,
-                    insert: None,
-                    delete: None,
-                });
-            }
-            Err(e) => {
-                let message = describe(&e);
-                let left = wait
-                    .map(|w| w.total.saturating_sub(started.elapsed()))
-                    .unwrap_or_default();
-                if !is_transient(&e) || left.is_zero() {
-                    return Err(Error::Unreachable {
-                        target: info.to_string(),
-                        message,
-                    });
-                }
-                let pause = backoff(attempt).min(left);
-                attempt += 1;
-                tracing::warn!(attempt, error = %message, retry_in_ms = pause.as_millis() as u64, "database not reachable yet");
-                tokio::select! {
-                    _ = tokio::time::sleep(pause) => {}
-                    _ = interrupt.wait() => return Err(interrupted(interrupt, None)),
-                }
-            }
+    let (client, connection) = super::retry_connect(&info, wait, interrupt, || async {
+        config
+            .connect(tls.clone())
+            .await
+            .map_err(|e| super::Failed {
+                message: describe(&e),
+                transient: is_transient(&e),
+            })
+    })
+    .await?;
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::debug!(error = %e, "connection closed");
         }
-    }
+    });
+    let token = client.cancel_token();
+    let cancel_tls = tls.clone();
+    interrupt.set_canceller(Arc::new(move || {
+        let token = token.clone();
+        let tls = cancel_tls.clone();
+        Box::pin(async move {
+            if let Err(e) = token.cancel_query(tls).await {
+                tracing::warn!(error = %e, "could not cancel the running statement");
+            }
+        })
+    }));
+    Ok(Postgres {
+        client,
+        info,
+        insert: None,
+        delete: None,
+    })
 }
 
 fn interrupted(interrupt: &Interrupt, detail: Option<String>) -> Error {

@@ -38,16 +38,15 @@ pub async fn target(
     };
     let plain = !c.uses_aws();
     if plain && flags == Parts::default() {
-        let url = settings.database_url.as_deref().ok_or_else(|| {
+        let parts = url_parts.ok_or_else(|| {
             Error::usage("no database: pass --database-url or set DATABASE_URL (or --db-secret / --rds-cluster)")
         })?;
-        let parts = url_parts.expect("parsed above");
         let tls = tls(
             c.tls.or(parts.tls),
-            c.ca_file.clone().or(parts.ca_file),
+            c.ca_file.clone().or(parts.ca_file.clone()),
             TlsMode::Prefer,
         );
-        let (t, info) = db::target(url, &tls)?;
+        let (t, info) = db::target::target(parts, &tls)?;
         return Ok((t, info, settings.wait));
     }
     let aws = if plain {
@@ -117,7 +116,7 @@ pub async fn target(
         );
         tracing::info!(user = %resolved.user, "using an IAM auth token");
     }
-    let (t, info) = db::target(&resolved.url(), &tls)?;
+    let (t, info) = db::target::target(resolved.into(), &tls)?;
     let left = settings.wait.map(|w| w.saturating_sub(started.elapsed()));
     Ok((t, info, left))
 }
