@@ -147,7 +147,7 @@ pub fn parse_age(text: &str) -> Result<i64, String> {
         Ok(days) => days
             .checked_mul(SECS_PER_DAY as u64)
             .ok_or_else(|| format!("`{text}` is too long"))?,
-        Err(_) => crate::duration::parse_positive(t)?.as_secs(),
+        Err(_) => crate::duration::parse(t)?.as_secs(),
     };
     i64::try_from(age).map_err(|_| format!("`{text}` is too long"))
 }
@@ -655,6 +655,8 @@ mod tests {
         assert!(parse_age("2w").is_err());
         assert!(parse_age("d").is_err());
         assert!(parse_age("-1d").is_err());
+        assert_eq!(parse_age("0d"), Ok(0), "clean every unconnected clone");
+        assert_eq!(parse_age("1d12h"), Ok(36 * 3600));
     }
 
     #[test]
