@@ -20,7 +20,7 @@ use aws_sdk_route53::types::{
 };
 use aws_smithy_types::error::display::DisplayErrorContext;
 
-use crate::aws::{Sdk, sdk_error};
+use crate::aws::{Clusters, Sdk, sdk_error};
 use crate::settings::Placement;
 use migrator_core::error::{Error, Result};
 
@@ -257,13 +257,9 @@ pub struct Snapshot {
 
 /// What the rotation asks of AWS.
 #[allow(async_fn_in_trait)]
-pub trait RotateAws {
+pub trait RotateAws: Clusters {
     /// Every cluster of the account and region (DescribeDBClusters, all pages).
     async fn clusters(&self) -> Result<Vec<Cluster>>;
-    /// One cluster; `None` when RDS says it does not exist.
-    async fn cluster(&self, id: &str) -> Result<Option<Cluster>>;
-    /// One instance; `None` when RDS says it does not exist.
-    async fn instance(&self, id: &str) -> Result<Option<Instance>>;
     /// The tags of a cluster, read afresh (ListTagsForResource).
     async fn tags(&self, arn: &str) -> Result<Vec<(String, String)>>;
     /// The newest available automated snapshot of `cluster` (all pages).
@@ -427,25 +423,7 @@ impl Sdk {
     }
 }
 
-impl RotateAws for Sdk {
-    async fn clusters(&self) -> Result<Vec<Cluster>> {
-        let client = self.rds();
-        all_pages("DescribeDBClusters", |marker: Option<String>| {
-            let request = client
-                .describe_db_clusters()
-                .max_records(100)
-                .set_marker(marker);
-            async move {
-                let out = request
-                    .send()
-                    .await
-                    .map_err(|e| sdk_error("listing RDS clusters", e))?;
-                Ok(clusters_page(&out))
-            }
-        })
-        .await
-    }
-
+impl Clusters for Sdk {
     async fn cluster(&self, id: &str) -> Result<Option<Cluster>> {
         let result = self
             .rds()
@@ -490,6 +468,26 @@ impl RotateAws for Sdk {
             }
             Err(e) => Err(sdk_error(&format!("describing RDS instance `{id}`"), e)),
         }
+    }
+}
+
+impl RotateAws for Sdk {
+    async fn clusters(&self) -> Result<Vec<Cluster>> {
+        let client = self.rds();
+        all_pages("DescribeDBClusters", |marker: Option<String>| {
+            let request = client
+                .describe_db_clusters()
+                .max_records(100)
+                .set_marker(marker);
+            async move {
+                let out = request
+                    .send()
+                    .await
+                    .map_err(|e| sdk_error("listing RDS clusters", e))?;
+                Ok(clusters_page(&out))
+            }
+        })
+        .await
     }
 
     async fn tags(&self, arn: &str) -> Result<Vec<(String, String)>> {

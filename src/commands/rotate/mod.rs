@@ -20,9 +20,11 @@ pub mod steps;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::aws::rotate::{Call, RotateAws, Secret};
+use crate::aws::wait::Deadline;
 use crate::db::{self, WaitPolicy};
 use crate::interrupt::Interrupt;
 use crate::settings::{OutputFormat, RotateSettings, Settings, Which};
+use migrator_core::backoff::Backoff;
 use migrator_core::error::{Error, Result};
 use migrator_core::report::RunReport;
 use migrator_core::rotate::plan::{
@@ -296,68 +298,38 @@ impl<A: RotateAws> Rotation<'_, A> {
         ))
     }
 
-    /// Sleeps before the next poll, or says why not: the deadline passed
-    /// (exit 3) or a signal came (130/143).
-    async fn pause(&self, attempt: &mut u32, deadline: Instant, waiting_for: &str) -> Result<()> {
-        let now = Instant::now();
-        if now >= deadline {
-            return Err(Error::Unreachable {
-                target: waiting_for.to_string(),
-                message: format!(
-                    "not there after waiting {} s (--timeout)",
-                    self.rotate.timeout.as_secs()
-                ),
-            });
-        }
-        let pause = self
-            .rotate
-            .poll
-            .saturating_mul(1 << (*attempt).min(6))
-            .min(Duration::from_secs(15))
-            .min(deadline - now);
-        *attempt += 1;
-        tokio::select! {
-            _ = tokio::time::sleep(pause) => Ok(()),
-            _ = self.interrupt.wait() => Err(Error::Interrupted {
-                signal: self.interrupt.signal().unwrap_or(migrator_core::error::Signal::Sigterm),
-                detail: Some(format!("while waiting for {waiting_for}")),
-            }),
-        }
+    /// Sleeps before the next poll (from `poll`, doubling up to 15 s), or
+    /// says why not: `--timeout` passed (exit 3) or a signal came (130/143).
+    async fn pause(&self, attempt: &mut u32, deadline: Deadline, waiting_for: &str) -> Result<()> {
+        crate::aws::wait::pause(
+            self.interrupt,
+            self.backoff(),
+            attempt,
+            deadline,
+            waiting_for,
+        )
+        .await
+    }
+
+    fn backoff(&self) -> Backoff {
+        Backoff::new(self.rotate.poll, Duration::from_secs(15))
+    }
+
+    /// The end of a wait that starts now.
+    fn deadline(&self) -> Deadline {
+        Deadline::from_now(self.rotate.timeout, "--timeout")
     }
 
     /// Polls until the cluster and its writer are `available`.
-    async fn wait_available(&self, id: &str, deadline: Instant) -> Result<Cluster> {
-        let mut attempt = 0;
-        let mut last = String::new();
-        loop {
-            let c = self
-                .aws
-                .cluster(id)
-                .await?
-                .ok_or_else(|| Error::usage(format!("RDS cluster `{id}` disappeared")))?;
-            let writer = match c.writer() {
-                Some(w) => self.aws.instance(w).await?.map(|i| i.status),
-                None => None,
-            };
-            let seen = format!(
-                "cluster {}, writer {}",
-                c.status,
-                writer.as_deref().unwrap_or("not there yet")
-            );
-            if seen != last {
-                tracing::info!(cluster = id, status = %seen, "waiting for the clone");
-                last = seen;
-            }
-            if c.status == "available" && writer.as_deref() == Some("available") {
-                return Ok(c);
-            }
-            self.pause(
-                &mut attempt,
-                deadline,
-                &format!("RDS cluster `{id}` ({last})"),
-            )
-            .await?;
-        }
+    async fn wait_available(&self, id: &str, deadline: Deadline) -> Result<Cluster> {
+        crate::aws::wait::until_available(
+            self.aws,
+            id,
+            Some(deadline),
+            self.backoff(),
+            self.interrupt,
+        )
+        .await
     }
 
     /// The settings for reaching the clone's database: the clone as

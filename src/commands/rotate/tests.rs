@@ -8,6 +8,7 @@ use std::collections::{HashMap, VecDeque};
 use clap::Parser;
 
 use super::*;
+use crate::aws::Clusters;
 use crate::aws::rotate::{Call, Instance, RotateAws, Snapshot};
 use crate::settings::Action;
 use migrator_core::rotate::plan::{Cluster, DNS_TAG, Day, LIFECYCLE_TAG, Member, Prefix};
@@ -54,11 +55,7 @@ impl Fake {
     }
 }
 
-impl RotateAws for Fake {
-    async fn clusters(&self) -> Result<Vec<Cluster>> {
-        Ok(self.clusters.borrow().clone())
-    }
-
+impl Clusters for Fake {
     async fn cluster(&self, id: &str) -> Result<Option<Cluster>> {
         let mut clusters = self.clusters.borrow_mut();
         let Some(i) = clusters.iter().position(|c| c.id == id) else {
@@ -91,6 +88,12 @@ impl RotateAws for Fake {
             i.status = next;
         }
         Ok(instances.get(id).cloned())
+    }
+}
+
+impl RotateAws for Fake {
+    async fn clusters(&self) -> Result<Vec<Cluster>> {
+        Ok(self.clusters.borrow().clone())
     }
 
     async fn tags(&self, arn: &str) -> Result<Vec<(String, String)>> {

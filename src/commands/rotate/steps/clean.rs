@@ -1,8 +1,6 @@
 //! `rotate clean`: deletes aborted clones, and never-connected ones older than
 //! `--max-age`: instances first, then the cluster, without a final snapshot.
 
-use std::time::Instant;
-
 use super::super::{Outcome, Rotation};
 use crate::aws::rotate::{Call, RotateAws};
 use migrator_core::error::Result;
@@ -42,7 +40,7 @@ impl Clean {
 /// Deletes a clone: its instances, then (once they are gone) the cluster
 /// without a final snapshot, then waits until RDS no longer knows it.
 async fn delete<A: RotateAws>(r: &mut Rotation<'_, A>, c: &Cluster) -> Result<()> {
-    let deadline = Instant::now() + r.rotate.timeout;
+    let deadline = r.deadline();
     if c.status != "deleting" {
         for m in &c.members {
             let status = r.aws.instance(&m.id).await?.map(|i| i.status);

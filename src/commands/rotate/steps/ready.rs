@@ -36,12 +36,12 @@ impl Ready {
         }
         let c = c.expect("today's clone exists outside a dry run");
         let started = Instant::now();
-        let deadline = started + r.rotate.timeout;
+        let deadline = r.deadline();
         let c = r.wait_available(&c.id, deadline).await?;
         let (engine, host, port) = address(r, &c)?;
         let mut attempt = 0;
         loop {
-            let left = deadline.saturating_duration_since(Instant::now());
+            let left = deadline.at.saturating_duration_since(Instant::now());
             let limit = left.clamp(Duration::from_millis(100), Duration::from_secs(10));
             match probe::probe(engine, &host, port, limit).await {
                 probe::Answer::Accepting => break,

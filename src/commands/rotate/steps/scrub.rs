@@ -2,7 +2,6 @@
 //! kept disabled, the `--scrub-dir` files run; tagged `lifecycle=scrubbed`.
 
 use std::path::PathBuf;
-use std::time::Instant;
 
 use super::super::{Outcome, Rotation, new_password, scrub, stub};
 use crate::aws::rotate::{Call, RotateAws, Secret};
@@ -54,7 +53,7 @@ impl Scrub {
             password,
         })
         .await?;
-        let deadline = Instant::now() + r.rotate.timeout;
+        let deadline = r.deadline();
         tokio::time::sleep(r.rotate.poll).await;
         let c = r.wait_available(&c.id, deadline).await?;
         let mut db = r.connect_db(&c.id, &secret_id).await?;
