@@ -2,6 +2,7 @@
 
 use super::super::{Outcome, Rotation};
 use crate::aws::rotate::RotateAws;
+use crate::commands::migrate::{Tail, tell};
 use crate::settings::Change;
 use migrator_core::error::Result;
 use migrator_core::rotate::plan::{LIFECYCLE_TAG, Lifecycle, Step};
@@ -35,12 +36,14 @@ impl Migrate {
             // `rotate run` posts one message with every step.
             s.notify.webhook = None;
         }
-        let (mut report, mut result) = crate::commands::changing(&s, &up, r.interrupt).await;
-        crate::commands::write_report(&s, &report)?;
-        if r.alone {
-            result = crate::notify::notify(&s.notify, &mut report, result).await;
-            crate::commands::write_report(&s, &report)?;
-        }
+        let (mut report, result) = crate::commands::changing(&s, &up, r.interrupt).await;
+        // Alone, it tells Slack like `up`; in `rotate run` the run's one
+        // message does. The rotation prints its own report.
+        let tail = Tail {
+            slack: r.alone,
+            print: false,
+        };
+        let result = tell(&s, &mut report, result, tail).await?;
         let text = report.summary().trim_end().to_string();
         let changed = !report.applied.is_empty();
         r.migrate = Some(report);
