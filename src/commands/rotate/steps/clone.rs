@@ -56,14 +56,7 @@ impl CloneFrom {
                 lifecycle,
                 create_writer: Some(writer),
             } => {
-                let class = instance_class(r, &source).await?;
-                r.apply(Call::CreateWriter {
-                    id: writer.clone(),
-                    cluster: id.clone(),
-                    engine,
-                    class,
-                })
-                .await?;
+                create_writer(r, &source, &writer, &id, engine).await?;
                 r.assume(lifecycle);
                 r.done(format!(
                     "today's clone `{id}` already exists ({LIFECYCLE_TAG}={lifecycle}) without a \
@@ -128,14 +121,7 @@ impl CloneFrom {
                     how
                 };
                 let writer = migrator_core::rotate::plan::writer_id(&id);
-                let class = instance_class(r, &source).await?;
-                r.apply(Call::CreateWriter {
-                    id: writer.clone(),
-                    cluster: id.clone(),
-                    engine,
-                    class,
-                })
-                .await?;
+                create_writer(r, &source, &writer, &id, engine).await?;
                 r.assume(Lifecycle::Created);
                 r.done(format!(
                     "{}created `{id}` ({how} of `{source_id}`) and its writer `{writer}`, \
@@ -145,6 +131,24 @@ impl CloneFrom {
             }
         }
     }
+}
+
+/// The clone's writer, of the class `instance_class` finds.
+async fn create_writer<A: RotateAws>(
+    r: &mut Rotation<'_, A>,
+    source: &Cluster,
+    writer: &str,
+    cluster: &str,
+    engine: String,
+) -> Result<()> {
+    let class = instance_class(r, source).await?;
+    r.apply(Call::CreateWriter {
+        id: writer.to_string(),
+        cluster: cluster.to_string(),
+        engine,
+        class,
+    })
+    .await
 }
 
 /// `--instance-class`, else the source writer's class.

@@ -57,14 +57,7 @@ impl Scrub {
         tokio::time::sleep(r.rotate.poll).await;
         let c = r.wait_available(&c.id, deadline).await?;
         let mut db = r.connect_db(&c.id, &secret_id).await?;
-        let (accounts, me) = scrub::logins(&mut db).await?;
-        let disable = scrub::to_disable(
-            engine,
-            &accounts,
-            &r.rotate.keep_logins,
-            c.master_username.as_deref(),
-            &me,
-        );
+        let disable = to_disable(r, &mut db, engine, &c).await?;
         for a in &disable {
             let sql = scrub::disable_sql(engine, a);
             let statements = migrator_core::split::split(&sql, engine, false)
@@ -130,14 +123,7 @@ async fn dry_run<A: RotateAws>(
             scrub::check_files(files, engine)?;
             match r.connect_db(&c.id, secret_id).await {
                 Ok(mut db) => {
-                    let (accounts, me) = scrub::logins(&mut db).await?;
-                    let disable = scrub::to_disable(
-                        engine,
-                        &accounts,
-                        &r.rotate.keep_logins,
-                        c.master_username.as_deref(),
-                        &me,
-                    );
+                    let disable = to_disable(r, &mut db, engine, c).await?;
                     if disable.is_empty() {
                         lines.push("would disable no login".to_string());
                     }
@@ -176,4 +162,22 @@ fn secret_json(c: &Cluster, password: &Secret) -> String {
         "dbClusterIdentifier": c.id,
     })
     .to_string()
+}
+
+/// The logins of the clone's database that are not kept: every one but
+/// `--keep-login`s, the master user and the login connected.
+async fn to_disable<A: RotateAws>(
+    r: &Rotation<'_, A>,
+    db: &mut crate::db::AnyDriver,
+    engine: Engine,
+    c: &Cluster,
+) -> Result<Vec<scrub::Account>> {
+    let (accounts, me) = scrub::logins(db).await?;
+    Ok(scrub::to_disable(
+        engine,
+        &accounts,
+        &r.rotate.keep_logins,
+        c.master_username.as_deref(),
+        &me,
+    ))
 }
