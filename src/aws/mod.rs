@@ -1,4 +1,5 @@
-//! The AWS edge: Secrets Manager, RDS cluster lookup and IAM auth tokens.
+//! The AWS edge: Secrets Manager, RDS cluster lookup (and the wait for one to
+//! be available) and IAM auth tokens.
 //!
 //! One small trait ([`Aws`]) with the SDK behind it. Credentials and region come
 //! from the standard chain (env, profile, ECS task role, IMDS); `AWS_ENDPOINT_URL`
@@ -8,6 +9,7 @@
 
 pub mod ecs;
 pub mod rotate;
+pub mod wait;
 
 use std::time::Duration;
 
@@ -18,41 +20,22 @@ use aws_smithy_types::error::display::DisplayErrorContext;
 use aws_types::SdkConfig;
 
 use migrator_core::error::{Error, Result};
+use migrator_core::rotate::plan::Cluster;
 
-/// What DescribeDBClusters (and the writer's DescribeDBInstances) tell us.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ClusterInfo {
-    pub id: String,
-    pub status: String,
-    pub endpoint: Option<String>,
-    pub port: Option<u16>,
-    pub engine: Option<String>,
-    pub database_name: Option<String>,
-    pub master_username: Option<String>,
-    /// The writer instance and its status, once there is one.
-    pub writer: Option<(String, String)>,
-}
-
-impl ClusterInfo {
-    /// Cluster and writer both `available`.
-    pub fn ready(&self) -> bool {
-        self.status == "available" && self.writer.as_ref().is_some_and(|(_, s)| s == "available")
-    }
-
-    /// `available, writer w-1 available` — how the wait loop logs it.
-    pub fn describe(&self) -> String {
-        match &self.writer {
-            Some((id, status)) => format!("{}, writer {id} {status}", self.status),
-            None => format!("{}, no writer instance yet", self.status),
-        }
-    }
+/// Reading RDS clusters and instances: what `--rds-cluster` and the rotation
+/// both ask, answered in the one model, `migrator_core::rotate::plan::Cluster`.
+#[allow(async_fn_in_trait)]
+pub trait Clusters {
+    /// One cluster; `None` when RDS says it does not exist.
+    async fn cluster(&self, id: &str) -> Result<Option<Cluster>>;
+    /// One instance; `None` when RDS says it does not exist.
+    async fn instance(&self, id: &str) -> Result<Option<rotate::Instance>>;
 }
 
 #[allow(async_fn_in_trait)]
 pub trait Aws {
     /// The secret's string value.
     async fn secret_string(&self, id: &str) -> Result<String>;
-    async fn cluster(&self, id: &str) -> Result<ClusterInfo>;
     /// A short-lived IAM database auth token for `user` at `host:port`.
     async fn iam_token(&self, host: &str, port: u16, user: &str) -> Result<String>;
 }
@@ -125,55 +108,6 @@ impl Aws for Sdk {
                 .map_err(|_| Error::usage(format!("secret `{id}` is binary and not UTF-8 text"))),
             (None, None) => Err(Error::usage(format!("secret `{id}` has no value"))),
         }
-    }
-
-    async fn cluster(&self, id: &str) -> Result<ClusterInfo> {
-        let client = aws_sdk_rds::Client::new(&self.config);
-        let what = format!("describing RDS cluster `{id}`");
-        let out = client
-            .describe_db_clusters()
-            .db_cluster_identifier(id)
-            .send()
-            .await
-            .map_err(|e| sdk_error(&what, e))?;
-        let c = out
-            .db_clusters()
-            .first()
-            .ok_or_else(|| Error::usage(format!("RDS cluster `{id}` not found")))?;
-        let writer_id = c
-            .db_cluster_members()
-            .iter()
-            .find(|m| m.is_cluster_writer() == Some(true))
-            .and_then(|m| m.db_instance_identifier())
-            .map(str::to_string);
-        let writer = match writer_id {
-            Some(w) => {
-                let out = client
-                    .describe_db_instances()
-                    .db_instance_identifier(&w)
-                    .send()
-                    .await
-                    .map_err(|e| sdk_error(&format!("describing writer instance `{w}`"), e))?;
-                let status = out
-                    .db_instances()
-                    .first()
-                    .and_then(|i| i.db_instance_status())
-                    .unwrap_or("unknown")
-                    .to_string();
-                Some((w, status))
-            }
-            None => None,
-        };
-        Ok(ClusterInfo {
-            id: id.to_string(),
-            status: c.status().unwrap_or("unknown").to_string(),
-            endpoint: c.endpoint().map(str::to_string),
-            port: c.port().and_then(|p| u16::try_from(p).ok()),
-            engine: c.engine().map(str::to_string),
-            database_name: c.database_name().map(str::to_string),
-            master_username: c.master_username().map(str::to_string),
-            writer,
-        })
     }
 
     async fn iam_token(&self, host: &str, port: u16, user: &str) -> Result<String> {
@@ -286,19 +220,5 @@ mod tests {
         .await
         .unwrap();
         assert_ne!(a, other_user);
-    }
-
-    #[test]
-    fn readiness_needs_cluster_and_writer_available() {
-        let mut c = ClusterInfo {
-            status: "available".into(),
-            ..ClusterInfo::default()
-        };
-        assert!(!c.ready());
-        c.writer = Some(("w".into(), "creating".into()));
-        assert!(!c.ready());
-        c.writer = Some(("w".into(), "available".into()));
-        assert!(c.ready());
-        assert_eq!(c.describe(), "available, writer w available");
     }
 }

@@ -5,7 +5,8 @@
 //! for everything that changes something, [`RotateAws::call`], which takes a
 //! [`Call`]. A call is plain data that prints as the AWS operation and its key
 //! parameters, so a dry run prints exactly what a real run would send. Every
-//! list call follows its markers to the end ([`all_pages`]).
+//! list call follows its markers to the end (the SDK's paginators; [`all_pages`]
+//! where it has none).
 //!
 //! This module decides nothing and never checks whether a cluster may be
 //! touched: the steps do that (`plan::may_touch`) before handing it a call. It
@@ -14,13 +15,13 @@
 use std::fmt;
 use std::future::Future;
 
-use aws_sdk_rds::types::{DbCluster, Tag};
+use aws_sdk_rds::types::{DbCluster, DbClusterSnapshot, Tag};
 use aws_sdk_route53::types::{
     Change, ChangeAction, ChangeBatch, ResourceRecord, ResourceRecordSet, RrType,
 };
 use aws_smithy_types::error::display::DisplayErrorContext;
 
-use crate::aws::{Sdk, sdk_error};
+use crate::aws::{Clusters, Sdk, sdk_error};
 use crate::settings::Placement;
 use migrator_core::error::{Error, Result};
 
@@ -257,13 +258,9 @@ pub struct Snapshot {
 
 /// What the rotation asks of AWS.
 #[allow(async_fn_in_trait)]
-pub trait RotateAws {
+pub trait RotateAws: Clusters {
     /// Every cluster of the account and region (DescribeDBClusters, all pages).
     async fn clusters(&self) -> Result<Vec<Cluster>>;
-    /// One cluster; `None` when RDS says it does not exist.
-    async fn cluster(&self, id: &str) -> Result<Option<Cluster>>;
-    /// One instance; `None` when RDS says it does not exist.
-    async fn instance(&self, id: &str) -> Result<Option<Instance>>;
     /// The tags of a cluster, read afresh (ListTagsForResource).
     async fn tags(&self, arn: &str) -> Result<Vec<(String, String)>>;
     /// The newest available automated snapshot of `cluster` (all pages).
@@ -279,6 +276,10 @@ pub trait RotateAws {
 /// Follows a list operation's markers to the end. `fetch` gets the marker of
 /// the page to read (`None` first) and returns its items and the next marker.
 /// A marker that comes back twice is an error, not an endless loop.
+///
+/// Only for ListResourceRecordSets: the SDK has no paginator for it (its
+/// marker is three fields, and the search stops once past the name). The RDS
+/// listings use the SDK's paginators.
 pub async fn all_pages<T, M, F, Fut>(what: &str, mut fetch: F) -> Result<Vec<T>>
 where
     M: Clone + PartialEq + fmt::Debug,
@@ -353,36 +354,14 @@ pub fn cluster_from(c: &DbCluster) -> Cluster {
     }
 }
 
-/// One page of DescribeDBClusters.
-pub fn clusters_page(
-    out: &aws_sdk_rds::operation::describe_db_clusters::DescribeDbClustersOutput,
-) -> (Vec<Cluster>, Option<String>) {
-    (
-        out.db_clusters().iter().map(cluster_from).collect(),
-        out.marker().filter(|m| !m.is_empty()).map(str::to_string),
-    )
-}
-
-/// One page of DescribeDBClusterSnapshots: the available ones.
-pub fn snapshots_page(
-    out: &aws_sdk_rds::operation::describe_db_cluster_snapshots::DescribeDbClusterSnapshotsOutput,
-) -> (Vec<Snapshot>, Option<String>) {
-    let items = out
-        .db_cluster_snapshots()
-        .iter()
-        .filter_map(|s| {
-            Some(Snapshot {
-                id: s.db_cluster_snapshot_identifier()?.to_string(),
-                arn: s.db_cluster_snapshot_arn().map(str::to_string),
-                created: s.snapshot_create_time().map(|t| t.secs()),
-                status: s.status().unwrap_or("unknown").to_string(),
-            })
-        })
-        .collect();
-    (
-        items,
-        out.marker().filter(|m| !m.is_empty()).map(str::to_string),
-    )
+/// An automated snapshot from DescribeDBClusterSnapshots' answer.
+pub fn snapshot_from(s: &DbClusterSnapshot) -> Option<Snapshot> {
+    Some(Snapshot {
+        id: s.db_cluster_snapshot_identifier()?.to_string(),
+        arn: s.db_cluster_snapshot_arn().map(str::to_string),
+        created: s.snapshot_create_time().map(|t| t.secs()),
+        status: s.status().unwrap_or("unknown").to_string(),
+    })
 }
 
 /// The newest available snapshot.
@@ -427,25 +406,7 @@ impl Sdk {
     }
 }
 
-impl RotateAws for Sdk {
-    async fn clusters(&self) -> Result<Vec<Cluster>> {
-        let client = self.rds();
-        all_pages("DescribeDBClusters", |marker: Option<String>| {
-            let request = client
-                .describe_db_clusters()
-                .max_records(100)
-                .set_marker(marker);
-            async move {
-                let out = request
-                    .send()
-                    .await
-                    .map_err(|e| sdk_error("listing RDS clusters", e))?;
-                Ok(clusters_page(&out))
-            }
-        })
-        .await
-    }
-
+impl Clusters for Sdk {
     async fn cluster(&self, id: &str) -> Result<Option<Cluster>> {
         let result = self
             .rds()
@@ -491,6 +452,22 @@ impl RotateAws for Sdk {
             Err(e) => Err(sdk_error(&format!("describing RDS instance `{id}`"), e)),
         }
     }
+}
+
+impl RotateAws for Sdk {
+    async fn clusters(&self) -> Result<Vec<Cluster>> {
+        let clusters: Vec<_> = self
+            .rds()
+            .describe_db_clusters()
+            .into_paginator()
+            .page_size(100)
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .map_err(|e| sdk_error("listing RDS clusters", e))?;
+        Ok(clusters.iter().map(cluster_from).collect())
+    }
 
     async fn tags(&self, arn: &str) -> Result<Vec<(String, String)>> {
         let out = self
@@ -504,26 +481,24 @@ impl RotateAws for Sdk {
     }
 
     async fn latest_snapshot(&self, cluster: &str) -> Result<Option<Snapshot>> {
-        let client = self.rds();
-        let all = all_pages("DescribeDBClusterSnapshots", |marker: Option<String>| {
-            let request = client
-                .describe_db_cluster_snapshots()
-                .db_cluster_identifier(cluster)
-                .snapshot_type("automated")
-                .max_records(100)
-                .set_marker(marker);
-            async move {
-                let out = request.send().await.map_err(|e| {
-                    sdk_error(
-                        &format!("listing the automated snapshots of `{cluster}`"),
-                        e,
-                    )
-                })?;
-                Ok(snapshots_page(&out))
-            }
-        })
-        .await?;
-        Ok(newest(all))
+        let all: Vec<_> = self
+            .rds()
+            .describe_db_cluster_snapshots()
+            .db_cluster_identifier(cluster)
+            .snapshot_type("automated")
+            .into_paginator()
+            .page_size(100)
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .map_err(|e| {
+                sdk_error(
+                    &format!("listing the automated snapshots of `{cluster}`"),
+                    e,
+                )
+            })?;
+        Ok(newest(all.iter().filter_map(snapshot_from).collect()))
     }
 
     async fn cname(&self, zone: &str, name: &str) -> Result<Option<String>> {
@@ -804,7 +779,9 @@ mod tests {
         assert_eq!(got.port, Some(5432));
     }
 
-    /// moto answers DescribeDBClusters in one page; RDS pages at 100 at most.
+    /// moto answers every listing in one page; AWS pages them. The RDS
+    /// listings use the SDK's paginators; `all_pages` (ListResourceRecordSets)
+    /// is exercised here on cluster pages.
     #[tokio::test]
     async fn every_page_of_clusters_is_read() {
         let pages = [
@@ -828,7 +805,9 @@ mod tests {
                 out = out.marker(n);
             }
             let out = out.build();
-            async move { Ok(clusters_page(&out)) }
+            let page: Vec<Cluster> = out.db_clusters().iter().map(cluster_from).collect();
+            let next = out.marker().filter(|m| !m.is_empty()).map(str::to_string);
+            async move { Ok((page, next)) }
         })
         .await
         .unwrap();
@@ -864,10 +843,12 @@ mod tests {
             .db_cluster_snapshots(snap("rds:prod-2026-11-20", 100, "available"))
             .db_cluster_snapshots(snap("rds:prod-2026-11-22", 300, "creating"))
             .db_cluster_snapshots(snap("rds:prod-2026-11-21", 200, "available"))
-            .marker("next")
             .build();
-        let (items, next) = snapshots_page(&out);
-        assert_eq!(next.as_deref(), Some("next"));
+        let items = out
+            .db_cluster_snapshots()
+            .iter()
+            .filter_map(snapshot_from)
+            .collect();
         let best = newest(items).unwrap();
         assert_eq!(best.id, "rds:prod-2026-11-21");
         assert_eq!(newest(Vec::new()), None);

@@ -15,20 +15,47 @@ use migrator_core::report::RunReport;
 /// first, then Slack, then the report file again with the notification's fate.
 pub(super) async fn run(settings: &Settings, change: &Change, interrupt: &Interrupt) -> Result<()> {
     let (mut report, result) = changing(settings, change, interrupt).await;
+    let tail = Tail {
+        slack: true,
+        print: true,
+    };
+    tell(settings, &mut report, result, tail).await?
+}
+
+/// What [`tell`] does besides writing the report file.
+pub(super) struct Tail {
+    /// Post to Slack (when configured), then rewrite the file with its fate.
+    pub slack: bool,
+    /// Print the report on stdout.
+    pub print: bool,
+}
+
+/// The tail of every changing run (`up` and `rotate migrate`): the report
+/// file, then Slack and the file again. The outer error: the report file could
+/// not be written; the inner one is the run's, as Slack leaves it.
+pub(super) async fn tell(
+    settings: &Settings,
+    report: &mut RunReport,
+    result: Result<()>,
+    tail: Tail,
+) -> Result<Result<()>> {
     // The report is written (and the summary shown) before Slack is tried,
     // so a webhook that hangs never loses it; the file is rewritten, and
     // the JSON printed, once the notification's fate is known.
-    super::write_report(settings, &report)?;
+    super::write_report(settings, report)?;
     let (ok, text) = (result.is_ok(), settings.output == OutputFormat::Text);
-    if text {
-        print_report(settings, &report, ok);
+    if tail.print && text {
+        print_report(settings, report, ok);
     }
-    let result = crate::notify::notify(&settings.notify, &mut report, result).await;
-    super::write_report(settings, &report)?;
-    if !text {
-        print_report(settings, &report, ok);
+    let mut result = result;
+    if tail.slack {
+        result = crate::notify::notify(&settings.notify, report, result).await;
+        super::write_report(settings, report)?;
     }
-    result
+    if tail.print && !text {
+        print_report(settings, report, ok);
+    }
+    Ok(result)
 }
 
 /// Runs a changing command (`up`, `down`, `force`, `baseline`) and fills its

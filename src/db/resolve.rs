@@ -5,10 +5,12 @@
 
 use std::time::{Duration, Instant};
 
-use crate::aws::{Aws, ClusterInfo};
+use crate::aws::Aws;
+use crate::aws::wait::Deadline;
 use crate::db::{self, DatabaseInfo, Target, Tls};
 use crate::interrupt::Interrupt;
 use crate::settings::Settings;
+use migrator_core::backoff::Backoff;
 use migrator_core::conn::{Parts, TlsMode};
 use migrator_core::error::{Error, Result};
 
@@ -72,7 +74,10 @@ pub async fn target(
     let cluster = match (&c.rds_cluster, &aws) {
         (Some(id), Some(aws)) => {
             sources.push(format!("cluster `{id}`"));
-            let info = wait_for_cluster(aws, id, settings.wait, interrupt).await?;
+            let deadline = settings.wait.map(|w| Deadline::from_now(w, "--wait"));
+            let info =
+                crate::aws::wait::until_available(aws, id, deadline, CLUSTER_POLL, interrupt)
+                    .await?;
             Parts {
                 engine: info
                     .engine
@@ -128,51 +133,5 @@ fn tls(mode: Option<TlsMode>, ca: Option<std::path::PathBuf>, default: TlsMode) 
     }
 }
 
-/// Describes the cluster; with `--wait`, polls until it and its writer are
-/// available (logging each status seen), or the wait runs out (exit 3).
-async fn wait_for_cluster(
-    aws: &impl Aws,
-    id: &str,
-    wait: Option<Duration>,
-    interrupt: &Interrupt,
-) -> Result<ClusterInfo> {
-    let deadline = wait.map(|w| Instant::now() + w);
-    let mut last = String::new();
-    let mut attempt = 0;
-    loop {
-        let info = aws.cluster(id).await?;
-        let seen = info.describe();
-        if seen != last {
-            tracing::info!(cluster = id, status = %seen, "RDS cluster status");
-            last = seen;
-        }
-        if info.ready() {
-            return Ok(info);
-        }
-        let Some(deadline) = deadline else {
-            tracing::warn!(cluster = id, status = %last, "cluster not available; trying anyway (pass --wait SECS to wait for it)");
-            return Ok(info);
-        };
-        let now = Instant::now();
-        if now >= deadline {
-            return Err(Error::Unreachable {
-                target: format!("RDS cluster `{id}`"),
-                message: format!(
-                    "still {last} after waiting {}s",
-                    wait.unwrap_or_default().as_secs()
-                ),
-            });
-        }
-        let pause = Duration::from_secs(2)
-            .min(Duration::from_millis(500 << attempt.min(2)))
-            .min(deadline - now);
-        attempt += 1;
-        tokio::select! {
-            _ = tokio::time::sleep(pause) => {}
-            _ = interrupt.wait() => return Err(Error::Interrupted {
-                signal: interrupt.signal().unwrap_or(migrator_core::error::Signal::Sigterm),
-                detail: Some(format!("while waiting for cluster `{id}`")),
-            }),
-        }
-    }
-}
+/// How often `--wait` looks at the cluster again.
+const CLUSTER_POLL: Backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(2));

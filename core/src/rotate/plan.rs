@@ -249,6 +249,29 @@ impl Cluster {
     }
 }
 
+/// A cluster's status and its writer instance's (id, status), as a wait for
+/// `available` sees them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Readiness {
+    pub status: String,
+    pub writer: Option<(String, String)>,
+}
+
+impl Readiness {
+    /// Cluster and writer both `available`.
+    pub fn ready(&self) -> bool {
+        self.status == "available" && self.writer.as_ref().is_some_and(|(_, s)| s == "available")
+    }
+
+    /// `available, writer w-1 available`: how a wait logs it.
+    pub fn describe(&self) -> String {
+        match &self.writer {
+            Some((id, status)) => format!("{}, writer {id} {status}", self.status),
+            None => format!("{}, no writer instance yet", self.status),
+        }
+    }
+}
+
 fn tag<'a>(tags: &'a [(String, String)], key: &str) -> Option<&'a str> {
     tags.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
 }
@@ -581,6 +604,20 @@ pub fn plan_clean(clusters: &[Cluster], prefix: &Prefix, now: i64, max_age: i64)
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn readiness_needs_cluster_and_writer_available() {
+        let mut c = Readiness {
+            status: "available".into(),
+            ..Readiness::default()
+        };
+        assert!(!c.ready());
+        c.writer = Some(("w".into(), "creating".into()));
+        assert!(!c.ready());
+        c.writer = Some(("w".into(), "available".into()));
+        assert!(c.ready());
+        assert_eq!(c.describe(), "available, writer w available");
+    }
 
     fn prefix() -> Prefix {
         Prefix::new("app-dev-").unwrap()

@@ -6,6 +6,7 @@ use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
 
 use super::*;
+use crate::aws::Clusters;
 use crate::aws::rotate::{Call, Instance, RotateAws, Snapshot};
 use crate::settings::Action;
 use migrator_core::rotate::plan::{Cluster, DNS_TAG, Day, LIFECYCLE_TAG, Member, Prefix};
@@ -52,11 +53,7 @@ impl Fake {
     }
 }
 
-impl RotateAws for Fake {
-    async fn clusters(&self) -> Result<Vec<Cluster>> {
-        Ok(self.clusters.borrow().clone())
-    }
-
+impl Clusters for Fake {
     async fn cluster(&self, id: &str) -> Result<Option<Cluster>> {
         let mut clusters = self.clusters.borrow_mut();
         let Some(i) = clusters.iter().position(|c| c.id == id) else {
@@ -89,6 +86,12 @@ impl RotateAws for Fake {
             i.status = next;
         }
         Ok(instances.get(id).cloned())
+    }
+}
+
+impl RotateAws for Fake {
+    async fn clusters(&self) -> Result<Vec<Cluster>> {
+        Ok(self.clusters.borrow().clone())
     }
 
     async fn tags(&self, arn: &str) -> Result<Vec<(String, String)>> {
@@ -208,6 +211,10 @@ impl Env {
         }
     }
 
+    fn step(&self, which: Which) -> steps::Step {
+        steps::Step::new(&self.rotate, which).expect("the step's flags are given")
+    }
+
     fn rotation<'a>(&'a self, aws: &'a Fake) -> Rotation<'a, Fake> {
         let day = self.rotate.today.unwrap();
         Rotation {
@@ -272,7 +279,7 @@ async fn ready_waits_through_the_clones_states_then_tags_it() {
             .into(),
     );
     let mut r = env.rotation(&fake);
-    let (outcome, message) = r.step(Which::Ready).await.unwrap();
+    let (outcome, message) = r.step(&env.step(Which::Ready)).await.unwrap();
     assert_eq!(outcome, StepOutcome::Done, "{message}");
     assert!(message.contains("127.0.0.1"), "{message}");
     assert_eq!(
@@ -281,7 +288,7 @@ async fn ready_waits_through_the_clones_states_then_tags_it() {
     );
     // Again: nothing to do, nothing called.
     let mut again = env.rotation(&fake);
-    let (outcome, _) = again.step(Which::Ready).await.unwrap();
+    let (outcome, _) = again.step(&env.step(Which::Ready)).await.unwrap();
     assert_eq!(outcome, StepOutcome::NothingToDo);
     assert_eq!(fake.made().len(), 1);
 }
@@ -300,7 +307,11 @@ async fn ready_gives_up_after_the_timeout_with_exit_3() {
     let mut c = cluster("app-dev-20261122", Some("created"));
     c.status = "creating".into();
     let fake = Fake::with(vec![c]);
-    let err = env.rotation(&fake).step(Which::Ready).await.unwrap_err();
+    let err = env
+        .rotation(&fake)
+        .step(&env.step(Which::Ready))
+        .await
+        .unwrap_err();
     assert_eq!(err.exit_status().code(), 3, "{err}");
     assert!(err.to_string().contains("cluster creating"), "{err}");
     assert!(fake.made().is_empty());
@@ -317,7 +328,11 @@ async fn clean_deletes_instances_first_and_waits_for_the_cluster_to_go() {
             cluster("prod-db", Some("aborted")),
         ])
     };
-    let (outcome, message) = env.rotation(&fake).step(Which::Clean).await.unwrap();
+    let (outcome, message) = env
+        .rotation(&fake)
+        .step(&env.step(Which::Clean))
+        .await
+        .unwrap();
     assert_eq!(outcome, StepOutcome::Done);
     assert_eq!(
         message, "deleted `app-dev-20261121` (lifecycle=aborted)",
@@ -337,7 +352,11 @@ async fn clean_deletes_instances_first_and_waits_for_the_cluster_to_go() {
         .map(|c| c.id.clone())
         .collect();
     assert_eq!(left, ["app-dev-20261122", "prod-db"]);
-    let (outcome, _) = env.rotation(&fake).step(Which::Clean).await.unwrap();
+    let (outcome, _) = env
+        .rotation(&fake)
+        .step(&env.step(Which::Clean))
+        .await
+        .unwrap();
     assert_eq!(outcome, StepOutcome::NothingToDo);
 }
 
@@ -352,7 +371,10 @@ async fn clean_resumes_a_deletion_already_under_way() {
         "app-dev-20261120".into(),
         ["deleting", "gone"].map(String::from).into(),
     );
-    env.rotation(&fake).step(Which::Clean).await.unwrap();
+    env.rotation(&fake)
+        .step(&env.step(Which::Clean))
+        .await
+        .unwrap();
     assert!(fake.made().is_empty(), "{:?}", fake.made());
     assert!(fake.clusters.borrow().is_empty());
 }
@@ -366,7 +388,11 @@ async fn a_cluster_whose_tag_changed_since_listing_is_not_touched() {
         "arn:aws:rds:us-east-1:1:cluster:app-dev-20261121".into(),
         vec![("owner".into(), "qa-team".into())],
     );
-    let err = env.rotation(&fake).step(Which::Clean).await.unwrap_err();
+    let err = env
+        .rotation(&fake)
+        .step(&env.step(Which::Clean))
+        .await
+        .unwrap_err();
     assert_eq!(err.exit_status().code(), 7, "{err}");
     assert!(err.to_string().contains("no `lifecycle` tag"), "{err}");
     assert!(fake.made().is_empty());
@@ -396,7 +422,7 @@ async fn dry_runs_make_no_changing_call() {
         "--dry-run",
     ]);
     let mut r = env.rotation(&fake);
-    let (outcome, _) = r.step(Which::Connect).await.unwrap();
+    let (outcome, _) = r.step(&env.step(Which::Connect)).await.unwrap();
     assert_eq!(outcome, StepOutcome::DryRun);
     assert_eq!(r.calls.len(), 3, "{:?}", r.calls);
     assert!(
@@ -404,7 +430,7 @@ async fn dry_runs_make_no_changing_call() {
         "{:?}",
         r.calls
     );
-    let (outcome, message) = r.step(Which::Clean).await.unwrap();
+    let (outcome, message) = r.step(&env.step(Which::Clean)).await.unwrap();
     assert_eq!(outcome, StepOutcome::DryRun);
     assert!(
         message.contains("would delete `app-dev-20261121`"),
@@ -427,7 +453,11 @@ async fn clone_finishes_a_clone_left_without_its_writer() {
     let mut half = cluster("app-dev-20261122", Some("created"));
     half.members.clear();
     let fake = Fake::with(vec![cluster("prod-db", None), half]);
-    let (outcome, message) = env.rotation(&fake).step(Which::Clone).await.unwrap();
+    let (outcome, message) = env
+        .rotation(&fake)
+        .step(&env.step(Which::Clone))
+        .await
+        .unwrap();
     assert_eq!(outcome, StepOutcome::Done, "{message}");
     assert_eq!(
         fake.made(),
@@ -437,7 +467,11 @@ async fn clone_finishes_a_clone_left_without_its_writer() {
           DBInstanceClass=db.r6g.large"
         ]
     );
-    let (outcome, _) = env.rotation(&fake).step(Which::Clone).await.unwrap();
+    let (outcome, _) = env
+        .rotation(&fake)
+        .step(&env.step(Which::Clone))
+        .await
+        .unwrap();
     assert_eq!(outcome, StepOutcome::NothingToDo);
 }
 
@@ -455,7 +489,11 @@ async fn steps_out_of_order_are_refused_with_exit_7() {
         "/nonexistent",
     ]);
     let fake = Fake::with(vec![cluster("app-dev-20261122", Some("created"))]);
-    let err = env.rotation(&fake).step(Which::Scrub).await.unwrap_err();
+    let err = env
+        .rotation(&fake)
+        .step(&env.step(Which::Scrub))
+        .await
+        .unwrap_err();
     assert_eq!(err.exit_status().code(), 7, "{err}");
     assert!(
         err.to_string()
@@ -463,7 +501,11 @@ async fn steps_out_of_order_are_refused_with_exit_7() {
         "{err}"
     );
     let none = Fake::default();
-    let err = env.rotation(&none).step(Which::Scrub).await.unwrap_err();
+    let err = env
+        .rotation(&none)
+        .step(&env.step(Which::Scrub))
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("does not exist"), "{err}");
     assert_eq!(Day::parse(TODAY).unwrap().to_compact(), "20261122");
 }

@@ -1,0 +1,174 @@
+//! `rotate clone`: today's clone of `--source-cluster` and its writer, tagged
+//! `lifecycle=created`.
+
+use super::super::{Outcome, Rotation};
+use crate::aws::rotate::{Call, RotateAws};
+use crate::settings::Placement;
+use migrator_core::error::{Error, Result};
+use migrator_core::rotate::plan::{ClonePlan, Cluster, LIFECYCLE_TAG, Lifecycle};
+use migrator_core::rotate::summary::StepOutcome;
+
+/// What `clone` needs: the cluster to clone.
+#[derive(Debug)]
+pub struct CloneFrom {
+    pub source: String,
+}
+
+impl CloneFrom {
+    pub async fn run<A: RotateAws>(&self, r: &mut Rotation<'_, A>) -> Result<Outcome> {
+        let source_id = self.source.clone();
+        let Some(source) = r.aws.cluster(&source_id).await? else {
+            return Err(Error::usage(format!(
+                "--source-cluster `{source_id}`: no such RDS cluster"
+            )));
+        };
+        let clusters = r.aws.clusters().await?;
+        let copy_on_write = !r.rotate.from_snapshot;
+        let plan = migrator_core::rotate::plan::plan_clone(
+            &clusters,
+            &source,
+            &r.prefix,
+            r.day,
+            copy_on_write,
+        )
+        .map_err(Error::RotateRefused)?;
+        let engine = source
+            .engine
+            .clone()
+            .ok_or_else(|| Error::usage(format!("`{source_id}`: RDS names no engine")))?;
+        match plan {
+            ClonePlan::Exists {
+                id,
+                lifecycle,
+                create_writer: None,
+            } => {
+                r.assume(lifecycle);
+                Ok((
+                    StepOutcome::NothingToDo,
+                    format!(
+                        "today's clone `{id}` already exists ({LIFECYCLE_TAG}={lifecycle}); not \
+                         creating another"
+                    ),
+                ))
+            }
+            ClonePlan::Exists {
+                id,
+                lifecycle,
+                create_writer: Some(writer),
+            } => {
+                create_writer(r, &source, &writer, &id, engine).await?;
+                r.assume(lifecycle);
+                r.done(format!(
+                    "today's clone `{id}` already exists ({LIFECYCLE_TAG}={lifecycle}) without a \
+                     writer; created `{writer}`"
+                ))
+            }
+            ClonePlan::Create { id } => {
+                let placement = Placement {
+                    subnet_group: r
+                        .rotate
+                        .placement
+                        .subnet_group
+                        .clone()
+                        .or(source.subnet_group.clone()),
+                    security_groups: if r.rotate.placement.security_groups.is_empty() {
+                        source.security_groups.clone()
+                    } else {
+                        r.rotate.placement.security_groups.clone()
+                    },
+                    parameter_group: r
+                        .rotate
+                        .placement
+                        .parameter_group
+                        .clone()
+                        .or(source.parameter_group.clone()),
+                };
+                let tags = vec![
+                    (
+                        LIFECYCLE_TAG.to_string(),
+                        Lifecycle::Created.as_str().to_string(),
+                    ),
+                    (
+                        migrator_core::rotate::plan::SOURCE_TAG.to_string(),
+                        source_id.clone(),
+                    ),
+                ];
+                let how = if copy_on_write {
+                    r.apply(Call::RestoreToPointInTime {
+                        id: id.clone(),
+                        source: source_id.clone(),
+                        placement,
+                        tags,
+                    })
+                    .await?;
+                    "copy-on-write clone".to_string()
+                } else {
+                    let snap = r.aws.latest_snapshot(&source_id).await?.ok_or_else(|| {
+                        Error::usage(format!(
+                            "--from-snapshot: `{source_id}` has no available automated snapshot"
+                        ))
+                    })?;
+                    let how = format!("restore of snapshot `{}`", snap.id);
+                    r.apply(Call::RestoreFromSnapshot {
+                        id: id.clone(),
+                        snapshot: snap.id,
+                        engine: engine.clone(),
+                        engine_version: source.engine_version.clone(),
+                        placement,
+                        tags,
+                    })
+                    .await?;
+                    how
+                };
+                let writer = migrator_core::rotate::plan::writer_id(&id);
+                create_writer(r, &source, &writer, &id, engine).await?;
+                r.assume(Lifecycle::Created);
+                r.done(format!(
+                    "{}created `{id}` ({how} of `{source_id}`) and its writer `{writer}`, \
+                     tagged {LIFECYCLE_TAG}=created",
+                    r.would()
+                ))
+            }
+        }
+    }
+}
+
+/// The clone's writer, of the class `instance_class` finds.
+async fn create_writer<A: RotateAws>(
+    r: &mut Rotation<'_, A>,
+    source: &Cluster,
+    writer: &str,
+    cluster: &str,
+    engine: String,
+) -> Result<()> {
+    let class = instance_class(r, source).await?;
+    r.apply(Call::CreateWriter {
+        id: writer.to_string(),
+        cluster: cluster.to_string(),
+        engine,
+        class,
+    })
+    .await
+}
+
+/// `--instance-class`, else the source writer's class.
+async fn instance_class<A: RotateAws>(r: &Rotation<'_, A>, source: &Cluster) -> Result<String> {
+    if let Some(c) = &r.rotate.instance_class {
+        return Ok(c.clone());
+    }
+    let writer = source.writer().ok_or_else(|| {
+        Error::usage(format!(
+            "`{}` has no writer instance to copy the class from; pass --instance-class",
+            source.id
+        ))
+    })?;
+    r.aws
+        .instance(writer)
+        .await?
+        .and_then(|i| i.class)
+        .ok_or_else(|| {
+            Error::usage(format!(
+                "cannot read the class of `{writer}`; pass --instance-class"
+            ))
+        })
+}
