@@ -105,13 +105,9 @@ async fn locked<D: Driver>(
     let mut table_exists = history.is_some();
     let mut rows = history.unwrap_or_default();
 
-    if let Change::Force { version, yes } = change {
+    if let Change::Force { .. } | Change::Baseline { .. } = change {
         report.version_before = current_version(&rows);
-        return force(db, files, &rows, *version, *yes, table_exists, report).await;
-    }
-    if let Change::Baseline { version, yes } = change {
-        report.version_before = current_version(&rows);
-        return baseline(db, files, &rows, *version, *yes, table_exists, report).await;
+        return bookkeeping(db, files, &rows, change, table_exists, report).await;
     }
     if !table_exists && options.adopt && matches!(change, Change::Up { .. }) {
         let dry_run = matches!(change, Change::Up { dry_run: true, .. });
@@ -443,38 +439,76 @@ fn failure(
     }
 }
 
-async fn force<D: Driver>(
+/// `force` and `baseline`: they write the history without running any SQL.
+/// Each checks and asks for `--yes` first; then the table is created if need be.
+async fn bookkeeping<D: Driver>(
     db: &mut D,
     files: &[Migration],
     rows: &[HistoryRow],
-    version: migrator_core::migration::Version,
-    yes: bool,
+    change: &Change,
     table_exists: bool,
     report: &mut RunReport,
 ) -> Result<()> {
-    let plan = plan::plan_force(files, rows, version)?;
-    if !yes {
-        let removed: Vec<String> = rows
-            .iter()
-            .filter(|r| r.version > version)
-            .map(|r| format!("{}_{}", r.version, r.name))
-            .collect();
-        return Err(Error::NotConfirmed(format!(
-            "force {version} would record version {version} as applied (running no SQL), clear the \
-             dirty state{}\nnothing was changed: run `migrator force {version} --yes`",
-            if removed.is_empty() {
-                String::new()
-            } else {
-                format!(" and forget {}", removed.join(", "))
-            }
-        )));
+    enum Write {
+        Force(plan::ForcePlan),
+        Baseline(Vec<Adopted>),
     }
+    let (write, version) = match *change {
+        Change::Force { version, yes } => {
+            let plan = plan::plan_force(files, rows, version)?;
+            if !yes {
+                let removed: Vec<String> = rows
+                    .iter()
+                    .filter(|r| r.version > version)
+                    .map(|r| format!("{}_{}", r.version, r.name))
+                    .collect();
+                return Err(Error::NotConfirmed(format!(
+                    "force {version} would record version {version} as applied (running no SQL), \
+                     clear the dirty state{}\nnothing was changed: run `migrator force {version} --yes`",
+                    if removed.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" and forget {}", removed.join(", "))
+                    }
+                )));
+            }
+            (Write::Force(plan), version)
+        }
+        Change::Baseline { version, yes } => {
+            let recorded: Vec<_> = rows.iter().map(|r| r.version).collect();
+            let marked = adopt::baseline(files, &recorded, version).map_err(Error::usage)?;
+            if !yes {
+                return Err(Error::NotConfirmed(format!(
+                    "baseline {version} would record {} migration(s) as applied without running them\n\
+                     nothing was changed: run `migrator baseline {version} --yes`",
+                    marked.len()
+                )));
+            }
+            (Write::Baseline(marked), version)
+        }
+        Change::Up { .. } | Change::Down { .. } => unreachable!("only force and baseline"),
+    };
     if !table_exists {
         db.create_history().await?;
     }
-    db.force(&plan).await?;
-    report.version_after = if version == 0 { None } else { Some(version) };
-    tracing::warn!(version, "version forced; no migration SQL was run");
+    match write {
+        Write::Force(plan) => {
+            db.force(&plan).await?;
+            report.version_after = if version == 0 { None } else { Some(version) };
+            tracing::warn!(version, "version forced; no migration SQL was run");
+        }
+        Write::Baseline(marked) => {
+            db.insert_applied(&marked).await?;
+            let mut all = rows.to_vec();
+            all.extend(adopted_rows(&marked));
+            report.version_after = current_version(&all);
+            tracing::warn!(
+                version,
+                count = marked.len(),
+                "baseline recorded; no migration SQL was run"
+            );
+        }
+    }
     Ok(())
 }
 
@@ -534,39 +568,6 @@ pub fn adopted_rows(adopted: &[Adopted]) -> Vec<HistoryRow> {
             error: None,
         })
         .collect()
-}
-
-async fn baseline<D: Driver>(
-    db: &mut D,
-    files: &[Migration],
-    rows: &[HistoryRow],
-    version: migrator_core::migration::Version,
-    yes: bool,
-    table_exists: bool,
-    report: &mut RunReport,
-) -> Result<()> {
-    let recorded: Vec<_> = rows.iter().map(|r| r.version).collect();
-    let marked = adopt::baseline(files, &recorded, version).map_err(Error::usage)?;
-    if !yes {
-        return Err(Error::NotConfirmed(format!(
-            "baseline {version} would record {} migration(s) as applied without running them\n\
-             nothing was changed: run `migrator baseline {version} --yes`",
-            marked.len()
-        )));
-    }
-    if !table_exists {
-        db.create_history().await?;
-    }
-    db.insert_applied(&marked).await?;
-    let mut all = rows.to_vec();
-    all.extend(adopted_rows(&marked));
-    report.version_after = current_version(&all);
-    tracing::warn!(
-        version,
-        count = marked.len(),
-        "baseline recorded; no migration SQL was run"
-    );
-    Ok(())
 }
 
 #[cfg(test)]
