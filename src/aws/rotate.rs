@@ -454,6 +454,21 @@ impl Clusters for Sdk {
     }
 }
 
+/// The clone's placement and tags on a restore request. The two restores
+/// (point in time, snapshot) are distinct SDK builder types with the same setters.
+macro_rules! placed {
+    ($request:expr, $placement:expr, $tags:expr) => {
+        $request
+            .set_db_subnet_group_name($placement.subnet_group.clone())
+            .set_vpc_security_group_ids(
+                (!$placement.security_groups.is_empty())
+                    .then(|| $placement.security_groups.clone()),
+            )
+            .set_db_cluster_parameter_group_name($placement.parameter_group.clone())
+            .set_tags(Some(sdk_tags($tags)))
+    };
+}
+
 impl RotateAws for Sdk {
     async fn clusters(&self) -> Result<Vec<Cluster>> {
         let clusters: Vec<_> = self
@@ -548,19 +563,14 @@ impl RotateAws for Sdk {
                 placement,
                 tags,
             } => {
-                self.rds()
+                let request = self
+                    .rds()
                     .restore_db_cluster_to_point_in_time()
                     .db_cluster_identifier(id)
                     .source_db_cluster_identifier(source)
                     .restore_type("copy-on-write")
-                    .use_latest_restorable_time(true)
-                    .set_db_subnet_group_name(placement.subnet_group.clone())
-                    .set_vpc_security_group_ids(
-                        (!placement.security_groups.is_empty())
-                            .then(|| placement.security_groups.clone()),
-                    )
-                    .set_db_cluster_parameter_group_name(placement.parameter_group.clone())
-                    .set_tags(Some(sdk_tags(tags)))
+                    .use_latest_restorable_time(true);
+                placed!(request, placement, tags)
                     .send()
                     .await
                     .map_err(|e| sdk_error(&what, e))?;
@@ -573,19 +583,14 @@ impl RotateAws for Sdk {
                 placement,
                 tags,
             } => {
-                self.rds()
+                let request = self
+                    .rds()
                     .restore_db_cluster_from_snapshot()
                     .db_cluster_identifier(id)
                     .snapshot_identifier(snapshot)
                     .engine(engine)
-                    .set_engine_version(engine_version.clone())
-                    .set_db_subnet_group_name(placement.subnet_group.clone())
-                    .set_vpc_security_group_ids(
-                        (!placement.security_groups.is_empty())
-                            .then(|| placement.security_groups.clone()),
-                    )
-                    .set_db_cluster_parameter_group_name(placement.parameter_group.clone())
-                    .set_tags(Some(sdk_tags(tags)))
+                    .set_engine_version(engine_version.clone());
+                placed!(request, placement, tags)
                     .send()
                     .await
                     .map_err(|e| sdk_error(&what, e))?;

@@ -41,6 +41,26 @@ const SELECT_HISTORY: &str = "SELECT version, name, checksum, status, \
     FROM migrator_history ORDER BY version";
 
 /// MySQL error numbers we act on.
+/// A migration recorded as applied without running it (force, adoption, baseline).
+const INSERT_APPLIED: &str = "INSERT INTO migrator_history \
+     (version, name, checksum, status, applied_at, execution_ms) \
+     VALUES (?, ?, ?, 'applied', UTC_TIMESTAMP(6), 0)";
+
+/// Runs `sql` (an [`INSERT_APPLIED`]) for one `(version, name, checksum)` row.
+async fn record_applied(
+    conn: &mut MySqlConnection,
+    sql: &str,
+    (version, name, checksum): &Adopted,
+) -> std::result::Result<(), sqlx::Error> {
+    sqlx::query(AssertSqlSafe(sql))
+        .bind(*version)
+        .bind(name)
+        .bind(checksum)
+        .execute(conn)
+        .await
+        .map(drop)
+}
+
 const ER_NO_SUCH_TABLE: u16 = 1146;
 const ER_BAD_FIELD: u16 = 1054;
 const ER_QUERY_INTERRUPTED: u16 = 1317;
@@ -468,19 +488,13 @@ impl Driver for Mysql {
             .await
             .map_err(db)?;
         }
-        if let Some((version, name, checksum)) = &plan.upsert {
-            sqlx::query(
-                "INSERT INTO migrator_history (version, name, checksum, status, applied_at, execution_ms) \
-                 VALUES (?, ?, ?, 'applied', UTC_TIMESTAMP(6), 0) ON DUPLICATE KEY UPDATE \
-                 status = 'applied', name = VALUES(name), checksum = VALUES(checksum), \
-                 failed_statement = NULL, error = NULL",
-            )
-            .bind(*version)
-            .bind(name)
-            .bind(checksum)
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
+        if let Some(row) = &plan.upsert {
+            let upsert = format!(
+                "{INSERT_APPLIED} ON DUPLICATE KEY UPDATE status = 'applied', \
+                 name = VALUES(name), checksum = VALUES(checksum), \
+                 failed_statement = NULL, error = NULL"
+            );
+            record_applied(&mut tx, &upsert, row).await.map_err(db)?;
         }
         tx.commit().await.map_err(db)
     }
@@ -489,17 +503,10 @@ impl Driver for Mysql {
         let doing = "recording migrations as applied";
         let db = |e: sqlx::Error| Error::database(doing, describe(&e));
         let mut tx = self.conn.begin().await.map_err(db)?;
-        for (version, name, checksum) in rows {
-            sqlx::query(
-                "INSERT INTO migrator_history (version, name, checksum, status, applied_at, execution_ms) \
-                 VALUES (?, ?, ?, 'applied', UTC_TIMESTAMP(6), 0)",
-            )
-            .bind(*version)
-            .bind(name)
-            .bind(checksum)
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
+        for row in rows {
+            record_applied(&mut tx, INSERT_APPLIED, row)
+                .await
+                .map_err(db)?;
         }
         tx.commit().await.map_err(db)
     }
