@@ -87,7 +87,7 @@ pub async fn until_available(
             return Ok(c);
         }
         let Some(deadline) = deadline else {
-            tracing::warn!(cluster = id, status = %last, "cluster not available; trying anyway (pass --wait SECS to wait for it)");
+            tracing::warn!(cluster = id, status = %last, "cluster not available; trying anyway (pass --wait DURATION to wait for it)");
             return Ok(c);
         };
         pause(
