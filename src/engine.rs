@@ -53,7 +53,15 @@ pub async fn run<D: Driver>(
         return Err(single_transaction_on_mysql());
     }
     db.lock(options.lock_timeout, interrupt).await?;
-    let result = locked(db, files, change, options, interrupt, report).await;
+    let result = locked(
+        db,
+        files,
+        change,
+        (options.checks, options.adopt),
+        interrupt,
+        report,
+    )
+    .await;
     if let Err(e) = db.unlock().await {
         // The lock is session-scoped: it goes with the connection anyway.
         tracing::debug!(error = %e, "could not release the lock explicitly");
@@ -93,11 +101,13 @@ pub async fn history<D: Driver>(
     })
 }
 
+/// Everything between lock and unlock. The lock timeout is spent by now: of the
+/// options, only the checks and `adopt` matter here.
 async fn locked<D: Driver>(
     db: &mut D,
     files: &[Migration],
     change: &Change,
-    options: &Options,
+    (checks, adopt): (Checks, bool),
     interrupt: &Interrupt,
     report: &mut RunReport,
 ) -> Result<()> {
@@ -109,7 +119,7 @@ async fn locked<D: Driver>(
         report.version_before = current_version(&rows);
         return bookkeeping(db, files, &rows, change, table_exists, report).await;
     }
-    if !table_exists && options.adopt && matches!(change, Change::Up { .. }) {
+    if !table_exists && adopt && matches!(change, Change::Up { .. }) {
         let dry_run = matches!(change, Change::Up { dry_run: true, .. });
         if let Some((adoption, adopted)) = find_foreign(db, files).await? {
             if !dry_run {
@@ -130,7 +140,7 @@ async fn locked<D: Driver>(
     report.version_before = current_version(&rows);
     report.version_after = report.version_before;
 
-    let problems = plan::validate(files, &rows, options.checks);
+    let problems = plan::validate(files, &rows, checks);
     if !problems.is_empty() {
         return Err(Error::Refused(problems));
     }

@@ -20,6 +20,7 @@ use aws_sdk_route53::types::{
     Change, ChangeAction, ChangeBatch, ResourceRecord, ResourceRecordSet, RrType,
 };
 use aws_smithy_types::error::display::DisplayErrorContext;
+use aws_smithy_types::error::operation::BuildError;
 
 use crate::aws::{Clusters, Sdk, sdk_error};
 use crate::settings::Placement;
@@ -455,6 +456,13 @@ impl Clusters for Sdk {
 }
 
 /// The clone's placement and tags on a restore request. The two restores
+/// Sends one request; its error names the call (`what`).
+macro_rules! send {
+    ($request:expr, $what:expr) => {
+        $request.send().await.map_err(|e| sdk_error($what, e))?
+    };
+}
+
 /// (point in time, snapshot) are distinct SDK builder types with the same setters.
 macro_rules! placed {
     ($request:expr, $placement:expr, $tags:expr) => {
@@ -555,7 +563,7 @@ impl RotateAws for Sdk {
 
     async fn call(&self, call: &Call) -> Result<()> {
         let what = call.to_string();
-        let failed = |e: String| Error::usage(format!("{what}: {e}"));
+        let failed = |e: BuildError| Error::usage(format!("{what}: {}", DisplayErrorContext(&e)));
         match call {
             Call::RestoreToPointInTime {
                 id,
@@ -570,10 +578,7 @@ impl RotateAws for Sdk {
                     .source_db_cluster_identifier(source)
                     .restore_type("copy-on-write")
                     .use_latest_restorable_time(true);
-                placed!(request, placement, tags)
-                    .send()
-                    .await
-                    .map_err(|e| sdk_error(&what, e))?;
+                send!(placed!(request, placement, tags), &what);
             }
             Call::RestoreFromSnapshot {
                 id,
@@ -590,10 +595,7 @@ impl RotateAws for Sdk {
                     .snapshot_identifier(snapshot)
                     .engine(engine)
                     .set_engine_version(engine_version.clone());
-                placed!(request, placement, tags)
-                    .send()
-                    .await
-                    .map_err(|e| sdk_error(&what, e))?;
+                send!(placed!(request, placement, tags), &what);
             }
             Call::CreateWriter {
                 id,
@@ -601,34 +603,34 @@ impl RotateAws for Sdk {
                 engine,
                 class,
             } => {
-                self.rds()
-                    .create_db_instance()
-                    .db_instance_identifier(id)
-                    .db_cluster_identifier(cluster)
-                    .engine(engine)
-                    .db_instance_class(class)
-                    .send()
-                    .await
-                    .map_err(|e| sdk_error(&what, e))?;
+                send!(
+                    self.rds()
+                        .create_db_instance()
+                        .db_instance_identifier(id)
+                        .db_cluster_identifier(cluster)
+                        .engine(engine)
+                        .db_instance_class(class),
+                    &what
+                );
             }
             Call::AddTags { arn, tags, .. } => {
-                self.rds()
-                    .add_tags_to_resource()
-                    .resource_name(arn)
-                    .set_tags(Some(sdk_tags(tags)))
-                    .send()
-                    .await
-                    .map_err(|e| sdk_error(&what, e))?;
+                send!(
+                    self.rds()
+                        .add_tags_to_resource()
+                        .resource_name(arn)
+                        .set_tags(Some(sdk_tags(tags))),
+                    &what
+                );
             }
             Call::ResetMasterPassword { cluster, password } => {
-                self.rds()
-                    .modify_db_cluster()
-                    .db_cluster_identifier(cluster)
-                    .master_user_password(password.expose())
-                    .apply_immediately(true)
-                    .send()
-                    .await
-                    .map_err(|e| sdk_error(&what, e))?;
+                send!(
+                    self.rds()
+                        .modify_db_cluster()
+                        .db_cluster_identifier(cluster)
+                        .master_user_password(password.expose())
+                        .apply_immediately(true),
+                    &what
+                );
             }
             Call::StoreSecret {
                 secret_id,
@@ -637,22 +639,22 @@ impl RotateAws for Sdk {
             } => {
                 let client = aws_sdk_secretsmanager::Client::new(&self.config);
                 if *create {
-                    client
-                        .create_secret()
-                        .name(secret_id)
-                        .description("Master user of the newest clone (migrator rotate scrub)")
-                        .secret_string(value.expose())
-                        .send()
-                        .await
-                        .map_err(|e| sdk_error(&what, e))?;
+                    send!(
+                        client
+                            .create_secret()
+                            .name(secret_id)
+                            .description("Master user of the newest clone (migrator rotate scrub)")
+                            .secret_string(value.expose()),
+                        &what
+                    );
                 } else {
-                    client
-                        .put_secret_value()
-                        .secret_id(secret_id)
-                        .secret_string(value.expose())
-                        .send()
-                        .await
-                        .map_err(|e| sdk_error(&what, e))?;
+                    send!(
+                        client
+                            .put_secret_value()
+                            .secret_id(secret_id)
+                            .secret_string(value.expose()),
+                        &what
+                    );
                 }
             }
             Call::UpsertCname {
@@ -669,10 +671,10 @@ impl RotateAws for Sdk {
                         ResourceRecord::builder()
                             .value(value)
                             .build()
-                            .map_err(|e| failed(DisplayErrorContext(&e).to_string()))?,
+                            .map_err(failed)?,
                     )
                     .build()
-                    .map_err(|e| failed(DisplayErrorContext(&e).to_string()))?;
+                    .map_err(failed)?;
                 let batch = ChangeBatch::builder()
                     .comment("migrator rotate connect")
                     .changes(
@@ -680,34 +682,32 @@ impl RotateAws for Sdk {
                             .action(ChangeAction::Upsert)
                             .resource_record_set(record)
                             .build()
-                            .map_err(|e| failed(DisplayErrorContext(&e).to_string()))?,
+                            .map_err(failed)?,
                     )
                     .build()
-                    .map_err(|e| failed(DisplayErrorContext(&e).to_string()))?;
-                aws_sdk_route53::Client::new(&self.config)
-                    .change_resource_record_sets()
-                    .hosted_zone_id(zone)
-                    .change_batch(batch)
-                    .send()
-                    .await
-                    .map_err(|e| sdk_error(&what, e))?;
+                    .map_err(failed)?;
+                send!(
+                    aws_sdk_route53::Client::new(&self.config)
+                        .change_resource_record_sets()
+                        .hosted_zone_id(zone)
+                        .change_batch(batch),
+                    &what
+                );
             }
             Call::DeleteInstance { id, .. } => {
-                self.rds()
-                    .delete_db_instance()
-                    .db_instance_identifier(id)
-                    .send()
-                    .await
-                    .map_err(|e| sdk_error(&what, e))?;
+                send!(
+                    self.rds().delete_db_instance().db_instance_identifier(id),
+                    &what
+                );
             }
             Call::DeleteCluster { id } => {
-                self.rds()
-                    .delete_db_cluster()
-                    .db_cluster_identifier(id)
-                    .skip_final_snapshot(true)
-                    .send()
-                    .await
-                    .map_err(|e| sdk_error(&what, e))?;
+                send!(
+                    self.rds()
+                        .delete_db_cluster()
+                        .db_cluster_identifier(id)
+                        .skip_final_snapshot(true),
+                    &what
+                );
             }
         }
         Ok(())
