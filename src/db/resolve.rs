@@ -140,3 +140,25 @@ fn tls(mode: Option<TlsMode>, ca: Option<std::path::PathBuf>, aws: bool) -> Tls 
 
 /// How often `--wait` looks at the cluster again.
 const CLUSTER_POLL: Backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(2));
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    #[test]
+    fn aws_sources_verify_against_the_rds_roots_unless_a_ca_file_replaces_them() {
+        let file = || Some(PathBuf::from("/ca.pem"));
+        let aws = tls(None, None, true);
+        assert_eq!((aws.mode, aws.ca), (TlsMode::VerifyFull, Some(Ca::Rds)));
+        let aws = tls(Some(TlsMode::VerifyCa), file(), true);
+        assert_eq!(
+            (aws.mode, aws.ca),
+            (TlsMode::VerifyCa, Some(Ca::File("/ca.pem".into())))
+        );
+        let plain = tls(None, None, false);
+        assert_eq!((plain.mode, plain.ca), (TlsMode::Prefer, None));
+        let plain = tls(Some(TlsMode::VerifyFull), file(), false);
+        assert_eq!(plain.ca, Some(Ca::File("/ca.pem".into())));
+    }
+}
