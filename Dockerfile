@@ -1,9 +1,11 @@
 # syntax=docker/dockerfile:1
 #
-# migrator as one static binary in a FROM-scratch image: /migrator and the Amazon
-# RDS CA bundle, nothing else (no shell, no libc, no CA store). Application images
-# take both with COPY --from; docs/packaging.md#baking-it-into-the-application-image
-# shows how, and docs/codebuild.md#ecs-task-definition the ECS task definition.
+# migrator as one static binary in a FROM-scratch image: /migrator, nothing else
+# (no shell, no libc, no CA store: the Amazon RDS roots and the public web roots
+# are compiled into the binary). Application images take it with COPY --from;
+# docs/packaging.md#baking-it-into-the-application-image shows how, and
+# docs/codebuild.md#ecs-task-definition the ECS task definition. Nothing is
+# downloaded at build time but the Rust image and the crates of Cargo.lock.
 #
 # Build from a checkout of this repository:
 #
@@ -17,11 +19,27 @@
 #     -t shop-migrator:1.4.0 .
 #
 # Pointing "app" at the migrations folder itself (MIGRATIONS_DIR=.) sends less to
-# the builder. The build fails until RDS_CA_BUNDLE_SHA256 below is pinned.
+# the builder.
+#
+# From a static binary built outside (`cargo build --release`; no registry, no
+# Rust image): the target "prebuilt", with a folder holding only the binary,
+# named `migrator`, as the build context (docs/packaging.md#the-image):
+#
+#   mkdir /tmp/ctx && cp target/x86_64-unknown-linux-gnu/release/migrator /tmp/ctx/
+#   docker build --target prebuilt -f Dockerfile -t migrator:0.1.0 /tmp/ctx
 
 # The Rust toolchain the project is built with (Cargo.toml: rust-version). For
 # reproducible builds, pin the image by digest too: rust:1.95.0-bookworm@sha256:...
 ARG RUST_IMAGE=rust:1.95.0-bookworm
+
+# --- prebuilt: the image around a binary built outside -----------------------
+# The same image as the last stage. It comes first so that a builder stops here
+# with --target prebuilt and never looks at a stage that starts from a registry.
+FROM scratch AS prebuilt
+COPY migrator /migrator
+USER 65534:65534
+ENTRYPOINT ["/migrator"]
+CMD ["--help"]
 
 # --- app: the application's files, when it has migrations to embed -----------
 # Empty by default; `--build-context app=DIR` replaces this stage with DIR.
@@ -68,39 +86,9 @@ RUN --mount=type=bind,from=app,target=/app \
     /out/migrator --version; \
     ls -l /out/migrator
 
-# --- rds-ca: the Amazon RDS CA bundle, checked against a pinned checksum -----
-FROM ${RUST_IMAGE} AS rds-ca
-
-# The bundle of every RDS region's root and intermediate CAs.
-ARG RDS_CA_BUNDLE_URL=https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem
-# PIN THIS: the SHA-256 of global-bundle.pem, verified out of band
-# (docs/packaging.md#pinning-the-rds-ca-bundle). AWS adds CAs to the bundle from time to time; a
-# changed bundle fails this build until the new checksum is checked and pinned.
-ARG RDS_CA_BUNDLE_SHA256=
-
-RUN set -eu; \
-    curl --fail --silent --show-error --location --proto '=https' --tlsv1.2 \
-        --output /rds-ca-bundle.pem "$RDS_CA_BUNDLE_URL"; \
-    actual="$(sha256sum /rds-ca-bundle.pem | cut -d' ' -f1)"; \
-    if [ -z "$RDS_CA_BUNDLE_SHA256" ]; then \
-        echo "error: RDS_CA_BUNDLE_SHA256 is not pinned. The downloaded bundle has" \
-             "SHA-256 $actual; verify it out of band, then set the ARG default in" \
-             "the Dockerfile (or pass --build-arg RDS_CA_BUNDLE_SHA256=...)" >&2; \
-        exit 1; \
-    fi; \
-    echo "$RDS_CA_BUNDLE_SHA256  /rds-ca-bundle.pem" | sha256sum --check --strict - || { \
-        echo "error: $RDS_CA_BUNDLE_URL has SHA-256 $actual, not the pinned" \
-             "$RDS_CA_BUNDLE_SHA256: the bundle changed or the download was" \
-             "tampered with; verify it before pinning the new checksum" >&2; \
-        exit 1; \
-    }; \
-    grep -c 'BEGIN CERTIFICATE' /rds-ca-bundle.pem
-
-# --- the image: the binary and the bundle, nothing else ----------------------
+# --- the image: the binary, nothing else --------------------------------------
 FROM scratch
 
-# tls::RDS_CA_BUNDLE in the source names this path; keep both in step.
-COPY --from=rds-ca /rds-ca-bundle.pem /etc/migrator/rds-ca-bundle.pem
 COPY --from=builder /out/migrator /migrator
 
 # No /etc/passwd is needed for a numeric user: run as nobody.

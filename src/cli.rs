@@ -164,7 +164,8 @@ pub struct Global {
     )]
     pub tls: Option<TlsMode>,
 
-    /// PEM file of CA certificates to verify the database against.
+    /// PEM file of CA certificates to verify the database against; replaces the
+    /// Amazon RDS roots compiled in (the default with an AWS source).
     #[arg(long, env = "MIGRATOR_CA_FILE", global = true, value_name = "PEM")]
     pub ca_file: Option<PathBuf>,
 

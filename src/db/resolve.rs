@@ -10,6 +10,7 @@ use crate::aws::wait::Deadline;
 use crate::db::{self, DatabaseInfo, Target, Tls};
 use crate::interrupt::Interrupt;
 use crate::settings::Settings;
+use crate::tls::Ca;
 use migrator_core::backoff::Backoff;
 use migrator_core::conn::{Parts, TlsMode};
 use migrator_core::error::{Error, Result};
@@ -46,7 +47,7 @@ pub async fn target(
         let tls = tls(
             c.tls.or(parts.tls),
             c.ca_file.clone().or(parts.ca_file.clone()),
-            TlsMode::Prefer,
+            false,
         );
         let (t, info) = db::target::target(parts, &tls)?;
         return Ok((t, info, settings.wait));
@@ -101,11 +102,7 @@ pub async fn target(
     let tls = tls(
         c.tls.or(merged.tls),
         c.ca_file.clone().or(merged.ca_file.clone()),
-        if plain {
-            TlsMode::Prefer
-        } else {
-            TlsMode::VerifyFull
-        },
+        !plain,
     );
     if c.iam_auth && tls.mode == TlsMode::Disable {
         return Err(Error::usage(
@@ -126,12 +123,42 @@ pub async fn target(
     Ok((t, info, left))
 }
 
-fn tls(mode: Option<TlsMode>, ca: Option<std::path::PathBuf>, default: TlsMode) -> Tls {
+/// The TLS decision. An AWS source (`--db-secret`, `--rds-cluster`, `--iam-auth`)
+/// defaults to verify-full against the RDS roots compiled in; a CA file replaces
+/// those roots. Anything else defaults to prefer, and verifies only against a CA file.
+fn tls(mode: Option<TlsMode>, ca: Option<std::path::PathBuf>, aws: bool) -> Tls {
+    let default = if aws {
+        TlsMode::VerifyFull
+    } else {
+        TlsMode::Prefer
+    };
     Tls {
         mode: mode.unwrap_or(default),
-        ca_file: crate::tls::ca_file(ca),
+        ca: ca.map(Ca::File).or(aws.then_some(Ca::Rds)),
     }
 }
 
 /// How often `--wait` looks at the cluster again.
 const CLUSTER_POLL: Backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(2));
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    #[test]
+    fn aws_sources_verify_against_the_rds_roots_unless_a_ca_file_replaces_them() {
+        let file = || Some(PathBuf::from("/ca.pem"));
+        let aws = tls(None, None, true);
+        assert_eq!((aws.mode, aws.ca), (TlsMode::VerifyFull, Some(Ca::Rds)));
+        let aws = tls(Some(TlsMode::VerifyCa), file(), true);
+        assert_eq!(
+            (aws.mode, aws.ca),
+            (TlsMode::VerifyCa, Some(Ca::File("/ca.pem".into())))
+        );
+        let plain = tls(None, None, false);
+        assert_eq!((plain.mode, plain.ca), (TlsMode::Prefer, None));
+        let plain = tls(Some(TlsMode::VerifyFull), file(), false);
+        assert_eq!(plain.ca, Some(Ca::File("/ca.pem".into())));
+    }
+}

@@ -4,7 +4,6 @@
 //! both engines. No URL string is built here: a password never has to survive
 //! encoding and parsing back.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use sqlx::mysql::{MySqlConnectOptions, MySqlSslMode};
@@ -14,6 +13,7 @@ use tokio_postgres::config::{
 };
 use tokio_postgres_rustls::MakeRustlsConnect;
 
+use crate::tls::Ca;
 use migrator_core::conn::{Parts, TlsMode};
 use migrator_core::error::{Error, Result};
 use migrator_core::migration::Engine;
@@ -43,18 +43,18 @@ impl Target {
     }
 }
 
-/// TLS for the connection: the mode and the CA file to verify against.
+/// TLS for the connection: the mode and what to verify against.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tls {
     pub mode: TlsMode,
-    pub ca_file: Option<PathBuf>,
+    pub ca: Option<Ca>,
 }
 
 impl Default for Tls {
     fn default() -> Self {
         Tls {
             mode: TlsMode::Prefer,
-            ca_file: None,
+            ca: None,
         }
     }
 }
@@ -103,8 +103,7 @@ fn postgres(parts: Parts, tls: &Tls) -> Result<(Target, DatabaseInfo)> {
         TlsMode::Prefer => SslMode::Prefer,
         _ => SslMode::Require,
     });
-    let connector =
-        MakeRustlsConnect::new(crate::tls::client_config(tls.mode, tls.ca_file.as_deref())?);
+    let connector = MakeRustlsConnect::new(crate::tls::client_config(tls.mode, tls.ca.as_ref())?);
     let host = match config.get_hosts().first() {
         Some(Host::Tcp(h)) => h.clone(),
         Some(Host::Unix(p)) => p.display().to_string(),
@@ -281,18 +280,13 @@ fn mysql(parts: Parts, tls: &Tls) -> Result<(Target, DatabaseInfo)> {
             TlsMode::VerifyCa => MySqlSslMode::VerifyCa,
             TlsMode::VerifyFull => MySqlSslMode::VerifyIdentity,
         });
-    let options = match &tls.ca_file {
-        Some(ca) => {
+    let options = match &tls.ca {
+        Some(Ca::File(ca)) => {
             crate::tls::load_roots(ca)?;
             options.ssl_ca(ca)
         }
-        None if tls.mode.verifies() => {
-            return Err(Error::usage(format!(
-                "--tls verify-ca/verify-full needs a CA to verify against: pass --ca-file PEM \
-                 (the Amazon RDS bundle is looked for at {})",
-                crate::tls::RDS_CA_BUNDLE
-            )));
-        }
+        Some(Ca::Rds) => options.ssl_ca_from_pem(crate::tls::RDS_ROOTS_PEM.to_vec()),
+        None if tls.mode.verifies() => return Err(crate::tls::needs_a_ca(tls.mode)),
         None => options,
     };
     let Some(name) = options.get_database().map(str::to_string) else {

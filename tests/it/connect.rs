@@ -289,4 +289,20 @@ fn tls_verify_full_accepts_the_right_name_and_refuses_a_wrong_name_or_another_ca
         .env("MIGRATOR_PATH", dir.path())
         .run()
         .code(0);
+
+    // An AWS source verifies by default (verify-full) against the Amazon RDS roots
+    // compiled in, which did not sign this server; --ca-file replaces them.
+    let Some(moto) = Moto::shared() else { return };
+    let secret = unique("tls");
+    moto.secret(&secret, &pg.url("localhost"));
+    let aws = |args: &[&str]| {
+        let mut full = vec!["status", "--db-secret", &secret];
+        full.extend_from_slice(args);
+        moto.env(Cmd::new(&full))
+            .env("MIGRATOR_PATH", dir.path())
+            .run()
+    };
+    aws(&[]).code(3).has("certificate");
+    aws(&["--ca-file", &ca]).code(0);
+    aws(&["--ca-file", &other]).code(3).has("certificate");
 }

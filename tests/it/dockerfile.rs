@@ -1,8 +1,10 @@
-//! The Dockerfile cannot be built where the tests run (no Docker engine), so
-//! these tests hold it to what can be checked from the repository: every path it
-//! copies exists and is not excluded from the build context, the final stage is
-//! `scratch` with `/migrator` as its entrypoint, the RDS bundle lands where
-//! `tls::RDS_CA_BUNDLE` says, and the toolchain image matches `rust-version`.
+//! The Dockerfile's builder stage cannot be built where the tests run (no Docker
+//! engine, no registry image), so these tests hold it to what can be checked from
+//! the repository: every path it copies exists and is not excluded from the build
+//! context, the final stage is `scratch` with `/migrator` as its entrypoint, the
+//! `prebuilt` target makes the same image from a binary built outside, nothing is
+//! downloaded, and the toolchain image matches `rust-version`. `scripts/image`
+//! builds the `prebuilt` target with podman and runs it.
 
 use std::path::Path;
 
@@ -52,6 +54,33 @@ fn dockerfile() -> Vec<String> {
     instructions(&text)
 }
 
+/// The instructions of the stage named `name` (`FROM ... AS name` up to the next
+/// FROM).
+fn stage(all: &[String], name: &str) -> Vec<String> {
+    let start = all
+        .iter()
+        .position(|i| i.starts_with("FROM ") && i.ends_with(&format!(" AS {name}")))
+        .unwrap_or_else(|| panic!("no stage {name}"));
+    let len = all[start + 1..]
+        .iter()
+        .position(|i| i.starts_with("FROM "))
+        .map_or(all.len() - start, |n| n + 1);
+    all[start..start + len].to_vec()
+}
+
+/// The instructions that make the image's configuration, in order.
+fn config(stage: &[String]) -> Vec<&str> {
+    stage
+        .iter()
+        .map(String::as_str)
+        .filter(|i| {
+            ["USER ", "ENTRYPOINT ", "CMD "]
+                .iter()
+                .any(|p| i.starts_with(p))
+        })
+        .collect()
+}
+
 #[test]
 fn every_copied_path_exists_and_is_in_the_build_context() {
     let ignored: Vec<String> = std::fs::read_to_string(repo().join(".dockerignore"))
@@ -60,9 +89,12 @@ fn every_copied_path_exists_and_is_in_the_build_context() {
         .map(|l| l.trim().trim_end_matches('/').to_string())
         .filter(|l| !l.is_empty() && !l.starts_with('#'))
         .collect();
+    let all = dockerfile();
+    // The prebuilt target's context is a folder holding the binary, not the repository.
+    let prebuilt = stage(&all, "prebuilt");
     let mut checked = 0;
-    for instruction in dockerfile() {
-        let Some((flags, sources, _)) = copy_parts(&instruction) else {
+    for instruction in all.iter().filter(|i| !prebuilt.contains(i)) {
+        let Some((flags, sources, _)) = copy_parts(instruction) else {
             continue;
         };
         if flags.iter().any(|f| f.starts_with("--from=")) {
@@ -86,7 +118,7 @@ fn every_copied_path_exists_and_is_in_the_build_context() {
 }
 
 #[test]
-fn the_image_is_scratch_with_the_binary_and_the_rds_bundle() {
+fn the_image_is_scratch_with_the_binary_alone() {
     let all = dockerfile();
     let last_from = all
         .iter()
@@ -98,27 +130,53 @@ fn the_image_is_scratch_with_the_binary_and_the_rds_bundle() {
         last.iter().any(|i| i == r#"ENTRYPOINT ["/migrator"]"#),
         "{last:#?}"
     );
-    let destinations: Vec<&str> = last
-        .iter()
-        .filter_map(|i| copy_parts(i))
-        .map(|(_, _, d)| d)
-        .collect();
-    assert!(destinations.contains(&"/migrator"), "{destinations:?}");
-    assert!(
-        destinations.contains(&migrator::tls::RDS_CA_BUNDLE),
-        "the bundle must land at tls::RDS_CA_BUNDLE ({}); copied to {destinations:?}",
-        migrator::tls::RDS_CA_BUNDLE
+    assert!(last.iter().any(|i| i == "USER 65534:65534"), "{last:#?}");
+    let copies: Vec<_> = last.iter().filter_map(|i| copy_parts(i)).collect();
+    assert_eq!(
+        copies,
+        [(vec!["--from=builder"], vec!["/out/migrator"], "/migrator")],
+        "the binary is all the image holds (the RDS roots are compiled in)"
     );
     assert!(
         all.iter()
             .any(|i| i.contains("MIGRATOR_EMBED_DIR=") && i.contains("MIGRATIONS_DIR")),
         "MIGRATIONS_DIR is handed to build.rs as MIGRATOR_EMBED_DIR"
     );
-    assert!(
-        all.iter()
-            .any(|i| i.contains("sha256sum --check") && i.contains("RDS_CA_BUNDLE_SHA256")),
-        "the RDS bundle is checked against a pinned checksum"
-    );
+}
+
+#[test]
+fn the_prebuilt_target_is_the_same_image_from_a_binary_in_the_context() {
+    let all = dockerfile();
+    let prebuilt = stage(&all, "prebuilt");
+    assert_eq!(prebuilt[0], "FROM scratch AS prebuilt");
+    let copies: Vec<_> = prebuilt.iter().filter_map(|i| copy_parts(i)).collect();
+    assert_eq!(copies, [(vec![], vec!["migrator"], "/migrator")]);
+    let last_from = all.iter().rposition(|i| i.starts_with("FROM ")).unwrap();
+    assert_eq!(config(&prebuilt), config(&all[last_from..]));
+    // Before any stage that starts from a registry image, so that building it
+    // never needs one.
+    let first_registry = all
+        .iter()
+        .position(|i| i.starts_with("FROM ") && !i.starts_with("FROM scratch"))
+        .expect("the builder stage");
+    let prebuilt_at = all.iter().position(|i| *i == prebuilt[0]).unwrap();
+    assert!(prebuilt_at < first_registry);
+}
+
+#[test]
+fn the_build_downloads_nothing() {
+    // The RDS roots are compiled in (src/rds-roots.pem, scripts/rds-roots); the
+    // only things fetched are the Rust image and the crates of Cargo.lock.
+    for instruction in dockerfile() {
+        let lower = instruction.to_lowercase();
+        for word in ["curl ", "wget ", "http://", "https://", "git clone"] {
+            assert!(!lower.contains(word), "fetches something: {instruction}");
+        }
+        assert!(
+            !instruction.starts_with("ADD "),
+            "ADD can fetch: {instruction}"
+        );
+    }
 }
 
 #[test]

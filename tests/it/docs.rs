@@ -6,7 +6,7 @@
 //! Links are Markdown links `[text](target)` and reference definitions
 //! `[name]: target` outside code (fenced blocks and `code spans`), and, in the
 //! Dockerfile and buildspec.yml, bare mentions such as
-//! `docs/packaging.md#pinning-the-rds-ca-bundle`, read from the repository root.
+//! `docs/packaging.md#the-amazon-rds-roots`, read from the repository root.
 //! `http(s)://`, `mailto:` and other external targets are not checked. Anchors
 //! follow GitHub's slugs: lowercase, a space becomes `-`, punctuation other than
 //! `-` and `_` is dropped, and a repeated heading gets `-1`, `-2`, ….

@@ -149,7 +149,7 @@ fn ldd_finds_no_dynamic_dependency() {
 #[test]
 fn no_openssl_in_the_dependency_graph() {
     // The image has no libssl and no CA store: TLS must be rustls, with roots
-    // compiled in or read from a named file (tls::RDS_CA_BUNDLE, --ca-file).
+    // compiled in (tls::RDS_ROOTS_PEM, the web roots) or read from --ca-file.
     let lock = fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.lock"))
         .expect("Cargo.lock is committed");
     let forbidden = ["openssl", "openssl-sys", "native-tls"];
