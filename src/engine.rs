@@ -1,9 +1,9 @@
 //! The engine: the one sequence every changing command runs, written once
 //! against the [`Driver`] trait.
 //!
-//! lock → history → adopt → validate → plan → split the planned scripts →
-//! create the history table (only now) → execute, one commit per migration →
-//! unlock. Nothing is written before the last check passed: bad SQL, a refused
+//! lock → history → read another tool's history → validate → plan → split the
+//! planned scripts → create the history table and record adopted versions (only
+//! now) → execute, one commit per migration → unlock. Nothing is written before the last check passed: bad SQL, a refused
 //! plan or a missing `--yes` all end the run with the database as it was.
 //!
 //! It fills a [`RunReport`] and prints nothing; reading the files, connecting,
@@ -104,6 +104,7 @@ async fn locked<D: Driver>(
     let history = db.history().await?;
     let mut table_exists = history.is_some();
     let mut rows = history.unwrap_or_default();
+    let mut to_adopt: Option<Vec<Adopted>> = None;
 
     if let Change::Force { .. } | Change::Baseline { .. } = change {
         report.version_before = current_version(&rows);
@@ -112,11 +113,6 @@ async fn locked<D: Driver>(
     if !table_exists && options.adopt && matches!(change, Change::Up { .. }) {
         let dry_run = matches!(change, Change::Up { dry_run: true, .. });
         if let Some((adoption, adopted)) = find_foreign(db, files).await? {
-            if !dry_run {
-                db.create_history().await?;
-                db.insert_applied(&adopted).await?;
-                table_exists = true;
-            }
             tracing::warn!(
                 tool = adoption.tool.label(),
                 table = %adoption.table,
@@ -125,6 +121,10 @@ async fn locked<D: Driver>(
             );
             rows = adopted_rows(&adopted);
             report.adopted = Some(adoption);
+            // Written only once every check below has passed, and never in a dry run.
+            if !dry_run {
+                to_adopt = Some(adopted);
+            }
         }
     }
     report.version_before = current_version(&rows);
@@ -160,18 +160,27 @@ async fn locked<D: Driver>(
     {
         return Err(not_confirmed(&planned, *target));
     }
-    if dry_run || planned.is_empty() {
+    if dry_run {
         return Ok(());
     }
-    if let Some(signal) = interrupt.signal() {
+    if let (Some(first), Some(signal)) = (planned.first(), interrupt.signal()) {
         // Before the first write, not only before the first migration.
         return Err(Error::Interrupted {
             signal,
             detail: Some(format!(
                 "stopped before {}; nothing was applied",
-                planned[0].label()
+                first.label()
             )),
         });
+    }
+    // Every check passed: the first write of the run.
+    if let Some(adopted) = to_adopt {
+        db.create_history().await?;
+        db.insert_applied(&adopted).await?;
+        table_exists = true;
+    }
+    if planned.is_empty() {
+        return Ok(());
     }
     if !table_exists {
         db.create_history().await?;

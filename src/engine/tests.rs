@@ -910,6 +910,22 @@ async fn a_failed_foreign_history_is_refused_before_anything_is_written() {
 }
 
 #[tokio::test]
+async fn a_refused_run_over_a_foreign_history_adopts_nothing() {
+    // Adoption is a write: it waits for every check, so a refusal leaves no table.
+    let mut db =
+        MemDriver::postgres().with_foreign(Tool::Sqlx, &[("1", "m", "true"), ("3", "m", "true")]);
+    let (result, report) = go(&mut db, &files(&[1, 2, 3, 4]), up()).await;
+    assert!(
+        matches!(&result, Err(Error::Refused(r)) if matches!(r[..], [Refusal::OutOfOrder { version: 2, .. }])),
+        "{result:?}"
+    );
+    assert!(db.writes().is_empty(), "{:?}", db.calls);
+    assert!(db.rows.is_none(), "no history table");
+    assert_eq!(db.calls.last(), Some(&Unlock));
+    assert!(report.applied.is_empty());
+}
+
+#[tokio::test]
 async fn history_shows_a_foreign_history_without_writing() {
     let mut db = MemDriver::postgres().with_foreign(Tool::Diesel, &[("1", "", "true")]);
     let rows = history(&mut db, &files(&[1, 2]), true).await.unwrap();

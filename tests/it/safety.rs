@@ -64,6 +64,27 @@ engines!(refuses_dirty_golang_migrate, |e| {
     assert!(!db.table_exists("c"));
 });
 
+engines!(a_refused_takeover_writes_nothing, |e| {
+    // refinery recorded 1 and 3; file 2 was never applied: out of order, refused
+    // before adoption writes anything.
+    let db = TestDb::new(e);
+    let int = if e == Engine::Pg { "INT4" } else { "INT" };
+    db.sql(&format!("CREATE TABLE refinery_schema_history (version {int} PRIMARY KEY, name VARCHAR(255), applied_on VARCHAR(255), checksum VARCHAR(255))"));
+    db.sql("INSERT INTO refinery_schema_history VALUES (1, 'a', '2026-01-01T00:00:00Z', '1'), (3, 'c', '2026-01-02T00:00:00Z', '3')");
+    let dir = Dir::new(&[
+        ("1_a.up.sql", "CREATE TABLE a1 (id INT);"),
+        ("3_c.up.sql", "CREATE TABLE c (id INT);"),
+        ("2_b.up.sql", "CREATE TABLE b2 (id INT);"),
+        ("4_d.up.sql", "CREATE TABLE d (id INT);"),
+    ]);
+    Cmd::on(&db, &dir, &["up"])
+        .run()
+        .code(5)
+        .has("older than the current version 3");
+    assert!(!db.table_exists("migrator_history"));
+    assert!(!db.table_exists("d"));
+});
+
 engines!(adopts_sqlx_and_refuses_a_failed_row, |e| {
     let db = TestDb::new(e);
     existing_schema(&db);
