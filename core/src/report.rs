@@ -155,6 +155,9 @@ pub struct RunReport {
     pub refusals: Vec<Refusal>,
     /// Another tool's history taken over by this run, if any.
     pub adopted: Option<Adoption>,
+    /// `--init-sql` values run at the start of every session, in order (a value
+    /// containing a registered secret shows it masked).
+    pub init_sql: Vec<String>,
     /// The error message for any other error (connection, lock, configuration).
     pub error: Option<String>,
     pub duration_ms: u64,
@@ -180,6 +183,7 @@ impl RunReport {
             failure: None,
             refusals: Vec::new(),
             adopted: None,
+            init_sql: Vec::new(),
             error: None,
             duration_ms: 0,
             context: Context::default(),

@@ -118,5 +118,5 @@ pub async fn connect(settings: &Settings, interrupt: &Interrupt) -> Result<AnyDr
     let (target, info, left) = crate::db::resolve::target(settings, interrupt).await?;
     let wait = left.map(|total| WaitPolicy { total });
     tracing::debug!(database = %info, "connecting");
-    db::connect(&target, info, wait, interrupt).await
+    db::connect(&target, info, wait, &settings.init_sql, interrupt).await
 }

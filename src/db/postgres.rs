@@ -86,6 +86,7 @@ pub async fn connect(
     tls: &MakeRustlsConnect,
     info: DatabaseInfo,
     wait: Option<WaitPolicy>,
+    init_sql: &[String],
     interrupt: &Interrupt,
 ) -> Result<Postgres> {
     let (client, connection) = super::retry_connect(&info, wait, interrupt, || async {
@@ -103,6 +104,12 @@ pub async fn connect(
             tracing::debug!(error = %e, "connection closed");
         }
     });
+    for sql in init_sql {
+        client
+            .batch_execute(sql)
+            .await
+            .map_err(|e| super::init_sql_failed(sql, describe(&e)))?;
+    }
     let token = client.cancel_token();
     let cancel_tls = tls.clone();
     interrupt.set_canceller(Arc::new(move || {

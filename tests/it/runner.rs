@@ -534,3 +534,116 @@ engines!(protected_environments_need_the_name_typed_again, |e| {
         .code(2);
     assert_eq!(db.history(), ["1:applied"]);
 });
+
+#[test]
+fn mysql_a_first_statement_that_fails_leaves_no_dirty_state() {
+    // The failing DDL's implicit commit persisted the `running` row, yet nothing
+    // of the migration took effect: the failure is clean and the next run retries.
+    let db = TestDb::new(Engine::My);
+    let dir = Dir::new(&[
+        ("1_a.up.sql", "CREATE TABLE a (id INT);\n"),
+        (
+            "2_b.up.sql",
+            "ALTER TABLE non_existent ADD COLUMN x INT;\nCREATE TABLE b (id INT);\n",
+        ),
+    ]);
+    let r = Cmd::on(&db, &dir, &["up"]).run();
+    r.code(1).has("2_b.up.sql:1:");
+    assert!(!r.all().contains("dirty"), "{}", r.all());
+    assert_eq!(db.history(), ["1:applied"]);
+    Cmd::on(&db, &dir, &["up"])
+        .run()
+        .code(1)
+        .has("non_existent");
+    // A failure after a statement took effect is still dirty.
+    dir.write(
+        "2_b.up.sql",
+        b"CREATE TABLE b (id INT);\nALTER TABLE non_existent ADD COLUMN x INT;\n",
+    );
+    Cmd::on(&db, &dir, &["up"]).run().code(1).has("dirty");
+    assert_eq!(db.history(), ["1:applied", "2:failed"]);
+}
+
+#[test]
+fn mysql_a_statement_over_max_allowed_packet_is_named_and_not_dirty() {
+    let db = TestDb::new(Engine::My);
+    let max: usize = db.sql("SELECT @@max_allowed_packet").parse().unwrap();
+    let big = format!(
+        "INSERT INTO a VALUES ('{}');\n",
+        "x".repeat(max + 1024 * 1024)
+    );
+    let dir = Dir::new(&[
+        ("1_a.up.sql", "CREATE TABLE a (v LONGTEXT);\n"),
+        ("2_big.up.sql", &big),
+    ]);
+    let r = Cmd::on(&db, &dir, &["up"]).run();
+    r.code(1).has("max_allowed_packet");
+    assert!(!r.all().contains("marked dirty"), "{}", r.all());
+    assert_eq!(db.history(), ["1:applied"]);
+    Cmd::on(&db, &dir, &["up"])
+        .run()
+        .code(1)
+        .has("max_allowed_packet");
+}
+
+#[test]
+fn mysql_init_sql_lets_a_table_reference_one_created_after_it() {
+    let db = TestDb::new(Engine::My);
+    let dir = Dir::new(&[(
+        "1_fk.up.sql",
+        "CREATE TABLE child (id INT PRIMARY KEY, parent_id INT, \
+         FOREIGN KEY (parent_id) REFERENCES parent (id)) ENGINE=InnoDB;\n\
+         CREATE TABLE parent (id INT PRIMARY KEY) ENGINE=InnoDB;\n",
+    )]);
+    Cmd::on(&db, &dir, &["up"])
+        .run()
+        .code(1)
+        .has("1_fk.up.sql:1:");
+    assert!(!db.table_exists("child"));
+    let secret_sql = format!("SET @note = '{}'", crate::common::SECRET);
+    let r = Cmd::on(
+        &db,
+        &dir,
+        &[
+            "up",
+            "--output",
+            "json",
+            "--init-sql",
+            "SET FOREIGN_KEY_CHECKS=0",
+            "--init-sql",
+            &secret_sql,
+        ],
+    )
+    .run();
+    let j = r.code(0).json();
+    assert!(db.table_exists("child") && db.table_exists("parent"));
+    assert_eq!(
+        j["init_sql"],
+        serde_json::json!(["SET FOREIGN_KEY_CHECKS=0", "SET @note = '***'"])
+    );
+}
+
+#[test]
+fn postgres_init_sql_runs_on_every_session_before_the_lock() {
+    let db = TestDb::new(Engine::Pg);
+    db.sql("CREATE SCHEMA app");
+    let dir = Dir::new(&[("1_t.up.sql", "CREATE TABLE t (id INT);\n")]);
+    Cmd::on(&db, &dir, &["up"])
+        .env("MIGRATOR_INIT_SQL", "SET search_path TO app")
+        .run()
+        .code(0);
+    assert_eq!(
+        db.sql("SELECT table_schema FROM information_schema.tables WHERE table_name = 't'"),
+        "app"
+    );
+    // status opens a session too: it finds the history in `app`.
+    Cmd::on(&db, &dir, &["status"])
+        .env("MIGRATOR_INIT_SQL", "SET search_path TO app")
+        .run()
+        .code(0)
+        .has("1 applied, 0 pending");
+    Cmd::on(&db, &dir, &["up", "--init-sql", "SET nonsense_setting = 1"])
+        .run()
+        .code(1)
+        .has("--init-sql `SET nonsense_setting = 1`");
+}
