@@ -249,16 +249,41 @@ fn classify(path: &str) -> Class<'_> {
     }
     match parts.as_slice() {
         [file] => classify_top(path, file),
-        [folder, file] if !folder.is_empty() => {
+        [folder, file @ ("up.sql" | "down.sql" | "metadata.toml")] if !folder.is_empty() => {
             let file = match *file {
                 "up.sql" => DieselFile::Up,
                 "down.sql" => DieselFile::Down,
-                "metadata.toml" => DieselFile::Metadata,
-                _ => return Class::Ignore,
+                _ => DieselFile::Metadata,
             };
             Class::Named(Key::Diesel { folder, file })
         }
-        _ => Class::Ignore,
+        [.., file] => classify_nested(path, file),
+        [] => Class::Ignore,
+    }
+}
+
+/// A file in a subfolder that is not part of a diesel folder. refinery walks its
+/// folder recursively, so its files count wherever they are; the other tools
+/// read the top level only, so a migration-like file below it is an error
+/// rather than a silent no-op.
+fn classify_nested<'a>(path: &str, file: &'a str) -> Class<'a> {
+    match classify_top(path, file) {
+        refinery @ Class::Named(Key::Top {
+            kind: NameKind::Refinery,
+            ..
+        }) => refinery,
+        Class::Named(_) => Class::Bad(Problem::new(
+            path,
+            "a migration file in a subfolder: only refinery reads subfolders (diesel: one folder \
+             per migration holding up.sql), so this file would never run",
+            "move it to the top level of the migrations folder",
+        )),
+        Class::Ignore if matches!(file, "up.sql" | "down.sql") => Class::Bad(Problem::new(
+            path,
+            "a diesel migration folder inside another folder: diesel reads only the top level",
+            "move the folder to the top level of the migrations folder",
+        )),
+        other => other,
     }
 }
 
@@ -1500,6 +1525,31 @@ mod tests {
         assert!(!dbmate.migrations[0].transactional);
         let diesel = ok(&[entry("1_a/up.sql", "-- morph:nontransactional\nSELECT 1;")]);
         assert!(!diesel.migrations[0].transactional);
+    }
+
+    #[test]
+    fn refinery_reads_subfolders_and_the_other_formats_refuse_nested_migrations() {
+        let parsed = ok(&[
+            entry("V1__a.sql", "SELECT 1;"),
+            entry("V1-2/V2__add_cars.sql", "SELECT 2;"),
+            entry("later/deeper/V3__c.sql", "SELECT 3;"),
+            entry("later/notes.md", "x"),
+        ]);
+        assert_eq!(parsed.format, Some(Format::Refinery));
+        assert_eq!(versions(&parsed), [1, 2, 3]);
+        assert_eq!(parsed.migrations[1].up.path, "V1-2/V2__add_cars.sql");
+        assert_eq!(parsed.ignored, ["later/notes.md"]);
+
+        for nested in [
+            "old/3_c.up.sql",
+            "old/20200101000000_c.sql",
+            "x/2021-01-01-000000_a/up.sql",
+        ] {
+            let e = err(&[entry("1_a.up.sql", "SELECT 1;"), entry(nested, "SELECT 3;")]);
+            assert_eq!(e.problems.len(), 1, "{nested}: {e}");
+            assert_eq!(e.problems[0].path, nested);
+            assert!(e.problems[0].hint.contains("top level"), "{e}");
+        }
     }
 
     #[test]

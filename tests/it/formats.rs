@@ -38,6 +38,32 @@ engines!(refinery_files, |e| {
     );
 });
 
+engines!(refinery_files_in_subfolders_are_applied, |e| {
+    let db = applies(
+        e,
+        &[
+            ("V1__a.sql", "CREATE TABLE a (id INT);"),
+            ("V1-2/V2__add_cars.sql", "CREATE TABLE cars (id INT);"),
+        ],
+        &["a", "cars"],
+    );
+    assert_eq!(db.history(), ["1:applied", "2:applied"]);
+});
+
+engines!(a_nested_migration_of_a_top_level_format_is_refused, |e| {
+    let db = TestDb::new(e);
+    let dir = Dir::new(&[
+        ("1_a.up.sql", "CREATE TABLE a (id INT);"),
+        ("old/2_b.up.sql", "CREATE TABLE b (id INT);"),
+    ]);
+    Cmd::on(&db, &dir, &["up"])
+        .run()
+        .code(2)
+        .has("old/2_b.up.sql")
+        .has("subfolder");
+    assert!(!db.table_exists("a"));
+});
+
 engines!(diesel_folders, |e| {
     let db = TestDb::new(e);
     let dir = Dir::new(&[
