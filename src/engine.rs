@@ -388,6 +388,11 @@ async fn run_single_transaction<D: Driver>(
     }
 }
 
+/// Errors of a statement that cannot run inside a transaction: PostgreSQL's
+/// SQLSTATE 25001 (CREATE INDEX CONCURRENTLY, VACUUM …); MySQL's 1179 ("not
+/// allowed … in a transaction") and 1568 (transaction characteristics).
+const NO_TRANSACTION_CODES: [&str; 3] = ["25001", "1179", "1568"];
+
 /// Maps a driver failure back into the file for people.
 fn exec_failed(
     exec: &Exec<'_>,
@@ -433,6 +438,24 @@ fn failure(
     if err.connection_lost {
         message = format!("the connection to the database was lost: {message}");
     }
+    let mut detail = err.detail;
+    if exec.migration.transactional
+        && err
+            .code
+            .as_deref()
+            .is_some_and(|c| NO_TRANSACTION_CODES.contains(&c))
+    {
+        // CREATE INDEX CONCURRENTLY and the like: the file has to say so.
+        let hint = format!(
+            "hint: this statement cannot run inside a transaction; {} to run the migration \
+             without one",
+            exec.migration.format.no_transaction_marker()
+        );
+        detail = Some(match detail {
+            Some(d) => format!("{d}\n{hint}"),
+            None => hint,
+        });
+    }
     Failure {
         version: exec.migration.version,
         name: exec.migration.name.clone(),
@@ -442,7 +465,7 @@ fn failure(
         statement: stmt.map(|s| s.sql.to_string()),
         code: err.code,
         message,
-        detail: err.detail,
+        detail,
         dirty: err.dirty,
         previous_version,
     }

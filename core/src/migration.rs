@@ -38,6 +38,8 @@ pub struct Migration {
     /// `false` when the files carry a no-transaction marker; such a migration
     /// runs statement by statement, outside a transaction.
     pub transactional: bool,
+    /// The layout its files follow (the folder's one format).
+    pub format: Format,
 }
 
 impl Migration {
@@ -61,6 +63,24 @@ pub enum Format {
     Dbmate,
     /// goose: one file with `-- +goose Up` / `-- +goose Down` sections.
     Goose,
+}
+
+impl Format {
+    /// How a file of this format says "run me outside a transaction", and where
+    /// the marker must stand: the hint for a statement that cannot run in one.
+    pub fn no_transaction_marker(self) -> &'static str {
+        match self {
+            Format::GolangMigrate => {
+                "put `-- no-transaction` on the first line of the up file (sqlx's marker)"
+            }
+            Format::Refinery => "add a line `-- refinery:noTransaction` to the file",
+            Format::Diesel => {
+                "add `run_in_transaction = false` to the migration folder's metadata.toml"
+            }
+            Format::Dbmate => "write the up marker as `-- migrate:up transaction:false`",
+            Format::Goose => "add a line `-- +goose NO TRANSACTION` above `-- +goose Up`",
+        }
+    }
 }
 
 impl fmt::Display for Format {

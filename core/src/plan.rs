@@ -258,6 +258,7 @@ pub(crate) mod tests {
             down: reversible.then(|| script("down")),
             checksum: format!("sum{version}"),
             transactional: true,
+            format: crate::migration::Format::GolangMigrate,
         }
     }
 

@@ -463,7 +463,8 @@ fn failure(report: &RunReport) -> Option<String> {
     }
     out.push_str(&format!(": {}", escape_within(&f.message, MESSAGE_EXCERPT)));
     if let Some(d) = &f.detail {
-        out.push_str(&format!("\n*Detail:* {}", escape_within(d, 300)));
+        // Already labelled, one line each (`detail: …`, `hint: …`).
+        out.push_str(&format!("\n{}", escape_within(d, 300)));
     }
     if let Some(stmt) = &f.statement {
         // One line (the excerpt folds whitespace), so a code block never spans a cut.

@@ -182,6 +182,11 @@ pub fn parse(entries: &[Entry]) -> Result<Parsed, SourceError> {
     build_single_files(&files, &mut units, &mut problems);
     build_diesel(&files, &mut units, &mut problems);
     check_unique_versions(&mut units, &mut problems);
+    for m in units.iter().filter_map(|u| u.migration.as_ref()) {
+        for script in std::iter::once(&m.up).chain(&m.down) {
+            problems.extend(misplaced_marker(script));
+        }
+    }
 
     if !problems.is_empty() {
         problems.sort();
@@ -540,6 +545,7 @@ fn whole(path: &str, sql: &str) -> Script {
 }
 
 fn migration(
+    format: Format,
     version: Version,
     name: &str,
     up: Script,
@@ -554,6 +560,7 @@ fn migration(
         up,
         down,
         transactional,
+        format,
     }
 }
 
@@ -663,7 +670,14 @@ fn build_golang_migrate<'a>(
                 Some(down) => Some(whole(down.path, down.text.as_deref()?)),
                 None => None,
             };
-            Some(migration(version, name, up_script, down_script, false))
+            Some(migration(
+                Format::GolangMigrate,
+                version,
+                name,
+                up_script,
+                down_script,
+                false,
+            ))
         })();
         units.push(Unit {
             version,
@@ -686,6 +700,7 @@ fn build_single_files<'a>(
         let built = match (file.kind, file.text.as_deref()) {
             (Kind::Refinery | Kind::Dbmate | Kind::Goose, None) => None,
             (Kind::Refinery, Some(text)) => Some(migration(
+                Format::Refinery,
                 version,
                 name,
                 whole(file.path, text),
@@ -728,6 +743,7 @@ fn build_dbmate(
         goose_annotations: false,
     };
     Some(migration(
+        Format::Dbmate,
         version,
         name,
         to_script(up),
@@ -759,6 +775,7 @@ fn build_goose(
         goose_annotations: true,
     };
     Some(migration(
+        Format::Goose,
         version,
         name,
         to_script(up),
@@ -824,7 +841,14 @@ fn build_diesel<'a>(files: &[File<'a>], units: &mut Vec<Unit<'a>>, problems: &mu
                 Some(meta) => !run_in_transaction(meta.path, meta.text.as_deref()?, problems)?,
                 None => false,
             };
-            Some(migration(version, name, up_script, down_script, no_tx))
+            Some(migration(
+                Format::Diesel,
+                version,
+                name,
+                up_script,
+                down_script,
+                no_tx,
+            ))
         })();
         units.push(Unit {
             version,
@@ -1058,6 +1082,29 @@ fn is_code(line: &str) -> bool {
 /// The text of a `--` comment line, trimmed.
 fn comment(line: &str) -> Option<&str> {
     line.trim().strip_prefix("--").map(str::trim)
+}
+
+/// A `-- no-transaction` line that is not the script's first non-blank line:
+/// it would be silently ignored, and the migration run in a transaction.
+fn misplaced_marker(script: &Script) -> Option<Problem> {
+    let mut lines = script
+        .sql
+        .lines()
+        .enumerate()
+        .filter(|(_, line)| !line.trim().is_empty());
+    lines.next();
+    let (index, _) = lines.find(|(_, line)| {
+        comment(line).is_some_and(|c| c.eq_ignore_ascii_case("no-transaction"))
+    })?;
+    Some(
+        Problem::new(
+            &script.path,
+            "`-- no-transaction` is recognized only as the first line of the script; here it \
+             would be ignored and the migration run in a transaction",
+            "move it to the first line (before any SQL or other comment)",
+        )
+        .at(script.first_line + index),
+    )
 }
 
 /// `-- no-transaction` as the first non-blank line (sqlx), or a line
@@ -1499,7 +1546,6 @@ mod tests {
                 "1_sqlx.sql",
                 "\n  \n-- no-transaction\nCREATE INDEX CONCURRENTLY i ON t (id);\n",
             ),
-            entry("2_late.sql", "SELECT 1;\n-- no-transaction\n"),
             entry(
                 "3_refinery.sql",
                 "SELECT 1;\n-- refinery:noTransaction\nSELECT 2;\n",
@@ -1511,7 +1557,19 @@ mod tests {
             entry("5_plain.up.sql", "SELECT '-- no-transaction';\n"),
         ]);
         let flags: Vec<bool> = parsed.migrations.iter().map(|m| m.transactional).collect();
-        assert_eq!(flags, [false, true, false, false, true]);
+        assert_eq!(flags, [false, false, false, true]);
+        // Anywhere but the first line it would be ignored: an error naming the line.
+        let e = err(&[entry("2_late.sql", "SELECT 1;\n-- no-transaction\n")]);
+        assert_eq!(
+            (e.problems[0].path.as_str(), e.problems[0].line),
+            ("2_late.sql", Some(2))
+        );
+        assert!(e.problems[0].message.contains("first line"), "{e}");
+        let e = err(&[entry(
+            "3_s.sql",
+            "-- migrate:up\nSELECT 1;\n-- no-transaction\n-- migrate:down\n",
+        )]);
+        assert_eq!(e.problems[0].line, Some(3), "{e}");
     }
 
     #[test]

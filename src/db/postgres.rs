@@ -186,12 +186,7 @@ fn exec_error(
     if let Some(db) = e.as_db_error() {
         err.code = Some(db.code().code().to_string());
         err.message = db.message().to_string();
-        err.detail = match (db.detail(), db.hint()) {
-            (Some(d), Some(h)) => Some(format!("{d} (hint: {h})")),
-            (Some(d), None) => Some(d.to_string()),
-            (None, Some(h)) => Some(format!("hint: {h}")),
-            (None, None) => None,
-        };
+        err.detail = migrator_core::error::detail_lines(db.detail(), db.hint());
         err.cancelled = *db.code() == SqlState::QUERY_CANCELED;
         if let Some(ErrorPosition::Original(pos)) = db.position() {
             let pos = (*pos as usize).saturating_sub(skip_chars);

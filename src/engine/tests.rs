@@ -304,6 +304,7 @@ fn file_with(version: Version, up_sql: &str) -> Migration {
         down: Some(script("down", &format!("DROP TABLE t{version};\n"))),
         checksum: format!("sum{version}"),
         transactional: true,
+        format: migrator_core::migration::Format::GolangMigrate,
     }
 }
 
@@ -612,6 +613,41 @@ async fn a_server_offset_wins_over_the_statement_start_and_clean_failures_stay_c
     );
     assert!(report.applied.is_empty());
     assert_eq!(db.recorded(), [], "rolled back, no row");
+}
+
+#[tokio::test]
+async fn a_statement_that_cannot_run_in_a_transaction_names_the_formats_marker() {
+    let sql = "CREATE INDEX CONCURRENTLY i ON t (id);\n";
+    let err = ExecError {
+        statement: Some(0),
+        code: Some("25001".into()),
+        message: "CREATE INDEX CONCURRENTLY cannot run inside a transaction block".into(),
+        detail: Some("detail: from the server".into()),
+        ..ExecError::default()
+    };
+    let mut refinery = file_with(1, sql);
+    refinery.format = migrator_core::migration::Format::Refinery;
+    let mut db = MemDriver::postgres().failing(1, err.clone());
+    let (result, _) = go(&mut db, &[refinery], up()).await;
+    let Err(Error::MigrationFailed(failure)) = &result else {
+        panic!("expected a migration failure, got {result:?}");
+    };
+    let detail = failure.detail.as_deref().unwrap_or_default();
+    assert!(
+        detail.starts_with("detail: from the server\nhint: "),
+        "{detail}"
+    );
+    assert!(detail.contains("-- refinery:noTransaction"), "{detail}");
+
+    // Already outside a transaction: the hint would be wrong.
+    let mut no_tx = file_with(1, sql);
+    no_tx.transactional = false;
+    let mut db = MemDriver::postgres().failing(1, err);
+    let (result, _) = go(&mut db, &[no_tx], up()).await;
+    let Err(Error::MigrationFailed(failure)) = &result else {
+        panic!("expected a migration failure, got {result:?}");
+    };
+    assert_eq!(failure.detail.as_deref(), Some("detail: from the server"));
 }
 
 #[tokio::test]

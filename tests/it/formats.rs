@@ -147,6 +147,40 @@ fn postgres_bodies_do_blocks_and_concurrent_indexes() {
 }
 
 #[test]
+fn postgres_concurrent_index_in_a_transaction_names_the_marker() {
+    let db = TestDb::new(Engine::Pg);
+    let dir = Dir::new(&[
+        ("1_t.up.sql", "CREATE TABLE t (id INT);\n"),
+        (
+            "2_idx.up.sql",
+            "CREATE INDEX CONCURRENTLY t_id ON t (id);\n",
+        ),
+    ]);
+    Cmd::on(&db, &dir, &["up"])
+        .run()
+        .code(1)
+        .has("[25001]")
+        .has("2_idx.up.sql:1:")
+        .has("put `-- no-transaction` on the first line of the up file")
+        .has("rolled back");
+    assert_eq!(db.history(), ["1:applied"]);
+    // A marker where it is not recognized is an error naming the line.
+    dir.write(
+        "2_idx.up.sql",
+        b"CREATE INDEX CONCURRENTLY t_id ON t (id);\n-- no-transaction\n",
+    );
+    Cmd::on(&db, &dir, &["up"])
+        .run()
+        .code(2)
+        .has("2_idx.up.sql:2");
+    dir.write(
+        "2_idx.up.sql",
+        b"-- no-transaction\nCREATE INDEX CONCURRENTLY t_id ON t (id);\n",
+    );
+    Cmd::on(&db, &dir, &["up"]).run().code(0);
+}
+
+#[test]
 fn postgres_no_transaction_failure_half_way_is_dirty() {
     let db = TestDb::new(Engine::Pg);
     let dir = Dir::new(&[(
