@@ -18,7 +18,7 @@ use crate::settings::Change;
 use migrator_core::adopt::{self, Adopted, Foreign, Tool};
 use migrator_core::error::{Error, Failure, Result};
 use migrator_core::history::{HistoryRow, current_version};
-use migrator_core::migration::{Engine, Migration, Script};
+use migrator_core::migration::{Engine, Migration, Order, Script};
 use migrator_core::plan::{self, Checks, DownTarget};
 use migrator_core::report::{Adoption, Direction, RunReport, StepReport};
 use migrator_core::split::{self, Statement};
@@ -101,13 +101,14 @@ async fn locked<D: Driver>(
     interrupt: &Interrupt,
     report: &mut RunReport,
 ) -> Result<()> {
+    let order = Order::of(files);
     let history = db.history().await?;
     let mut table_exists = history.is_some();
     let mut rows = history.unwrap_or_default();
     let mut to_adopt: Option<Vec<Adopted>> = None;
 
     if let Change::Force { .. } | Change::Baseline { .. } = change {
-        report.version_before = current_version(&rows);
+        report.version_before = current_version(&rows, order);
         return bookkeeping(db, files, &rows, change, table_exists, report).await;
     }
     if !table_exists && options.adopt && matches!(change, Change::Up { .. }) {
@@ -127,7 +128,7 @@ async fn locked<D: Driver>(
             }
         }
     }
-    report.version_before = current_version(&rows);
+    report.version_before = current_version(&rows, order);
     report.version_after = report.version_before;
 
     let problems = plan::validate(files, &rows, options.checks);
@@ -202,9 +203,9 @@ async fn locked<D: Driver>(
         }
     );
     if single {
-        run_single_transaction(db, &execs, &rows, interrupt, report).await
+        run_single_transaction(db, &execs, &rows, order, interrupt, report).await
     } else {
-        run_each(db, &execs, &rows, interrupt, report).await
+        run_each(db, &execs, &rows, order, interrupt, report).await
     }
 }
 
@@ -280,6 +281,7 @@ fn step(m: &Migration, direction: Direction, execution_ms: u64) -> StepReport {
 fn version_after(
     rows: &[HistoryRow],
     done: &[StepReport],
+    order: Order,
 ) -> Option<migrator_core::migration::Version> {
     let mut applied: std::collections::BTreeSet<_> = rows
         .iter()
@@ -292,13 +294,14 @@ fn version_after(
             Direction::Down => applied.remove(&s.version),
         };
     }
-    applied.last().copied()
+    order.last(applied)
 }
 
 async fn run_each<D: Driver>(
     db: &mut D,
     execs: &[Exec<'_>],
     rows: &[HistoryRow],
+    order: Order,
     interrupt: &Interrupt,
     report: &mut RunReport,
 ) -> Result<()> {
@@ -306,7 +309,7 @@ async fn run_each<D: Driver>(
     // Once, at the end (not per step: that would be quadratic in the plan).
     let done = report.applied.len();
     report.not_run.drain(..done.min(report.not_run.len()));
-    report.version_after = version_after(rows, &report.applied);
+    report.version_after = version_after(rows, &report.applied, order);
     result.map_err(|(exec, err)| match err {
         Ok(err) => err,
         Err(err) => exec_failed(exec, err, interrupt, report.version_after),
@@ -356,6 +359,7 @@ async fn run_single_transaction<D: Driver>(
     db: &mut D,
     execs: &[Exec<'_>],
     rows: &[HistoryRow],
+    order: Order,
     interrupt: &Interrupt,
     report: &mut RunReport,
 ) -> Result<()> {
@@ -376,7 +380,7 @@ async fn run_single_transaction<D: Driver>(
                     .push(step(exec.migration, exec.direction, ms));
             }
             report.not_run.clear();
-            report.version_after = version_after(rows, &report.applied);
+            report.version_after = version_after(rows, &report.applied, order);
             Ok(())
         }
         Err((i, err)) => Err(exec_failed(
@@ -533,7 +537,7 @@ async fn bookkeeping<D: Driver>(
             db.insert_applied(&marked).await?;
             let mut all = rows.to_vec();
             all.extend(adopted_rows(&marked));
-            report.version_after = current_version(&all);
+            report.version_after = current_version(&all, Order::of(files));
             tracing::warn!(
                 version,
                 count = marked.len(),

@@ -8,6 +8,57 @@ use std::fmt;
 /// UTC timestamp (`20261122005600`) fits comfortably.
 pub type Version = u64;
 
+/// How versions are ordered: as the tool the files come from orders them.
+/// Versions stay numbers everywhere (the history table, messages, `--to`); only
+/// their order differs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Order {
+    /// As numbers (`9 < 10`): golang-migrate, sqlx, refinery, dbmate, goose.
+    #[default]
+    Numeric,
+    /// As text, the way diesel compares its versions once the dashes are
+    /// removed: `202511190914440000` (`2025-11-19-091444-0000`) comes before
+    /// `20260120162913` (`2026-01-20-162913`).
+    Text,
+}
+
+impl Order {
+    /// The order of a folder's migrations (one format per folder).
+    pub fn of(files: &[Migration]) -> Order {
+        match files.first().map(|m| m.format) {
+            Some(Format::Diesel) => Order::Text,
+            _ => Order::Numeric,
+        }
+    }
+
+    pub fn cmp(self, a: Version, b: Version) -> std::cmp::Ordering {
+        match self {
+            Order::Numeric => a.cmp(&b),
+            Order::Text => {
+                // Compare the decimal digits as text without building strings:
+                // scale the shorter one to the longer one's length; on a tie
+                // ("123" and "1230") the shorter is first.
+                let digits = |v: Version| v.checked_ilog10().unwrap_or(0) + 1;
+                let (da, db) = (digits(a), digits(b));
+                let scaled = |v: Version, by: u32| u128::from(v) * 10u128.pow(by);
+                scaled(a, db.saturating_sub(da))
+                    .cmp(&scaled(b, da.saturating_sub(db)))
+                    .then(da.cmp(&db))
+            }
+        }
+    }
+
+    /// `a < b` in this order.
+    pub fn lt(self, a: Version, b: Version) -> bool {
+        self.cmp(a, b).is_lt()
+    }
+
+    /// The last of `versions` in this order.
+    pub fn last(self, versions: impl IntoIterator<Item = Version>) -> Option<Version> {
+        versions.into_iter().max_by(|a, b| self.cmp(*a, *b))
+    }
+}
+
 /// One SQL script (the up or the down half of a migration), as it will be run.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Script {

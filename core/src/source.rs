@@ -33,7 +33,7 @@ use std::fmt;
 
 use sha2::{Digest, Sha256};
 
-use crate::migration::{Format, Migration, Script, Version};
+use crate::migration::{Format, Migration, Order, Script, Version};
 
 /// One file of a migrations folder.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -194,7 +194,8 @@ pub fn parse(entries: &[Entry]) -> Result<Parsed, SourceError> {
         return Err(SourceError { problems });
     }
     let mut migrations: Vec<Migration> = units.into_iter().filter_map(|u| u.migration).collect();
-    migrations.sort_by_key(|m| m.version);
+    let order = Order::of(&migrations);
+    migrations.sort_by(|a, b| order.cmp(a.version, b.version));
     Ok(Parsed {
         format: if migrations.is_empty() { None } else { format },
         migrations,
@@ -1495,6 +1496,18 @@ mod tests {
     }
 
     // --- ordering, normalisation, markers ----------------------------------
+
+    #[test]
+    fn diesel_versions_sort_as_diesel_sorts_them() {
+        let parsed = ok(&[
+            entry("2026-01-20-162913_y/up.sql", "SELECT 2;"),
+            entry("2025-11-19-091444-0000_x/up.sql", "SELECT 1;"),
+        ]);
+        assert_eq!(
+            versions(&parsed),
+            [202_511_190_914_440_000, 20_260_120_162_913]
+        );
+    }
 
     #[test]
     fn versions_sort_as_numbers() {

@@ -128,6 +128,58 @@ engines!(adopts_diesel, |e| {
     adopts(&db, &files(), "__diesel_schema_migrations", "diesel");
 });
 
+/// diesel folders mixing a long version (`-0000` suffix) with a later short one.
+fn diesel_mixed() -> Dir {
+    Dir::new(&[
+        (
+            "2025-11-19-091444-0000_x/up.sql",
+            "CREATE TABLE x (id INT PRIMARY KEY);",
+        ),
+        ("2025-11-19-091444-0000_x/down.sql", "DROP TABLE x;"),
+        (
+            "2026-01-20-162913_y/up.sql",
+            "CREATE TABLE y (id INT REFERENCES x (id));",
+        ),
+        ("2026-01-20-162913_y/down.sql", "DROP TABLE y;"),
+    ])
+}
+
+engines!(diesel_versions_apply_in_diesels_order, |e| {
+    // y references x: y first would fail.
+    let db = TestDb::new(e);
+    let r = Cmd::on(&db, &diesel_mixed(), &["up", "--output", "json"]).run();
+    let j = r.code(0).json();
+    let applied: Vec<u64> = j["applied"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["version"].as_u64().unwrap())
+        .collect();
+    assert_eq!(applied, [202511190914440000, 20260120162913]);
+    assert_eq!(j["version_after"], 20260120162913u64);
+    Cmd::on(&db, &diesel_mixed(), &["down", "--yes"])
+        .run()
+        .code(0);
+    assert!(db.table_exists("x") && !db.table_exists("y"));
+});
+
+engines!(diesel_takeover_applies_a_newer_short_version, |e| {
+    let db = TestDb::new(e);
+    db.sql("CREATE TABLE x (id INT PRIMARY KEY)");
+    db.sql("CREATE TABLE __diesel_schema_migrations (version VARCHAR(50) PRIMARY KEY NOT NULL, run_on TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP)");
+    db.sql("INSERT INTO __diesel_schema_migrations (version) VALUES ('202511190914440000')");
+    Cmd::on(&db, &diesel_mixed(), &["up"])
+        .run()
+        .code(0)
+        .has("20260120162913_y")
+        .has("version 202511190914440000 -> 20260120162913");
+    assert!(db.table_exists("y"));
+    assert_eq!(
+        db.history(),
+        ["20260120162913:applied", "202511190914440000:applied"]
+    );
+});
+
 engines!(no_adopt_leaves_other_tools_alone, |e| {
     let db = TestDb::new(e);
     existing_schema(&db);
