@@ -312,7 +312,13 @@ async fn run_each<D: Driver>(
     report.version_after = version_after(rows, &report.applied, order);
     result.map_err(|(exec, err)| match err {
         Ok(err) => err,
-        Err(err) => exec_failed(exec, err, interrupt, report.version_after),
+        Err(err) => {
+            // It ran (and was rolled back, or is dirty): not "not run".
+            report
+                .not_run
+                .retain(|s| s.version != exec.migration.version);
+            exec_failed(exec, err, interrupt, report.version_after)
+        }
     })
 }
 
@@ -383,12 +389,16 @@ async fn run_single_transaction<D: Driver>(
             report.version_after = version_after(rows, &report.applied, order);
             Ok(())
         }
-        Err((i, err)) => Err(exec_failed(
-            &execs[i],
-            err,
-            interrupt,
-            report.version_before,
-        )),
+        Err((i, err)) => {
+            let failed = execs[i].migration.version;
+            report.not_run.retain(|s| s.version != failed);
+            Err(exec_failed(
+                &execs[i],
+                err,
+                interrupt,
+                report.version_before,
+            ))
+        }
     }
 }
 

@@ -157,7 +157,7 @@ impl fmt::Display for Failure {
             write!(f, "\n  {line}")?;
         }
         if let Some(stmt) = &self.statement {
-            write!(f, "\n  statement: {}", crate::text::excerpt(stmt, 300))?;
+            write!(f, "\n  statement: {}", crate::text::sql_excerpt(stmt, 300))?;
         }
         if self.dirty {
             write!(
@@ -226,7 +226,7 @@ impl fmt::Display for Refusal {
                     write!(f, "\n  error: {e}")?;
                 }
                 if let Some(s) = statement {
-                    write!(f, "\n  statement: {}", crate::text::excerpt(s, 300))?;
+                    write!(f, "\n  statement: {}", crate::text::sql_excerpt(s, 300))?;
                 }
                 write!(f, "\n  {recovery}")
             }

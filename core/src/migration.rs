@@ -8,6 +8,10 @@ use std::fmt;
 /// UTC timestamp (`20261122005600`) fits comfortably.
 pub type Version = u64;
 
+/// The largest version: PostgreSQL's `bigint` (the history table's column)
+/// stops here, below `u64::MAX`.
+pub const MAX_VERSION: Version = i64::MAX as u64;
+
 /// How versions are ordered: as the tool the files come from orders them.
 /// Versions stay numbers everywhere (the history table, messages, `--to`); only
 /// their order differs.

@@ -179,13 +179,31 @@ pub fn plan_down<'a>(
     let by_version: BTreeMap<Version, &Migration> = files.iter().map(|m| (m.version, m)).collect();
     let mut plan = Vec::with_capacity(chosen.len());
     let mut problems = Vec::new();
-    for row in chosen {
+    // The applied version below each chosen one, for the recovery command.
+    let below = |v: Version| {
+        order.last(
+            rows.iter()
+                .filter(|r| r.status == RowStatus::Applied && order.lt(r.version, v))
+                .map(|r| r.version),
+        )
+    };
+    for (i, row) in chosen.iter().enumerate() {
         match by_version.get(&row.version) {
             Some(m) if m.down.is_some() => plan.push(*m),
-            Some(m) => problems.push(format!(
+            // `--to` its own version reverts only what is above it: worth
+            // saying only when something above it is reverted first.
+            Some(m) if i > 0 => problems.push(format!(
                 "{}: migration {} has no down script, so it cannot be reverted; add one, or stop \
                  before it with --to {}",
                 m.up.path, m.version, m.version
+            )),
+            Some(m) => problems.push(format!(
+                "{}: migration {} has no down script, so it cannot be reverted, and it is the \
+                 newest applied one: add a down script, or undo it by hand and record that with \
+                 `migrator force {} --yes`",
+                m.up.path,
+                m.version,
+                below(m.version).unwrap_or(0)
             )),
             None => problems.push(format!(
                 "migration {}_{} is applied but its file is missing, so it cannot be reverted",
@@ -386,10 +404,16 @@ pub(crate) mod tests {
         let rows: Vec<_> = (1..=3).map(|v| row(v, RowStatus::Applied)).collect();
         let err = plan_down(&files, &rows, DownTarget::All).unwrap_err();
         assert!(err.to_string().contains("2_m.up.sql"), "{err}");
+        assert!(err.to_string().contains("--to 2"), "3 reverts first: {err}");
         assert_eq!(
             versions(&plan_down(&files, &rows, DownTarget::Steps(1)).unwrap()),
             [3]
         );
+        // The newest applied one is up-only: `--to 2` would revert nothing.
+        let err = plan_down(&files, &rows[..2], DownTarget::Steps(1)).unwrap_err();
+        let text = err.to_string();
+        assert!(!text.contains("--to"), "{text}");
+        assert!(text.contains("migrator force 1 --yes"), "{text}");
     }
 
     #[test]

@@ -427,8 +427,8 @@ fn list(heading: &str, steps: &[StepReport], times: bool) -> String {
 
 /// The planned migrations that never ran.
 fn not_run(report: &RunReport) -> Option<String> {
-    // The report counts the failed migration as not run (nothing of it stayed,
-    // or it is dirty); the failure section already names it.
+    // The failure section names the failed migration; the engine's report
+    // leaves it out of `not_run`, a report built elsewhere may not.
     let failed = report.failure.as_ref().map(|f| f.version);
     let rest: Vec<&StepReport> = report
         .not_run

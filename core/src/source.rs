@@ -33,7 +33,7 @@ use std::fmt;
 
 use sha2::{Digest, Sha256};
 
-use crate::migration::{Format, Migration, Order, Script, Version};
+use crate::migration::{Format, MAX_VERSION, Migration, Order, Script, Version};
 
 /// One file of a migrations folder.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -143,12 +143,12 @@ pub fn checksum(normalized_up_sql: &str) -> String {
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
 /// A version written as ASCII digits (leading zeros allowed). `None` when `s`
-/// is empty, holds anything but digits, or does not fit in a `u64`.
+/// is empty, holds anything but digits, or is above [`MAX_VERSION`].
 pub fn parse_version(s: &str) -> Option<Version> {
     if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    s.parse().ok()
+    s.parse().ok().filter(|v| *v <= MAX_VERSION)
 }
 
 /// Turns the files of a migrations folder into migrations sorted by version,
@@ -375,7 +375,10 @@ fn version_problem(path: &str, text: &str, example: &str) -> Problem {
     } else if text.bytes().all(|b| b.is_ascii_digit()) {
         Problem::new(
             path,
-            format!("version {text} is too large (the largest is {})", u64::MAX),
+            format!(
+                "version {text} is too large (the largest is {MAX_VERSION}, where PostgreSQL's \
+                 bigint stops)"
+            ),
             "use a smaller version number",
         )
     } else {
@@ -1167,7 +1170,9 @@ mod tests {
         assert_eq!(parse_version("1"), Some(1));
         assert_eq!(parse_version("0001"), Some(1));
         assert_eq!(parse_version("20261122005600"), Some(20_261_122_005_600));
-        assert_eq!(parse_version("18446744073709551615"), Some(u64::MAX));
+        // PostgreSQL's bigint, not u64, is the limit.
+        assert_eq!(parse_version("9223372036854775807"), Some(MAX_VERSION));
+        assert_eq!(parse_version("9223372036854775808"), None);
         assert_eq!(parse_version("18446744073709551616"), None);
         assert_eq!(parse_version("99999999999999999999999999"), None);
         assert_eq!(parse_version(""), None);

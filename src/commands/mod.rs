@@ -86,14 +86,6 @@ pub(crate) fn load(settings: &Settings) -> Result<Vec<Migration>> {
     if let Some(format) = format {
         tracing::debug!(%format, count = migrations.len(), "migrations read");
     }
-    if let Some(m) = migrations.iter().find(|m| m.version > i64::MAX as u64) {
-        return Err(Error::usage(format!(
-            "{}: version {} is too large (the largest is {})",
-            m.up.path,
-            m.version,
-            i64::MAX
-        )));
-    }
     Ok(migrations)
 }
 

@@ -259,7 +259,11 @@ engines!(force_sets_the_version_without_running_sql, |e| {
         .run()
         .code(2)
         .has("no migration file has version 99");
-    Cmd::on(&db, &dir, &["force", "0", "--yes"]).run().code(0);
+    // It rewrote the history: not "nothing to do".
+    Cmd::on(&db, &dir, &["force", "0", "--yes"])
+        .run()
+        .code(0)
+        .has("force: version 2 -> none; history rewritten");
     assert!(db.history().is_empty());
 });
 
@@ -647,3 +651,55 @@ fn postgres_init_sql_runs_on_every_session_before_the_lock() {
         .code(1)
         .has("--init-sql `SET nonsense_setting = 1`");
 }
+
+engines!(
+    failure_messages_keep_lines_and_leave_the_failed_one_out_of_not_run,
+    |e| {
+        let db = TestDb::new(e);
+        let dir = Dir::new(&[
+            ("1_a.up.sql", "CREATE TABLE a (id INT);\n"),
+            (
+                "2_b.up.sql",
+                "CREATE TABLE b (id INT);\nSELECT -- the column\n  nope FROM b;\n",
+            ),
+            ("3_c.up.sql", "CREATE TABLE c (id INT);\n"),
+        ]);
+        let r = Cmd::on(&db, &dir, &["up", "--output", "json"]).run();
+        let j = r.code(1).json();
+        let not_run: Vec<u64> = j["not_run"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["version"].as_u64().unwrap())
+            .collect();
+        assert_eq!(not_run, [3], "the failed one ran: it is in `failure`");
+        assert_eq!(j["failure"]["version"], 2);
+        assert!(
+            r.stderr
+                .contains("statement: SELECT -- the column ⏎ nope FROM b"),
+            "{}",
+            r.stderr
+        );
+        let status = Cmd::on(&db, &dir, &["status"]).run();
+        status.code(0);
+        if e == Engine::My {
+            // CREATE TABLE b committed: the row is dirty, and not counted as applied.
+            assert!(
+                status
+                    .stdout
+                    .starts_with("version 1 (dirty): 1 applied, 1 dirty, 1 pending"),
+                "{}",
+                status.stdout
+            );
+            assert!(
+                status
+                    .stdout
+                    .lines()
+                    .any(|l| l.trim_start().starts_with("failed")),
+                "{}",
+                status.stdout
+            );
+            assert!(!status.stdout.contains("[FAILED]"), "{}", status.stdout);
+        }
+    }
+);

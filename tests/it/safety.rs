@@ -125,6 +125,12 @@ engines!(adopts_diesel, |e| {
     existing_schema(&db);
     db.sql("CREATE TABLE __diesel_schema_migrations (version VARCHAR(50) PRIMARY KEY NOT NULL, run_on TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP)");
     db.sql("INSERT INTO __diesel_schema_migrations (version) VALUES ('1'), ('2')");
+    // Before adoption, status shows their versions, without a time of ours.
+    let j = Cmd::on(&db, &files(), &["status", "--output", "json"])
+        .run()
+        .code(0)
+        .json();
+    assert_eq!(j["applied"][0]["applied_at"], serde_json::Value::Null);
     adopts(&db, &files(), "__diesel_schema_migrations", "diesel");
 });
 
