@@ -312,13 +312,10 @@ async fn run_each<D: Driver>(
     report.version_after = version_after(rows, &report.applied, order);
     result.map_err(|(exec, err)| match err {
         Ok(err) => err,
-        Err(err) => {
-            // It ran (and was rolled back, or is dirty): not "not run".
-            report
-                .not_run
-                .retain(|s| s.version != exec.migration.version);
-            exec_failed(exec, err, interrupt, report.version_after)
-        }
+        Err(err) => failed_not_run(
+            exec_failed(exec, err, interrupt, report.version_after),
+            report,
+        ),
     })
 }
 
@@ -389,16 +386,10 @@ async fn run_single_transaction<D: Driver>(
             report.version_after = version_after(rows, &report.applied, order);
             Ok(())
         }
-        Err((i, err)) => {
-            let failed = execs[i].migration.version;
-            report.not_run.retain(|s| s.version != failed);
-            Err(exec_failed(
-                &execs[i],
-                err,
-                interrupt,
-                report.version_before,
-            ))
-        }
+        Err((i, err)) => Err(failed_not_run(
+            exec_failed(&execs[i], err, interrupt, report.version_before),
+            report,
+        )),
     }
 }
 
@@ -406,6 +397,15 @@ async fn run_single_transaction<D: Driver>(
 /// SQLSTATE 25001 (CREATE INDEX CONCURRENTLY, VACUUM …); MySQL's 1179 ("not
 /// allowed … in a transaction") and 1568 (transaction characteristics).
 const NO_TRANSACTION_CODES: [&str; 3] = ["25001", "1179", "1568"];
+
+/// A migration that failed ran (and was rolled back, or is dirty): the report
+/// names it in `failure`, not in `not_run`. One cut short by a signal stays there.
+fn failed_not_run(err: Error, report: &mut RunReport) -> Error {
+    if let Error::MigrationFailed(f) = &err {
+        report.not_run.retain(|s| s.version != f.version);
+    }
+    err
+}
 
 /// Maps a driver failure back into the file for people.
 fn exec_failed(
