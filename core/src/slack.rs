@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use crate::error::Refusal;
 use crate::migration::Version;
 use crate::report::{Context, Outcome, RunReport, StepReport};
-use crate::text::excerpt;
+use crate::text::sql_excerpt;
 
 /// Slack's limit on blocks per message.
 pub const MAX_BLOCKS: usize = 50;
@@ -467,8 +467,9 @@ fn failure(report: &RunReport) -> Option<String> {
         out.push_str(&format!("\n{}", escape_within(d, 300)));
     }
     if let Some(stmt) = &f.statement {
-        // One line (the excerpt folds whitespace), so a code block never spans a cut.
-        let shown = excerpt(stmt, STATEMENT_EXCERPT).replace("```", "'''");
+        // One line (the excerpt folds whitespace and marks line ends), so a code
+        // block never spans a cut.
+        let shown = sql_excerpt(stmt, STATEMENT_EXCERPT).replace("```", "'''");
         out.push_str(&format!(
             "\n```{}```",
             escape_within(&shown, STATEMENT_EXCERPT + 100)
@@ -733,7 +734,7 @@ mod tests {
         assert!(all.contains("3_bad.up.sql:4:8"), "{all}");
         assert!(all.contains("42P01"), "{all}");
         assert!(
-            all.contains("FROM no_such_table WHERE a &lt; 1 &amp;&amp; b &gt; 2"),
+            all.contains("SELECT * ⏎ FROM no_such_table ⏎ WHERE a &lt; 1 &amp;&amp; b &gt; 2"),
             "{all}"
         );
         assert!(all.contains("Applied before the failure"), "{all}");
