@@ -1,8 +1,8 @@
 //! Build script: embeds a migrations folder into the binary.
 //!
 //! When `MIGRATOR_EMBED_DIR` is set (non-empty) at build time, every file of
-//! that folder (top level and one level of subfolders, hidden names skipped,
-//! symbolic links followed: the same rule as `source::read_dir`) becomes an
+//! that folder (subfolders too, at most 8 deep, hidden names skipped, symbolic
+//! links followed: the same rule as `files::read_dir`) becomes an
 //! `include_bytes!` entry of `$OUT_DIR/embedded_migrations.rs`; otherwise the
 //! table is empty. A relative path is resolved against the crate root.
 //!
@@ -65,24 +65,29 @@ fn run() -> Result<(), String> {
 /// (relative `/`-separated path, absolute path) of every file to embed, sorted.
 fn collect(dir: &Path) -> Result<Vec<(String, PathBuf)>, String> {
     let mut files = Vec::new();
-    for (name, path) in children(dir, "")? {
+    walk(dir, "", 0, &mut files)?;
+    files.sort();
+    Ok(files)
+}
+
+/// The files under `dir`, recursively (at most 8 folders deep).
+fn walk(
+    dir: &Path,
+    prefix: &str,
+    depth: usize,
+    files: &mut Vec<(String, PathBuf)>,
+) -> Result<(), String> {
+    for (name, path) in children(dir, prefix)? {
         let meta =
             fs::metadata(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
         if meta.is_file() {
             files.push((name, path));
-        } else if meta.is_dir() {
+        } else if meta.is_dir() && depth < 8 {
             println!("cargo:rerun-if-changed={}", utf8(&path)?);
-            for (sub_name, sub_path) in children(&path, &format!("{name}/"))? {
-                let meta = fs::metadata(&sub_path)
-                    .map_err(|e| format!("cannot read {}: {e}", sub_path.display()))?;
-                if meta.is_file() {
-                    files.push((sub_name, sub_path));
-                }
-            }
+            walk(&path, &format!("{name}/"), depth + 1, files)?;
         }
     }
-    files.sort();
-    Ok(files)
+    Ok(())
 }
 
 /// Non-hidden children of `dir` as (`prefix` + name, full path).

@@ -248,6 +248,16 @@ pub struct Global {
     #[arg(long, env = "MIGRATOR_CONFIRM_ENV", global = true, value_name = "NAME")]
     pub confirm_env: Option<String>,
 
+    /// SQL to run at the start of every database session, before the lock (SET
+    /// FOREIGN_KEY_CHECKS=0, SET search_path …); may be given more than once.
+    #[arg(
+        long = "init-sql",
+        env = "MIGRATOR_INIT_SQL",
+        global = true,
+        value_name = "SQL"
+    )]
+    pub init_sql: Vec<String>,
+
     /// Do not take over another tool's history table (golang-migrate, sqlx, refinery, diesel).
     #[arg(long, env = "MIGRATOR_NO_ADOPT", global = true)]
     pub no_adopt: bool,
@@ -746,6 +756,11 @@ impl Cli {
                 allow_out_of_order: g.allow_out_of_order,
             },
             adopt: !g.no_adopt,
+            init_sql: g
+                .init_sql
+                .into_iter()
+                .filter(|s| !s.trim().is_empty())
+                .collect(),
             env_label: g.env_label.filter(|e| !e.is_empty()),
             protected_envs: g
                 .protected_envs

@@ -1,9 +1,9 @@
 //! The engine: the one sequence every changing command runs, written once
 //! against the [`Driver`] trait.
 //!
-//! lock → history → adopt → validate → plan → split the planned scripts →
-//! create the history table (only now) → execute, one commit per migration →
-//! unlock. Nothing is written before the last check passed: bad SQL, a refused
+//! lock → history → read another tool's history → validate → plan → split the
+//! planned scripts → create the history table and record adopted versions (only
+//! now) → execute, one commit per migration → unlock. Nothing is written before the last check passed: bad SQL, a refused
 //! plan or a missing `--yes` all end the run with the database as it was.
 //!
 //! It fills a [`RunReport`] and prints nothing; reading the files, connecting,
@@ -18,7 +18,7 @@ use crate::settings::Change;
 use migrator_core::adopt::{self, Adopted, Foreign, Tool};
 use migrator_core::error::{Error, Failure, Result};
 use migrator_core::history::{HistoryRow, current_version};
-use migrator_core::migration::{Engine, Migration, Script};
+use migrator_core::migration::{Engine, Migration, Order, Script};
 use migrator_core::plan::{self, Checks, DownTarget};
 use migrator_core::report::{Adoption, Direction, RunReport, StepReport};
 use migrator_core::split::{self, Statement};
@@ -111,22 +111,19 @@ async fn locked<D: Driver>(
     interrupt: &Interrupt,
     report: &mut RunReport,
 ) -> Result<()> {
+    let order = Order::of(files);
     let history = db.history().await?;
     let mut table_exists = history.is_some();
     let mut rows = history.unwrap_or_default();
+    let mut to_adopt: Option<Vec<Adopted>> = None;
 
     if let Change::Force { .. } | Change::Baseline { .. } = change {
-        report.version_before = current_version(&rows);
+        report.version_before = current_version(&rows, order);
         return bookkeeping(db, files, &rows, change, table_exists, report).await;
     }
     if !table_exists && adopt && matches!(change, Change::Up { .. }) {
         let dry_run = matches!(change, Change::Up { dry_run: true, .. });
         if let Some((adoption, adopted)) = find_foreign(db, files).await? {
-            if !dry_run {
-                db.create_history().await?;
-                db.insert_applied(&adopted).await?;
-                table_exists = true;
-            }
             tracing::warn!(
                 tool = adoption.tool.label(),
                 table = %adoption.table,
@@ -135,9 +132,13 @@ async fn locked<D: Driver>(
             );
             rows = adopted_rows(&adopted);
             report.adopted = Some(adoption);
+            // Written only once every check below has passed, and never in a dry run.
+            if !dry_run {
+                to_adopt = Some(adopted);
+            }
         }
     }
-    report.version_before = current_version(&rows);
+    report.version_before = current_version(&rows, order);
     report.version_after = report.version_before;
 
     let problems = plan::validate(files, &rows, checks);
@@ -170,18 +171,27 @@ async fn locked<D: Driver>(
     {
         return Err(not_confirmed(&planned, *target));
     }
-    if dry_run || planned.is_empty() {
+    if dry_run {
         return Ok(());
     }
-    if let Some(signal) = interrupt.signal() {
+    if let (Some(first), Some(signal)) = (planned.first(), interrupt.signal()) {
         // Before the first write, not only before the first migration.
         return Err(Error::Interrupted {
             signal,
             detail: Some(format!(
                 "stopped before {}; nothing was applied",
-                planned[0].label()
+                first.label()
             )),
         });
+    }
+    // Every check passed: the first write of the run.
+    if let Some(adopted) = to_adopt {
+        db.create_history().await?;
+        db.insert_applied(&adopted).await?;
+        table_exists = true;
+    }
+    if planned.is_empty() {
+        return Ok(());
     }
     if !table_exists {
         db.create_history().await?;
@@ -203,9 +213,9 @@ async fn locked<D: Driver>(
         }
     );
     if single {
-        run_single_transaction(db, &execs, &rows, interrupt, report).await
+        run_single_transaction(db, &execs, &rows, order, interrupt, report).await
     } else {
-        run_each(db, &execs, &rows, interrupt, report).await
+        run_each(db, &execs, &rows, order, interrupt, report).await
     }
 }
 
@@ -281,6 +291,7 @@ fn step(m: &Migration, direction: Direction, execution_ms: u64) -> StepReport {
 fn version_after(
     rows: &[HistoryRow],
     done: &[StepReport],
+    order: Order,
 ) -> Option<migrator_core::migration::Version> {
     let mut applied: std::collections::BTreeSet<_> = rows
         .iter()
@@ -293,13 +304,14 @@ fn version_after(
             Direction::Down => applied.remove(&s.version),
         };
     }
-    applied.last().copied()
+    order.last(applied)
 }
 
 async fn run_each<D: Driver>(
     db: &mut D,
     execs: &[Exec<'_>],
     rows: &[HistoryRow],
+    order: Order,
     interrupt: &Interrupt,
     report: &mut RunReport,
 ) -> Result<()> {
@@ -307,10 +319,13 @@ async fn run_each<D: Driver>(
     // Once, at the end (not per step: that would be quadratic in the plan).
     let done = report.applied.len();
     report.not_run.drain(..done.min(report.not_run.len()));
-    report.version_after = version_after(rows, &report.applied);
+    report.version_after = version_after(rows, &report.applied, order);
     result.map_err(|(exec, err)| match err {
         Ok(err) => err,
-        Err(err) => exec_failed(exec, err, interrupt, report.version_after),
+        Err(err) => failed_not_run(
+            exec_failed(exec, err, interrupt, report.version_after),
+            report,
+        ),
     })
 }
 
@@ -357,6 +372,7 @@ async fn run_single_transaction<D: Driver>(
     db: &mut D,
     execs: &[Exec<'_>],
     rows: &[HistoryRow],
+    order: Order,
     interrupt: &Interrupt,
     report: &mut RunReport,
 ) -> Result<()> {
@@ -377,16 +393,28 @@ async fn run_single_transaction<D: Driver>(
                     .push(step(exec.migration, exec.direction, ms));
             }
             report.not_run.clear();
-            report.version_after = version_after(rows, &report.applied);
+            report.version_after = version_after(rows, &report.applied, order);
             Ok(())
         }
-        Err((i, err)) => Err(exec_failed(
-            &execs[i],
-            err,
-            interrupt,
-            report.version_before,
+        Err((i, err)) => Err(failed_not_run(
+            exec_failed(&execs[i], err, interrupt, report.version_before),
+            report,
         )),
     }
+}
+
+/// Errors of a statement that cannot run inside a transaction: PostgreSQL's
+/// SQLSTATE 25001 (CREATE INDEX CONCURRENTLY, VACUUM …); MySQL's 1179 ("not
+/// allowed … in a transaction") and 1568 (transaction characteristics).
+const NO_TRANSACTION_CODES: [&str; 3] = ["25001", "1179", "1568"];
+
+/// A migration that failed ran (and was rolled back, or is dirty): the report
+/// names it in `failure`, not in `not_run`. One cut short by a signal stays there.
+fn failed_not_run(err: Error, report: &mut RunReport) -> Error {
+    if let Error::MigrationFailed(f) = &err {
+        report.not_run.retain(|s| s.version != f.version);
+    }
+    err
 }
 
 /// Maps a driver failure back into the file for people.
@@ -434,6 +462,24 @@ fn failure(
     if err.connection_lost {
         message = format!("the connection to the database was lost: {message}");
     }
+    let mut detail = err.detail;
+    if exec.migration.transactional
+        && err
+            .code
+            .as_deref()
+            .is_some_and(|c| NO_TRANSACTION_CODES.contains(&c))
+    {
+        // CREATE INDEX CONCURRENTLY and the like: the file has to say so.
+        let hint = format!(
+            "hint: this statement cannot run inside a transaction; {} to run the migration \
+             without one",
+            exec.migration.format.no_transaction_marker()
+        );
+        detail = Some(match detail {
+            Some(d) => format!("{d}\n{hint}"),
+            None => hint,
+        });
+    }
     Failure {
         version: exec.migration.version,
         name: exec.migration.name.clone(),
@@ -443,7 +489,7 @@ fn failure(
         statement: stmt.map(|s| s.sql.to_string()),
         code: err.code,
         message,
-        detail: err.detail,
+        detail,
         dirty: err.dirty,
         previous_version,
     }
@@ -511,7 +557,7 @@ async fn bookkeeping<D: Driver>(
             db.insert_applied(&marked).await?;
             let mut all = rows.to_vec();
             all.extend(adopted_rows(&marked));
-            report.version_after = current_version(&all);
+            report.version_after = current_version(&all, Order::of(files));
             tracing::warn!(
                 version,
                 count = marked.len(),

@@ -17,14 +17,16 @@ use std::time::{SystemTime, UNIX_EPOCH};
 // unless MIGRATOR_EMBED_DIR was set at build time.
 include!(concat!(env!("OUT_DIR"), "/embedded_migrations.rs"));
 
-/// Reads a migrations folder: every regular file at the top level, plus the
-/// files inside each top-level subfolder (diesel layout), as Entries with
-/// paths relative to `dir` (`/`-separated), sorted by path.
+/// Reads a migrations folder: every regular file, in subfolders too (diesel's
+/// one folder per migration; refinery walks its folder recursively), as
+/// Entries with paths relative to `dir` (`/`-separated), sorted by path.
+/// Which nested files count is `source::parse`'s decision.
 ///
 /// Symbolic links are followed (a Kubernetes ConfigMap mount is made of
 /// them). Hidden names (starting with `.`) are skipped, files and folders
-/// alike, and so are deeper folders. Read errors become [`SourceError`]
-/// problems naming the path; every error is collected.
+/// alike; folders deeper than [`MAX_DEPTH`] are not read (a link loop ends
+/// there). Read errors become [`SourceError`] problems naming the path; every
+/// error is collected.
 pub fn read_dir(dir: &Path) -> Result<Vec<Entry>, SourceError> {
     let top = fs::read_dir(dir).map_err(|err| {
         SourceError::from(Problem {
@@ -36,26 +38,7 @@ pub fn read_dir(dir: &Path) -> Result<Vec<Entry>, SourceError> {
     })?;
     let mut files = Vec::new();
     let mut problems = Vec::new();
-    for (name, path, file_type) in list(top, "", &mut problems) {
-        match kind(&path, file_type) {
-            Ok(Kind::File) => files.push((name, path)),
-            Ok(Kind::Dir) => match fs::read_dir(&path) {
-                Ok(sub) => {
-                    let prefix = format!("{name}/");
-                    for (sub_name, sub_path, sub_type) in list(sub, &prefix, &mut problems) {
-                        match kind(&sub_path, sub_type) {
-                            Ok(Kind::File) => files.push((sub_name, sub_path)),
-                            Ok(_) => {}
-                            Err(err) => problems.push(read_problem(&sub_name, &err)),
-                        }
-                    }
-                }
-                Err(err) => problems.push(read_problem(&prefix_dir(&name), &err)),
-            },
-            Ok(Kind::Other) => {}
-            Err(err) => problems.push(read_problem(&name, &err)),
-        }
-    }
+    walk(top, "", 0, &mut files, &mut problems);
     let mut entries = Vec::with_capacity(files.len());
     for result in read_all(&files) {
         match result {
@@ -69,6 +52,30 @@ pub fn read_dir(dir: &Path) -> Result<Vec<Entry>, SourceError> {
     }
     entries.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(entries)
+}
+
+/// How many folders deep [`read_dir`] goes.
+pub const MAX_DEPTH: usize = 8;
+
+/// Collects the files under `dir` (listed as `prefix` + name), recursively.
+fn walk(
+    dir: fs::ReadDir,
+    prefix: &str,
+    depth: usize,
+    files: &mut Vec<(String, PathBuf)>,
+    problems: &mut Vec<Problem>,
+) {
+    for (name, path, file_type) in list(dir, prefix, problems) {
+        match kind(&path, file_type) {
+            Ok(Kind::File) => files.push((name, path)),
+            Ok(Kind::Dir) if depth < MAX_DEPTH => match fs::read_dir(&path) {
+                Ok(sub) => walk(sub, &format!("{name}/"), depth + 1, files, problems),
+                Err(err) => problems.push(read_problem(&prefix_dir(&name), &err)),
+            },
+            Ok(_) => {}
+            Err(err) => problems.push(read_problem(&name, &err)),
+        }
+    }
 }
 
 /// Reads the files on every core: a folder of thousands of small files is
@@ -314,7 +321,7 @@ mod tests {
     }
 
     #[test]
-    fn read_dir_reads_top_level_and_diesel_folders() {
+    fn read_dir_reads_subfolders_at_every_depth() {
         let dir = TempDir::new("read");
         dir.write(
             "00000000000000_diesel_initial_setup/up.sql",
@@ -339,6 +346,7 @@ mod tests {
             [
                 "00000000000000_diesel_initial_setup/down.sql",
                 "00000000000000_diesel_initial_setup/up.sql",
+                "2021-01-01-000000_users/deeper/ignored.sql",
                 "2021-01-01-000000_users/metadata.toml",
                 "2021-01-01-000000_users/up.sql",
                 "README.md",
@@ -352,7 +360,10 @@ mod tests {
         assert_eq!(parsed.migrations[0].up.sql, "SELECT 0;\n");
         assert_eq!(parsed.migrations[1].version, 20_210_101_000_000);
         assert!(!parsed.migrations[1].transactional);
-        assert_eq!(parsed.ignored, ["README.md"]);
+        assert_eq!(
+            parsed.ignored,
+            ["2021-01-01-000000_users/deeper/ignored.sql", "README.md"]
+        );
     }
 
     #[test]

@@ -62,6 +62,8 @@ pub struct Settings {
     pub report: Option<PathBuf>,
     pub checks: Checks,
     pub adopt: bool,
+    /// `--init-sql`: run at the start of every session, in order.
+    pub init_sql: Vec<String>,
     pub env_label: Option<String>,
     pub protected_envs: Vec<String>,
     pub confirm_env: Option<String>,

@@ -6,7 +6,7 @@
 //! reads the rows (as text) with the queries below; this module decides.
 
 use crate::error::Refusal;
-use crate::migration::{Engine, Migration, Version};
+use crate::migration::{Engine, Migration, Order, Version};
 
 /// A migration tool whose history we can adopt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -166,7 +166,7 @@ pub fn baseline(
     }
     Ok(files
         .iter()
-        .filter(|m| m.version <= version && !recorded.contains(&m.version))
+        .filter(|m| !Order::of(files).lt(version, m.version) && !recorded.contains(&m.version))
         .map(|m| (m.version, m.name.clone(), m.checksum.clone()))
         .collect())
 }

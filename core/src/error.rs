@@ -102,6 +102,16 @@ impl fmt::Display for Signal {
     }
 }
 
+/// A server's detail and hint as [`Failure::detail`] holds them: one line each,
+/// labelled the same way whichever error carries them.
+pub fn detail_lines(detail: Option<&str>, hint: Option<&str>) -> Option<String> {
+    let lines: Vec<String> = [("detail", detail), ("hint", hint)]
+        .into_iter()
+        .filter_map(|(label, text)| text.map(|t| format!("{label}: {}", t.trim())))
+        .collect();
+    (!lines.is_empty()).then(|| lines.join("\n"))
+}
+
 /// Where and why a migration's statement failed, mapped back into its file.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Failure {
@@ -116,7 +126,8 @@ pub struct Failure {
     /// Server error code: SQLSTATE on PostgreSQL, error number on MySQL.
     pub code: Option<String>,
     pub message: String,
-    /// Server-provided detail or hint, when any.
+    /// Server-provided detail and hint, one labelled line each (`detail: …`,
+    /// `hint: …`; see [`detail_lines`]), and our own hint, when any.
     pub detail: Option<String>,
     /// `true` when the database was left marked dirty (MySQL DDL, or a
     /// no-transaction migration that had already changed something).
@@ -142,11 +153,11 @@ impl fmt::Display for Failure {
             Some(code) => write!(f, ": [{code}] {}", self.message)?,
             None => write!(f, ": {}", self.message)?,
         }
-        if let Some(detail) = &self.detail {
-            write!(f, "\n  {detail}")?;
+        for line in self.detail.iter().flat_map(|d| d.lines()) {
+            write!(f, "\n  {line}")?;
         }
         if let Some(stmt) = &self.statement {
-            write!(f, "\n  statement: {}", crate::text::excerpt(stmt, 300))?;
+            write!(f, "\n  statement: {}", crate::text::sql_excerpt(stmt, 300))?;
         }
         if self.dirty {
             write!(
@@ -215,7 +226,7 @@ impl fmt::Display for Refusal {
                     write!(f, "\n  error: {e}")?;
                 }
                 if let Some(s) = statement {
-                    write!(f, "\n  statement: {}", crate::text::excerpt(s, 300))?;
+                    write!(f, "\n  statement: {}", crate::text::sql_excerpt(s, 300))?;
                 }
                 write!(f, "\n  {recovery}")
             }

@@ -2,7 +2,7 @@
 //!
 //! Pure data. The SQL that reads and writes the table lives in the drivers (the `migrator` package's `db` module).
 
-use crate::migration::Version;
+use crate::migration::{Order, Version};
 
 /// Name of the history table (same on every engine; documented in README).
 pub const TABLE: &str = "migrator_history";
@@ -64,12 +64,13 @@ pub struct HistoryRow {
     pub error: Option<String>,
 }
 
-/// The highest applied version, or `None` when nothing is applied.
-pub fn current_version(rows: &[HistoryRow]) -> Option<Version> {
-    rows.iter()
-        .filter(|r| r.status == RowStatus::Applied)
-        .map(|r| r.version)
-        .max()
+/// The last applied version in `order`, or `None` when nothing is applied.
+pub fn current_version(rows: &[HistoryRow], order: Order) -> Option<Version> {
+    order.last(
+        rows.iter()
+            .filter(|r| r.status == RowStatus::Applied)
+            .map(|r| r.version),
+    )
 }
 
 /// The row that makes the database dirty, if any (the highest one when several are).

@@ -8,6 +8,61 @@ use std::fmt;
 /// UTC timestamp (`20261122005600`) fits comfortably.
 pub type Version = u64;
 
+/// The largest version: PostgreSQL's `bigint` (the history table's column)
+/// stops here, below `u64::MAX`.
+pub const MAX_VERSION: Version = i64::MAX as u64;
+
+/// How versions are ordered: as the tool the files come from orders them.
+/// Versions stay numbers everywhere (the history table, messages, `--to`); only
+/// their order differs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Order {
+    /// As numbers (`9 < 10`): golang-migrate, sqlx, refinery, dbmate, goose.
+    #[default]
+    Numeric,
+    /// As text, the way diesel compares its versions once the dashes are
+    /// removed: `202511190914440000` (`2025-11-19-091444-0000`) comes before
+    /// `20260120162913` (`2026-01-20-162913`).
+    Text,
+}
+
+impl Order {
+    /// The order of a folder's migrations (one format per folder).
+    pub fn of(files: &[Migration]) -> Order {
+        match files.first().map(|m| m.format) {
+            Some(Format::Diesel) => Order::Text,
+            _ => Order::Numeric,
+        }
+    }
+
+    pub fn cmp(self, a: Version, b: Version) -> std::cmp::Ordering {
+        match self {
+            Order::Numeric => a.cmp(&b),
+            Order::Text => {
+                // Compare the decimal digits as text without building strings:
+                // scale the shorter one to the longer one's length; on a tie
+                // ("123" and "1230") the shorter is first.
+                let digits = |v: Version| v.checked_ilog10().unwrap_or(0) + 1;
+                let (da, db) = (digits(a), digits(b));
+                let scaled = |v: Version, by: u32| u128::from(v) * 10u128.pow(by);
+                scaled(a, db.saturating_sub(da))
+                    .cmp(&scaled(b, da.saturating_sub(db)))
+                    .then(da.cmp(&db))
+            }
+        }
+    }
+
+    /// `a < b` in this order.
+    pub fn lt(self, a: Version, b: Version) -> bool {
+        self.cmp(a, b).is_lt()
+    }
+
+    /// The last of `versions` in this order.
+    pub fn last(self, versions: impl IntoIterator<Item = Version>) -> Option<Version> {
+        versions.into_iter().max_by(|a, b| self.cmp(*a, *b))
+    }
+}
+
 /// One SQL script (the up or the down half of a migration), as it will be run.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Script {
@@ -38,6 +93,8 @@ pub struct Migration {
     /// `false` when the files carry a no-transaction marker; such a migration
     /// runs statement by statement, outside a transaction.
     pub transactional: bool,
+    /// The layout its files follow (the folder's one format).
+    pub format: Format,
 }
 
 impl Migration {
@@ -61,6 +118,24 @@ pub enum Format {
     Dbmate,
     /// goose: one file with `-- +goose Up` / `-- +goose Down` sections.
     Goose,
+}
+
+impl Format {
+    /// How a file of this format says "run me outside a transaction", and where
+    /// the marker must stand: the hint for a statement that cannot run in one.
+    pub fn no_transaction_marker(self) -> &'static str {
+        match self {
+            Format::GolangMigrate => {
+                "put `-- no-transaction` on the first line of the up file (sqlx's marker)"
+            }
+            Format::Refinery => "add a line `-- refinery:noTransaction` to the file",
+            Format::Diesel => {
+                "add `run_in_transaction = false` to the migration folder's metadata.toml"
+            }
+            Format::Dbmate => "write the up marker as `-- migrate:up transaction:false`",
+            Format::Goose => "add a line `-- +goose NO TRANSACTION` above `-- +goose Up`",
+        }
+    }
 }
 
 impl fmt::Display for Format {

@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::error::{Error, Refusal};
 use crate::history::{HistoryRow, RowStatus, current_version, dirty_row};
-use crate::migration::{Migration, Version};
+use crate::migration::{Migration, Order, Version};
 
 /// Which checks may be relaxed.
 #[derive(Debug, Clone, Copy, Default)]
@@ -44,13 +44,14 @@ pub fn validate(files: &[Migration], rows: &[HistoryRow], checks: Checks) -> Vec
             }),
         }
     }
+    let order = Order::of(files);
     if !checks.allow_out_of_order
-        && let Some(current) = current_version(rows)
+        && let Some(current) = current_version(rows, order)
     {
         let recorded: BTreeSet<Version> = rows.iter().map(|r| r.version).collect();
         for m in files
             .iter()
-            .filter(|m| m.version < current && !recorded.contains(&m.version))
+            .filter(|m| order.lt(m.version, current) && !recorded.contains(&m.version))
         {
             problems.push(Refusal::OutOfOrder {
                 version: m.version,
@@ -120,7 +121,7 @@ pub fn plan_up<'a>(
     Ok(files
         .iter()
         .filter(|m| !recorded.contains(&m.version))
-        .filter(|m| to.is_none_or(|to| m.version <= to))
+        .filter(|m| to.is_none_or(|to| !Order::of(files).lt(to, m.version)))
         .collect())
 }
 
@@ -146,7 +147,8 @@ pub fn plan_down<'a>(
         .iter()
         .filter(|r| r.status == RowStatus::Applied)
         .collect();
-    applied.sort_by_key(|r| std::cmp::Reverse(r.version));
+    let order = Order::of(files);
+    applied.sort_by(|a, b| order.cmp(b.version, a.version));
     let chosen: Vec<&HistoryRow> = match target {
         DownTarget::Steps(0) => {
             return Err(Error::usage(
@@ -167,20 +169,41 @@ pub fn plan_down<'a>(
                      (--to 0 reverts everything)"
                 )));
             }
-            applied.into_iter().filter(|r| r.version > v).collect()
+            applied
+                .into_iter()
+                .filter(|r| order.lt(v, r.version))
+                .collect()
         }
         DownTarget::All => applied,
     };
     let by_version: BTreeMap<Version, &Migration> = files.iter().map(|m| (m.version, m)).collect();
     let mut plan = Vec::with_capacity(chosen.len());
     let mut problems = Vec::new();
-    for row in chosen {
+    // The applied version below each chosen one, for the recovery command.
+    let below = |v: Version| {
+        order.last(
+            rows.iter()
+                .filter(|r| r.status == RowStatus::Applied && order.lt(r.version, v))
+                .map(|r| r.version),
+        )
+    };
+    for (i, row) in chosen.iter().enumerate() {
         match by_version.get(&row.version) {
             Some(m) if m.down.is_some() => plan.push(*m),
-            Some(m) => problems.push(format!(
+            // `--to` its own version reverts only what is above it: worth
+            // saying only when something above it is reverted first.
+            Some(m) if i > 0 => problems.push(format!(
                 "{}: migration {} has no down script, so it cannot be reverted; add one, or stop \
                  before it with --to {}",
                 m.up.path, m.version, m.version
+            )),
+            Some(m) => problems.push(format!(
+                "{}: migration {} has no down script, so it cannot be reverted, and it is the \
+                 newest applied one: add a down script, or undo it by hand and record that with \
+                 `migrator force {} --yes`",
+                m.up.path,
+                m.version,
+                below(m.version).unwrap_or(0)
             )),
             None => problems.push(format!(
                 "migration {}_{} is applied but its file is missing, so it cannot be reverted",
@@ -242,7 +265,69 @@ pub fn plan_force(
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::migration::Script;
+    use crate::migration::{Format, Script};
+
+    const LONG: Version = 202_511_190_914_440_000; // 2025-11-19-091444-0000
+    const SHORT: Version = 20_260_120_162_913; // 2026-01-20-162913
+
+    fn diesel(versions: &[Version]) -> Vec<Migration> {
+        versions
+            .iter()
+            .map(|v| Migration {
+                format: Format::Diesel,
+                ..file(*v, true)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn text_order_is_diesels_and_numeric_order_the_others() {
+        assert!(Order::Text.lt(LONG, SHORT) && Order::Numeric.lt(SHORT, LONG));
+        assert!(Order::Text.lt(0, 1) && Order::Text.lt(123, 1230) && Order::Text.lt(19, 2));
+        assert!(Order::Text.cmp(u64::MAX, u64::MAX).is_eq());
+        assert_eq!(Order::Text.last([SHORT, LONG, 9]), Some(9));
+        assert_eq!(Order::of(&diesel(&[1])), Order::Text);
+        assert_eq!(Order::of(&[file(1, true)]), Order::Numeric);
+    }
+
+    #[test]
+    fn a_short_diesel_version_after_a_long_one_is_pending_not_out_of_order() {
+        let files = diesel(&[LONG, SHORT]);
+        let rows = [row(LONG, RowStatus::Applied)];
+        assert_eq!(validate(&files, &rows, Checks::default()), []);
+        let planned: Vec<Version> = plan_up(&files, &rows, None)
+            .unwrap()
+            .iter()
+            .map(|m| m.version)
+            .collect();
+        assert_eq!(planned, [SHORT]);
+        assert_eq!(current_version(&rows, Order::Text), Some(LONG));
+        let both = [
+            row(LONG, RowStatus::Applied),
+            row(SHORT, RowStatus::Applied),
+        ];
+        assert_eq!(current_version(&both, Order::Text), Some(SHORT));
+        let down: Vec<Version> = plan_down(&files, &both, DownTarget::Steps(1))
+            .unwrap()
+            .iter()
+            .map(|m| m.version)
+            .collect();
+        assert_eq!(
+            down,
+            [SHORT],
+            "the newest in diesel's order is reverted first"
+        );
+        // And the other way round, a long version after a short one is out of order.
+        let rows = [row(SHORT, RowStatus::Applied)];
+        assert!(matches!(
+            validate(&files, &rows, Checks::default())[..],
+            [Refusal::OutOfOrder {
+                version: LONG,
+                current: SHORT,
+                ..
+            }]
+        ));
+    }
 
     pub(crate) fn file(version: Version, reversible: bool) -> Migration {
         let script = |kind: &str| Script {
@@ -258,6 +343,7 @@ pub(crate) mod tests {
             down: reversible.then(|| script("down")),
             checksum: format!("sum{version}"),
             transactional: true,
+            format: crate::migration::Format::GolangMigrate,
         }
     }
 
@@ -318,10 +404,16 @@ pub(crate) mod tests {
         let rows: Vec<_> = (1..=3).map(|v| row(v, RowStatus::Applied)).collect();
         let err = plan_down(&files, &rows, DownTarget::All).unwrap_err();
         assert!(err.to_string().contains("2_m.up.sql"), "{err}");
+        assert!(err.to_string().contains("--to 2"), "3 reverts first: {err}");
         assert_eq!(
             versions(&plan_down(&files, &rows, DownTarget::Steps(1)).unwrap()),
             [3]
         );
+        // The newest applied one is up-only: `--to 2` would revert nothing.
+        let err = plan_down(&files, &rows[..2], DownTarget::Steps(1)).unwrap_err();
+        let text = err.to_string();
+        assert!(!text.contains("--to"), "{text}");
+        assert!(text.contains("migrator force 1 --yes"), "{text}");
     }
 
     #[test]

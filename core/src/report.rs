@@ -155,6 +155,9 @@ pub struct RunReport {
     pub refusals: Vec<Refusal>,
     /// Another tool's history taken over by this run, if any.
     pub adopted: Option<Adoption>,
+    /// `--init-sql` values run at the start of every session, in order (a value
+    /// containing a registered secret shows it masked).
+    pub init_sql: Vec<String>,
     /// The error message for any other error (connection, lock, configuration).
     pub error: Option<String>,
     pub duration_ms: u64,
@@ -180,6 +183,7 @@ impl RunReport {
             failure: None,
             refusals: Vec::new(),
             adopted: None,
+            init_sql: Vec::new(),
             error: None,
             duration_ms: 0,
             context: Context::default(),
@@ -191,7 +195,8 @@ impl RunReport {
     pub fn finish(&mut self, result: &Result<(), Error>) {
         match result {
             Ok(()) => {
-                self.outcome = if self.applied.is_empty() {
+                // force and baseline write the history without running anything.
+                self.outcome = if self.applied.is_empty() && !self.bookkeeping() {
                     Outcome::NothingToDo
                 } else {
                     Outcome::Success
@@ -219,6 +224,11 @@ impl RunReport {
         }
     }
 
+    /// `force` or `baseline`: history written, no migration SQL run.
+    fn bookkeeping(&self) -> bool {
+        matches!(self.command.as_str(), "force" | "baseline")
+    }
+
     /// The human summary printed on stdout at the end of `up`/`down`.
     pub fn summary(&self) -> String {
         let version = |v: Option<Version>| v.map_or_else(|| "none".to_string(), |v| v.to_string());
@@ -244,6 +254,12 @@ impl RunReport {
             return out;
         }
         match self.outcome {
+            Outcome::Success if self.bookkeeping() => out.push_str(&format!(
+                "{}: version {} -> {}; history rewritten, no migration SQL was run\n",
+                self.command,
+                version(self.version_before),
+                version(self.version_after)
+            )),
             Outcome::NothingToDo => out.push_str(&format!(
                 "nothing to do: version {}\n",
                 version(self.version_after)
@@ -294,5 +310,17 @@ mod tests {
         }));
         assert_eq!((r.outcome, r.exit_code), (Outcome::Error, 4));
         assert!(r.error.unwrap().contains("lock"));
+    }
+
+    #[test]
+    fn force_is_a_change_even_without_applied_migrations() {
+        let mut r = RunReport::new("force");
+        r.version_before = Some(3);
+        r.finish(&Ok(()));
+        assert_eq!(r.outcome, Outcome::Success);
+        assert_eq!(
+            r.summary(),
+            "force: version 3 -> none; history rewritten, no migration SQL was run\n"
+        );
     }
 }

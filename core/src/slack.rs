@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use crate::error::Refusal;
 use crate::migration::Version;
 use crate::report::{Context, Outcome, RunReport, StepReport};
-use crate::text::excerpt;
+use crate::text::sql_excerpt;
 
 /// Slack's limit on blocks per message.
 pub const MAX_BLOCKS: usize = 50;
@@ -427,8 +427,8 @@ fn list(heading: &str, steps: &[StepReport], times: bool) -> String {
 
 /// The planned migrations that never ran.
 fn not_run(report: &RunReport) -> Option<String> {
-    // The report counts the failed migration as not run (nothing of it stayed,
-    // or it is dirty); the failure section already names it.
+    // The failure section names the failed migration; the engine's report
+    // leaves it out of `not_run`, a report built elsewhere may not.
     let failed = report.failure.as_ref().map(|f| f.version);
     let rest: Vec<&StepReport> = report
         .not_run
@@ -463,11 +463,13 @@ fn failure(report: &RunReport) -> Option<String> {
     }
     out.push_str(&format!(": {}", escape_within(&f.message, MESSAGE_EXCERPT)));
     if let Some(d) = &f.detail {
-        out.push_str(&format!("\n*Detail:* {}", escape_within(d, 300)));
+        // Already labelled, one line each (`detail: …`, `hint: …`).
+        out.push_str(&format!("\n{}", escape_within(d, 300)));
     }
     if let Some(stmt) = &f.statement {
-        // One line (the excerpt folds whitespace), so a code block never spans a cut.
-        let shown = excerpt(stmt, STATEMENT_EXCERPT).replace("```", "'''");
+        // One line (the excerpt folds whitespace and marks line ends), so a code
+        // block never spans a cut.
+        let shown = sql_excerpt(stmt, STATEMENT_EXCERPT).replace("```", "'''");
         out.push_str(&format!(
             "\n```{}```",
             escape_within(&shown, STATEMENT_EXCERPT + 100)
@@ -732,7 +734,7 @@ mod tests {
         assert!(all.contains("3_bad.up.sql:4:8"), "{all}");
         assert!(all.contains("42P01"), "{all}");
         assert!(
-            all.contains("FROM no_such_table WHERE a &lt; 1 &amp;&amp; b &gt; 2"),
+            all.contains("SELECT * ⏎ FROM no_such_table ⏎ WHERE a &lt; 1 &amp;&amp; b &gt; 2"),
             "{all}"
         );
         assert!(all.contains("Applied before the failure"), "{all}");

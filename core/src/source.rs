@@ -33,7 +33,7 @@ use std::fmt;
 
 use sha2::{Digest, Sha256};
 
-use crate::migration::{Format, Migration, Script, Version};
+use crate::migration::{Format, MAX_VERSION, Migration, Order, Script, Version};
 
 /// One file of a migrations folder.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -143,12 +143,12 @@ pub fn checksum(normalized_up_sql: &str) -> String {
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
 /// A version written as ASCII digits (leading zeros allowed). `None` when `s`
-/// is empty, holds anything but digits, or does not fit in a `u64`.
+/// is empty, holds anything but digits, or is above [`MAX_VERSION`].
 pub fn parse_version(s: &str) -> Option<Version> {
     if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    s.parse().ok()
+    s.parse().ok().filter(|v| *v <= MAX_VERSION)
 }
 
 /// Turns the files of a migrations folder into migrations sorted by version,
@@ -182,6 +182,11 @@ pub fn parse(entries: &[Entry]) -> Result<Parsed, SourceError> {
     build_single_files(&files, &mut units, &mut problems);
     build_diesel(&files, &mut units, &mut problems);
     check_unique_versions(&mut units, &mut problems);
+    for m in units.iter().filter_map(|u| u.migration.as_ref()) {
+        for script in std::iter::once(&m.up).chain(&m.down) {
+            problems.extend(misplaced_marker(script));
+        }
+    }
 
     if !problems.is_empty() {
         problems.sort();
@@ -189,7 +194,8 @@ pub fn parse(entries: &[Entry]) -> Result<Parsed, SourceError> {
         return Err(SourceError { problems });
     }
     let mut migrations: Vec<Migration> = units.into_iter().filter_map(|u| u.migration).collect();
-    migrations.sort_by_key(|m| m.version);
+    let order = Order::of(&migrations);
+    migrations.sort_by(|a, b| order.cmp(a.version, b.version));
     Ok(Parsed {
         format: if migrations.is_empty() { None } else { format },
         migrations,
@@ -249,16 +255,41 @@ fn classify(path: &str) -> Class<'_> {
     }
     match parts.as_slice() {
         [file] => classify_top(path, file),
-        [folder, file] if !folder.is_empty() => {
+        [folder, file @ ("up.sql" | "down.sql" | "metadata.toml")] if !folder.is_empty() => {
             let file = match *file {
                 "up.sql" => DieselFile::Up,
                 "down.sql" => DieselFile::Down,
-                "metadata.toml" => DieselFile::Metadata,
-                _ => return Class::Ignore,
+                _ => DieselFile::Metadata,
             };
             Class::Named(Key::Diesel { folder, file })
         }
-        _ => Class::Ignore,
+        [.., file] => classify_nested(path, file),
+        [] => Class::Ignore,
+    }
+}
+
+/// A file in a subfolder that is not part of a diesel folder. refinery walks its
+/// folder recursively, so its files count wherever they are; the other tools
+/// read the top level only, so a migration-like file below it is an error
+/// rather than a silent no-op.
+fn classify_nested<'a>(path: &str, file: &'a str) -> Class<'a> {
+    match classify_top(path, file) {
+        refinery @ Class::Named(Key::Top {
+            kind: NameKind::Refinery,
+            ..
+        }) => refinery,
+        Class::Named(_) => Class::Bad(Problem::new(
+            path,
+            "a migration file in a subfolder: only refinery reads subfolders (diesel: one folder \
+             per migration holding up.sql), so this file would never run",
+            "move it to the top level of the migrations folder",
+        )),
+        Class::Ignore if matches!(file, "up.sql" | "down.sql") => Class::Bad(Problem::new(
+            path,
+            "a diesel migration folder inside another folder: diesel reads only the top level",
+            "move the folder to the top level of the migrations folder",
+        )),
+        other => other,
     }
 }
 
@@ -344,7 +375,10 @@ fn version_problem(path: &str, text: &str, example: &str) -> Problem {
     } else if text.bytes().all(|b| b.is_ascii_digit()) {
         Problem::new(
             path,
-            format!("version {text} is too large (the largest is {})", u64::MAX),
+            format!(
+                "version {text} is too large (the largest is {MAX_VERSION}, where PostgreSQL's \
+                 bigint stops)"
+            ),
             "use a smaller version number",
         )
     } else {
@@ -515,6 +549,7 @@ fn whole(path: &str, sql: &str) -> Script {
 }
 
 fn migration(
+    format: Format,
     version: Version,
     name: &str,
     up: Script,
@@ -529,6 +564,7 @@ fn migration(
         up,
         down,
         transactional,
+        format,
     }
 }
 
@@ -638,7 +674,14 @@ fn build_golang_migrate<'a>(
                 Some(down) => Some(whole(down.path, down.text.as_deref()?)),
                 None => None,
             };
-            Some(migration(version, name, up_script, down_script, false))
+            Some(migration(
+                Format::GolangMigrate,
+                version,
+                name,
+                up_script,
+                down_script,
+                false,
+            ))
         })();
         units.push(Unit {
             version,
@@ -661,6 +704,7 @@ fn build_single_files<'a>(
         let built = match (file.kind, file.text.as_deref()) {
             (Kind::Refinery | Kind::Dbmate | Kind::Goose, None) => None,
             (Kind::Refinery, Some(text)) => Some(migration(
+                Format::Refinery,
                 version,
                 name,
                 whole(file.path, text),
@@ -703,6 +747,7 @@ fn build_dbmate(
         goose_annotations: false,
     };
     Some(migration(
+        Format::Dbmate,
         version,
         name,
         to_script(up),
@@ -734,6 +779,7 @@ fn build_goose(
         goose_annotations: true,
     };
     Some(migration(
+        Format::Goose,
         version,
         name,
         to_script(up),
@@ -799,7 +845,14 @@ fn build_diesel<'a>(files: &[File<'a>], units: &mut Vec<Unit<'a>>, problems: &mu
                 Some(meta) => !run_in_transaction(meta.path, meta.text.as_deref()?, problems)?,
                 None => false,
             };
-            Some(migration(version, name, up_script, down_script, no_tx))
+            Some(migration(
+                Format::Diesel,
+                version,
+                name,
+                up_script,
+                down_script,
+                no_tx,
+            ))
         })();
         units.push(Unit {
             version,
@@ -1035,6 +1088,29 @@ fn comment(line: &str) -> Option<&str> {
     line.trim().strip_prefix("--").map(str::trim)
 }
 
+/// A `-- no-transaction` line that is not the script's first non-blank line:
+/// it would be silently ignored, and the migration run in a transaction.
+fn misplaced_marker(script: &Script) -> Option<Problem> {
+    let mut lines = script
+        .sql
+        .lines()
+        .enumerate()
+        .filter(|(_, line)| !line.trim().is_empty());
+    lines.next();
+    let (index, _) = lines.find(|(_, line)| {
+        comment(line).is_some_and(|c| c.eq_ignore_ascii_case("no-transaction"))
+    })?;
+    Some(
+        Problem::new(
+            &script.path,
+            "`-- no-transaction` is recognized only as the first line of the script; here it \
+             would be ignored and the migration run in a transaction",
+            "move it to the first line (before any SQL or other comment)",
+        )
+        .at(script.first_line + index),
+    )
+}
+
 /// `-- no-transaction` as the first non-blank line (sqlx), or a line
 /// `-- refinery:noTransaction` or `-- morph:nontransactional` anywhere.
 fn has_no_transaction_marker(sql: &str) -> bool {
@@ -1094,7 +1170,9 @@ mod tests {
         assert_eq!(parse_version("1"), Some(1));
         assert_eq!(parse_version("0001"), Some(1));
         assert_eq!(parse_version("20261122005600"), Some(20_261_122_005_600));
-        assert_eq!(parse_version("18446744073709551615"), Some(u64::MAX));
+        // PostgreSQL's bigint, not u64, is the limit.
+        assert_eq!(parse_version("9223372036854775807"), Some(MAX_VERSION));
+        assert_eq!(parse_version("9223372036854775808"), None);
         assert_eq!(parse_version("18446744073709551616"), None);
         assert_eq!(parse_version("99999999999999999999999999"), None);
         assert_eq!(parse_version(""), None);
@@ -1425,6 +1503,18 @@ mod tests {
     // --- ordering, normalisation, markers ----------------------------------
 
     #[test]
+    fn diesel_versions_sort_as_diesel_sorts_them() {
+        let parsed = ok(&[
+            entry("2026-01-20-162913_y/up.sql", "SELECT 2;"),
+            entry("2025-11-19-091444-0000_x/up.sql", "SELECT 1;"),
+        ]);
+        assert_eq!(
+            versions(&parsed),
+            [202_511_190_914_440_000, 20_260_120_162_913]
+        );
+    }
+
+    #[test]
     fn versions_sort_as_numbers() {
         let parsed = ok(&[
             entry("10_ten.up.sql", ""),
@@ -1474,7 +1564,6 @@ mod tests {
                 "1_sqlx.sql",
                 "\n  \n-- no-transaction\nCREATE INDEX CONCURRENTLY i ON t (id);\n",
             ),
-            entry("2_late.sql", "SELECT 1;\n-- no-transaction\n"),
             entry(
                 "3_refinery.sql",
                 "SELECT 1;\n-- refinery:noTransaction\nSELECT 2;\n",
@@ -1486,7 +1575,19 @@ mod tests {
             entry("5_plain.up.sql", "SELECT '-- no-transaction';\n"),
         ]);
         let flags: Vec<bool> = parsed.migrations.iter().map(|m| m.transactional).collect();
-        assert_eq!(flags, [false, true, false, false, true]);
+        assert_eq!(flags, [false, false, false, true]);
+        // Anywhere but the first line it would be ignored: an error naming the line.
+        let e = err(&[entry("2_late.sql", "SELECT 1;\n-- no-transaction\n")]);
+        assert_eq!(
+            (e.problems[0].path.as_str(), e.problems[0].line),
+            ("2_late.sql", Some(2))
+        );
+        assert!(e.problems[0].message.contains("first line"), "{e}");
+        let e = err(&[entry(
+            "3_s.sql",
+            "-- migrate:up\nSELECT 1;\n-- no-transaction\n-- migrate:down\n",
+        )]);
+        assert_eq!(e.problems[0].line, Some(3), "{e}");
     }
 
     #[test]
@@ -1500,6 +1601,31 @@ mod tests {
         assert!(!dbmate.migrations[0].transactional);
         let diesel = ok(&[entry("1_a/up.sql", "-- morph:nontransactional\nSELECT 1;")]);
         assert!(!diesel.migrations[0].transactional);
+    }
+
+    #[test]
+    fn refinery_reads_subfolders_and_the_other_formats_refuse_nested_migrations() {
+        let parsed = ok(&[
+            entry("V1__a.sql", "SELECT 1;"),
+            entry("V1-2/V2__add_cars.sql", "SELECT 2;"),
+            entry("later/deeper/V3__c.sql", "SELECT 3;"),
+            entry("later/notes.md", "x"),
+        ]);
+        assert_eq!(parsed.format, Some(Format::Refinery));
+        assert_eq!(versions(&parsed), [1, 2, 3]);
+        assert_eq!(parsed.migrations[1].up.path, "V1-2/V2__add_cars.sql");
+        assert_eq!(parsed.ignored, ["later/notes.md"]);
+
+        for nested in [
+            "old/3_c.up.sql",
+            "old/20200101000000_c.sql",
+            "x/2021-01-01-000000_a/up.sql",
+        ] {
+            let e = err(&[entry("1_a.up.sql", "SELECT 1;"), entry(nested, "SELECT 3;")]);
+            assert_eq!(e.problems.len(), 1, "{nested}: {e}");
+            assert_eq!(e.problems[0].path, nested);
+            assert!(e.problems[0].hint.contains("top level"), "{e}");
+        }
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Serialize;
 
 use crate::history::{HistoryRow, RowStatus, current_version, dirty_row};
-use crate::migration::{Migration, Version};
+use crate::migration::{Migration, Order, Version};
 
 /// How an applied migration stands against its file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -24,7 +24,8 @@ pub struct Applied {
     pub version: Version,
     pub name: String,
     pub checksum: String,
-    pub applied_at: String,
+    /// `None` for a version taken over from another tool without a time.
+    pub applied_at: Option<String>,
     pub execution_ms: i64,
     pub status: RowStatus,
     pub file: FileState,
@@ -50,35 +51,40 @@ pub struct Status {
 
 pub fn build(files: &[Migration], rows: &[HistoryRow]) -> Status {
     let by_version: BTreeMap<Version, &Migration> = files.iter().map(|m| (m.version, m)).collect();
-    let current = current_version(rows);
+    let order = Order::of(files);
+    let current = current_version(rows, order);
     let recorded: BTreeSet<Version> = rows.iter().map(|r| r.version).collect();
     Status {
         current_version: current,
         dirty: dirty_row(rows).is_some(),
-        applied: rows
-            .iter()
-            .map(|r| Applied {
-                version: r.version,
-                name: r.name.clone(),
-                checksum: r.checksum.clone(),
-                applied_at: r.applied_at.clone(),
-                execution_ms: r.execution_ms,
-                status: r.status,
-                file: match by_version.get(&r.version) {
-                    None => FileState::Missing,
-                    Some(m) if m.checksum != r.checksum => FileState::Changed,
-                    Some(_) => FileState::Ok,
-                },
-                error: r.error.clone(),
-            })
-            .collect(),
+        applied: {
+            let mut in_order: Vec<&HistoryRow> = rows.iter().collect();
+            in_order.sort_by(|a, b| order.cmp(a.version, b.version));
+            in_order
+        }
+        .into_iter()
+        .map(|r| Applied {
+            version: r.version,
+            name: r.name.clone(),
+            checksum: r.checksum.clone(),
+            applied_at: Some(r.applied_at.clone()).filter(|t| !t.is_empty()),
+            execution_ms: r.execution_ms,
+            status: r.status,
+            file: match by_version.get(&r.version) {
+                None => FileState::Missing,
+                Some(m) if m.checksum != r.checksum => FileState::Changed,
+                Some(_) => FileState::Ok,
+            },
+            error: r.error.clone(),
+        })
+        .collect(),
         pending: files
             .iter()
             .filter(|m| !recorded.contains(&m.version))
             .map(|m| Pending {
                 version: m.version,
                 name: m.name.clone(),
-                out_of_order: current.is_some_and(|c| m.version < c),
+                out_of_order: current.is_some_and(|c| order.lt(m.version, c)),
             })
             .collect(),
     }
@@ -91,27 +97,36 @@ impl Status {
         let current = self
             .current_version
             .map_or_else(|| "none".to_string(), |v| v.to_string());
+        // A dirty row is not applied: it is counted and labelled by its status.
+        let applied = self
+            .applied
+            .iter()
+            .filter(|a| a.status == RowStatus::Applied)
+            .count();
+        let dirty = self.applied.len() - applied;
         out.push_str(&format!(
-            "version {current}{}: {} applied, {} pending\n",
+            "version {current}{}: {applied} applied, {}{} pending\n",
             if self.dirty { " (dirty)" } else { "" },
-            self.applied.len(),
+            if dirty > 0 {
+                format!("{dirty} dirty, ")
+            } else {
+                String::new()
+            },
             self.pending.len()
         ));
         for a in &self.applied {
-            let mut notes = Vec::new();
-            if a.status != RowStatus::Applied {
-                notes.push(a.status.as_str().replace('_', " ").to_uppercase());
-            }
+            let mut notes: Vec<&str> = Vec::new();
             match a.file {
                 FileState::Ok => {}
-                FileState::Changed => notes.push("FILE CHANGED".into()),
-                FileState::Missing => notes.push("FILE MISSING".into()),
+                FileState::Changed => notes.push("FILE CHANGED"),
+                FileState::Missing => notes.push("FILE MISSING"),
             }
             out.push_str(&format!(
-                "  applied  {:>14}  {:<40} {}  {:>6} ms{}\n",
+                "  {:<13}  {:>14}  {:<40} {:<24}  {:>6} ms{}\n",
+                a.status.as_str(),
                 a.version,
                 a.name,
-                a.applied_at,
+                a.applied_at.as_deref().unwrap_or("-"),
                 a.execution_ms,
                 if notes.is_empty() {
                     String::new()
@@ -122,7 +137,8 @@ impl Status {
         }
         for p in &self.pending {
             out.push_str(&format!(
-                "  pending  {:>14}  {}{}\n",
+                "  {:<13}  {:>14}  {}{}\n",
+                "pending",
                 p.version,
                 p.name,
                 if p.out_of_order {
@@ -169,8 +185,24 @@ mod tests {
             text.contains("FILE CHANGED") && text.contains("OUT OF ORDER"),
             "{text}"
         );
+        // The failed row is not counted as applied, nor shown as "applied".
+        assert!(
+            text.starts_with("version 4 (dirty): 2 applied, 1 dirty, 2 pending\n"),
+            "{text}"
+        );
+        assert!(
+            text.lines()
+                .any(|l| l.trim_start().starts_with("failed") && l.contains(" 5 ")),
+            "{text}"
+        );
+        assert!(!text.contains("FAILED"), "{text}");
         let json = serde_json::to_value(&s).unwrap();
         assert_eq!(json["current_version"], 4);
         assert_eq!(json["applied"][0]["file"], "changed");
+
+        let mut adopted = row(1, RowStatus::Applied);
+        adopted.applied_at = String::new();
+        let json = serde_json::to_value(build(&files, &[adopted])).unwrap();
+        assert_eq!(json["applied"][0]["applied_at"], serde_json::Value::Null);
     }
 }

@@ -69,6 +69,11 @@ pub async fn changing(
     let context = tokio::spawn(crate::notify::context_from_env());
     let mut report = RunReport::new(change.name());
     report.environment = settings.env_label.clone();
+    report.init_sql = settings
+        .init_sql
+        .iter()
+        .map(|s| migrator_core::redact::scrub(s).into_owned())
+        .collect();
     let started = Instant::now();
     let result = prepare_and_run(settings, change, interrupt, &mut report).await;
     report.duration_ms = started.elapsed().as_millis() as u64;

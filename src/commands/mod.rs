@@ -86,14 +86,6 @@ pub(crate) fn load(settings: &Settings) -> Result<Vec<Migration>> {
     if let Some(format) = format {
         tracing::debug!(%format, count = migrations.len(), "migrations read");
     }
-    if let Some(m) = migrations.iter().find(|m| m.version > i64::MAX as u64) {
-        return Err(Error::usage(format!(
-            "{}: version {} is too large (the largest is {})",
-            m.up.path,
-            m.version,
-            i64::MAX
-        )));
-    }
     Ok(migrations)
 }
 
@@ -118,5 +110,5 @@ pub async fn connect(settings: &Settings, interrupt: &Interrupt) -> Result<AnyDr
     let (target, info, left) = crate::db::resolve::target(settings, interrupt).await?;
     let wait = left.map(|total| WaitPolicy { total });
     tracing::debug!(database = %info, "connecting");
-    db::connect(&target, info, wait, interrupt).await
+    db::connect(&target, info, wait, &settings.init_sql, interrupt).await
 }

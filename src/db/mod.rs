@@ -168,20 +168,28 @@ pub enum AnyDriver {
     Mysql(mysql::Mysql),
 }
 
-/// Connects to the target (retrying per `wait`) and installs the statement
-/// canceller on `interrupt`.
+/// Connects to the target (retrying per `wait`), runs `init_sql` (`--init-sql`)
+/// on the new session and installs the statement canceller on `interrupt`.
 pub async fn connect(
     target: &Target,
     info: DatabaseInfo,
     wait: Option<WaitPolicy>,
+    init_sql: &[String],
     interrupt: &Interrupt,
 ) -> Result<AnyDriver> {
     Ok(match target {
         Target::Postgres(c, tls) => {
-            AnyDriver::Postgres(postgres::connect(c, tls, info, wait, interrupt).await?)
+            AnyDriver::Postgres(postgres::connect(c, tls, info, wait, init_sql, interrupt).await?)
         }
-        Target::Mysql(o) => AnyDriver::Mysql(mysql::connect(o, info, wait, interrupt).await?),
+        Target::Mysql(o) => {
+            AnyDriver::Mysql(mysql::connect(o, info, wait, init_sql, interrupt).await?)
+        }
     })
+}
+
+/// The error of an `--init-sql` value the server refused.
+pub fn init_sql_failed(sql: &str, message: String) -> Error {
+    Error::database(format!("running --init-sql `{}`", sql.trim()), message)
 }
 
 macro_rules! both {

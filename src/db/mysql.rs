@@ -6,7 +6,9 @@
 //! half way is visible on the next run; a DML-only migration stays one
 //! transaction with its history row. After a failure the driver rolls back and
 //! reads the row back: present means something was committed (dirty), absent means
-//! nothing changed. Statements run one by one over the text protocol, as the
+//! nothing changed; present after the migration's first statement failed means only
+//! that statement's implicit commit wrote it, and it is taken back. A session the
+//! server closed is replaced to read the row back. Statements run one by one over the text protocol, as the
 //! `mysql` client sends them.
 
 use std::sync::Arc;
@@ -66,6 +68,7 @@ const ER_BAD_FIELD: u16 = 1054;
 const ER_QUERY_INTERRUPTED: u16 = 1317;
 const ER_TOO_MANY_CONNECTIONS: u16 = 1040;
 const ER_SERVER_SHUTDOWN: u16 = 1053;
+const ER_NET_PACKET_TOO_LARGE: u16 = 1153;
 
 fn db_error(e: &sqlx::Error) -> Option<&MySqlDatabaseError> {
     match e {
@@ -93,6 +96,10 @@ fn is_transient(e: &sqlx::Error) -> bool {
 
 pub struct Mysql {
     conn: MySqlConnection,
+    /// To open a new session after the server closed ours.
+    options: Box<MySqlConnectOptions>,
+    /// `--init-sql`, run on every session.
+    init_sql: Vec<String>,
     info: DatabaseInfo,
     lock_name: String,
 }
@@ -101,6 +108,7 @@ pub async fn connect(
     options: &MySqlConnectOptions,
     info: DatabaseInfo,
     wait: Option<WaitPolicy>,
+    init_sql: &[String],
     interrupt: &Interrupt,
 ) -> Result<Mysql> {
     let mut conn = super::retry_connect(&info, wait, interrupt, || async {
@@ -140,11 +148,15 @@ pub async fn connect(
             &migrator_core::source::checksum(&info.name)[..32]
         );
     }
-    Ok(Mysql {
+    let mut db = Mysql {
         conn,
+        options: Box::new(options.clone()),
+        init_sql: init_sql.to_vec(),
         info,
         lock_name,
-    })
+    };
+    db.start_session().await?;
+    Ok(db)
 }
 
 /// A string as a hex literal (`X'6162'`): safe to inline whatever the text and
@@ -208,6 +220,8 @@ fn exec_error(e: &sqlx::Error, stmt: Option<(usize, &Statement<'_>)>) -> ExecErr
         err.code = Some(db.number().to_string());
         err.message = db.message().to_string();
         err.cancelled = db.number() == ER_QUERY_INTERRUPTED;
+        // The server says so, then closes the session.
+        err.connection_lost = db.number() == ER_NET_PACKET_TOO_LARGE;
     } else {
         err.connection_lost = matches!(e, sqlx::Error::Io(_) | sqlx::Error::Protocol(_));
     }
@@ -219,6 +233,17 @@ fn exec_error(e: &sqlx::Error, stmt: Option<(usize, &Statement<'_>)>) -> ExecErr
 }
 
 impl Mysql {
+    /// What every new session runs first: `--init-sql`.
+    async fn start_session(&mut self) -> Result<()> {
+        for sql in &self.init_sql {
+            sqlx::raw_sql(AssertSqlSafe(sql.as_str()))
+                .execute(&mut self.conn)
+                .await
+                .map_err(|e| super::init_sql_failed(sql, describe(&e)))?;
+        }
+        Ok(())
+    }
+
     async fn run(&mut self, sql: &str) -> std::result::Result<(), sqlx::Error> {
         sqlx::raw_sql(AssertSqlSafe(sql))
             .execute(&mut self.conn)
@@ -236,12 +261,62 @@ impl Mysql {
             .await
     }
 
+    /// The server closed the session during `failed`: open a new one, say whether
+    /// the statement was larger than `max_allowed_packet` (then it never ran), and
+    /// read the history row back as [`Self::after_failure`] does. Unknown stays dirty.
+    async fn after_lost_connection(
+        &mut self,
+        exec: &Exec<'_>,
+        failed: &Statement<'_>,
+        first: bool,
+        interrupt: &Interrupt,
+        err: &mut ExecError,
+    ) {
+        err.dirty = true;
+        match self.options.connect().await {
+            Ok(conn) => self.conn = conn,
+            Err(e) => {
+                tracing::error!(error = %describe(&e), "could not reconnect to read the history row back");
+                return;
+            }
+        }
+        if let Err(e) = self.start_session().await {
+            tracing::error!(error = %e, "could not start a new session to read the history row back");
+            return;
+        }
+        let limit: Option<u64> = sqlx::query_scalar("SELECT @@max_allowed_packet")
+            .fetch_one(&mut self.conn)
+            .await
+            .ok();
+        let sent = failed.sql.len() as u64;
+        let too_big = limit.is_some_and(|max| sent > max);
+        if let (true, Some(max)) = (too_big, limit) {
+            err.message = format!(
+                "{}; the statement is {sent} bytes, larger than the server's max_allowed_packet \
+                 ({max} bytes), so the server closed the connection without running it: raise \
+                 max_allowed_packet or split the statement",
+                err.message
+            );
+        }
+        // The lock went with the old session; write nothing unless we hold it again.
+        if self.lock(Duration::ZERO, interrupt).await.is_err() {
+            tracing::error!("could not take the lock again; the history row is left as it is");
+            return;
+        }
+        self.after_failure(exec, failed, first && too_big, err)
+            .await;
+    }
+
     /// After a failed statement: roll back, then find out whether anything had been
     /// committed (the in-progress row survived) and record the failure if so.
+    /// `no_effect`: the failing statement was the first one that could have changed
+    /// anything, and it did not; the surviving row was committed by its implicit
+    /// commit alone, so it is taken back and the failure is clean.
     async fn after_failure(
         &mut self,
         exec: &Exec<'_>,
         failed: &Statement<'_>,
+        no_effect: bool,
         err: &mut ExecError,
     ) {
         let version = exec.migration.version;
@@ -263,6 +338,23 @@ impl Mysql {
         err.dirty = in_progress;
         if !in_progress {
             return;
+        }
+        if no_effect {
+            let undo = match exec.direction {
+                Direction::Up => format!("DELETE FROM migrator_history WHERE version = {version}"),
+                Direction::Down => format!(
+                    "UPDATE migrator_history SET status = 'applied' WHERE version = {version}"
+                ),
+            };
+            match self.run(&undo).await {
+                Ok(()) => {
+                    err.dirty = false;
+                    return;
+                }
+                Err(e) => {
+                    tracing::error!(error = %describe(&e), "could not take back the history row of a migration that changed nothing");
+                }
+            }
         }
         let status = match exec.direction {
             Direction::Up => "failed",
@@ -424,10 +516,15 @@ impl Driver for Mysql {
             };
             in_tx = m.transactional && dml;
             if let Err(mut err) = result {
+                // A failing statement changes nothing (MySQL 8 and MariaDB run one
+                // DDL statement atomically); the first one fails before anything of
+                // the migration took effect.
+                let first = i == 0;
                 if !err.connection_lost {
-                    self.after_failure(exec, stmt, &mut err).await;
+                    self.after_failure(exec, stmt, first, &mut err).await;
                 } else {
-                    err.dirty = true;
+                    self.after_lost_connection(exec, stmt, first, interrupt, &mut err)
+                        .await;
                 }
                 return Err(err);
             }

@@ -86,6 +86,7 @@ pub async fn connect(
     tls: &MakeRustlsConnect,
     info: DatabaseInfo,
     wait: Option<WaitPolicy>,
+    init_sql: &[String],
     interrupt: &Interrupt,
 ) -> Result<Postgres> {
     let (client, connection) = super::retry_connect(&info, wait, interrupt, || async {
@@ -103,6 +104,12 @@ pub async fn connect(
             tracing::debug!(error = %e, "connection closed");
         }
     });
+    for sql in init_sql {
+        client
+            .batch_execute(sql)
+            .await
+            .map_err(|e| super::init_sql_failed(sql, describe(&e)))?;
+    }
     let token = client.cancel_token();
     let cancel_tls = tls.clone();
     interrupt.set_canceller(Arc::new(move || {
@@ -179,12 +186,7 @@ fn exec_error(
     if let Some(db) = e.as_db_error() {
         err.code = Some(db.code().code().to_string());
         err.message = db.message().to_string();
-        err.detail = match (db.detail(), db.hint()) {
-            (Some(d), Some(h)) => Some(format!("{d} (hint: {h})")),
-            (Some(d), None) => Some(d.to_string()),
-            (None, Some(h)) => Some(format!("hint: {h}")),
-            (None, None) => None,
-        };
+        err.detail = migrator_core::error::detail_lines(db.detail(), db.hint());
         err.cancelled = *db.code() == SqlState::QUERY_CANCELED;
         if let Some(ErrorPosition::Original(pos)) = db.position() {
             let pos = (*pos as usize).saturating_sub(skip_chars);

@@ -304,6 +304,7 @@ fn file_with(version: Version, up_sql: &str) -> Migration {
         down: Some(script("down", &format!("DROP TABLE t{version};\n"))),
         checksum: format!("sum{version}"),
         transactional: true,
+        format: migrator_core::migration::Format::GolangMigrate,
     }
 }
 
@@ -574,8 +575,8 @@ async fn a_failing_migration_keeps_the_ones_before_and_stops_the_rest() {
     assert_eq!(versions(&report.applied), [1]);
     assert_eq!(
         versions(&report.not_run),
-        [2, 3],
-        "the failed one and the rest"
+        [3],
+        "the rest; the failed one ran and is in `failure`"
     );
     assert_eq!(report.version_after, Some(1));
     assert_eq!(
@@ -612,6 +613,41 @@ async fn a_server_offset_wins_over_the_statement_start_and_clean_failures_stay_c
     );
     assert!(report.applied.is_empty());
     assert_eq!(db.recorded(), [], "rolled back, no row");
+}
+
+#[tokio::test]
+async fn a_statement_that_cannot_run_in_a_transaction_names_the_formats_marker() {
+    let sql = "CREATE INDEX CONCURRENTLY i ON t (id);\n";
+    let err = ExecError {
+        statement: Some(0),
+        code: Some("25001".into()),
+        message: "CREATE INDEX CONCURRENTLY cannot run inside a transaction block".into(),
+        detail: Some("detail: from the server".into()),
+        ..ExecError::default()
+    };
+    let mut refinery = file_with(1, sql);
+    refinery.format = migrator_core::migration::Format::Refinery;
+    let mut db = MemDriver::postgres().failing(1, err.clone());
+    let (result, _) = go(&mut db, &[refinery], up()).await;
+    let Err(Error::MigrationFailed(failure)) = &result else {
+        panic!("expected a migration failure, got {result:?}");
+    };
+    let detail = failure.detail.as_deref().unwrap_or_default();
+    assert!(
+        detail.starts_with("detail: from the server\nhint: "),
+        "{detail}"
+    );
+    assert!(detail.contains("-- refinery:noTransaction"), "{detail}");
+
+    // Already outside a transaction: the hint would be wrong.
+    let mut no_tx = file_with(1, sql);
+    no_tx.transactional = false;
+    let mut db = MemDriver::postgres().failing(1, err);
+    let (result, _) = go(&mut db, &[no_tx], up()).await;
+    let Err(Error::MigrationFailed(failure)) = &result else {
+        panic!("expected a migration failure, got {result:?}");
+    };
+    assert_eq!(failure.detail.as_deref(), Some("detail: from the server"));
 }
 
 #[tokio::test]
@@ -790,7 +826,7 @@ async fn single_transaction_runs_all_at_once_or_records_none() {
     assert_eq!((failure.version, failure.line), (3, Some(1)));
     assert_eq!(failure.previous_version, Some(1), "all rolled back");
     assert!(report.applied.is_empty());
-    assert_eq!(versions(&report.not_run), [2, 3]);
+    assert_eq!(versions(&report.not_run), [2]);
     assert_eq!(db.calls.last(), Some(&Unlock));
     assert_eq!(db.recorded(), [(1, RowStatus::Applied)]);
 
@@ -907,6 +943,22 @@ async fn a_failed_foreign_history_is_refused_before_anything_is_written() {
     );
     assert!(db.writes().is_empty(), "{:?}", db.calls);
     assert_eq!(db.calls.last(), Some(&Unlock));
+}
+
+#[tokio::test]
+async fn a_refused_run_over_a_foreign_history_adopts_nothing() {
+    // Adoption is a write: it waits for every check, so a refusal leaves no table.
+    let mut db =
+        MemDriver::postgres().with_foreign(Tool::Sqlx, &[("1", "m", "true"), ("3", "m", "true")]);
+    let (result, report) = go(&mut db, &files(&[1, 2, 3, 4]), up()).await;
+    assert!(
+        matches!(&result, Err(Error::Refused(r)) if matches!(r[..], [Refusal::OutOfOrder { version: 2, .. }])),
+        "{result:?}"
+    );
+    assert!(db.writes().is_empty(), "{:?}", db.calls);
+    assert!(db.rows.is_none(), "no history table");
+    assert_eq!(db.calls.last(), Some(&Unlock));
+    assert!(report.applied.is_empty());
 }
 
 #[tokio::test]

@@ -295,6 +295,15 @@ impl Run {
     }
 }
 
+/// The `version` of every step in a report list (`applied`, `not_run`).
+pub fn step_versions(list: &serde_json::Value) -> Vec<u64> {
+    list.as_array()
+        .expect("a list of steps")
+        .iter()
+        .map(|s| s["version"].as_u64().expect("a numeric version"))
+        .collect()
+}
+
 pub fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_migrator"))
 }

@@ -38,6 +38,32 @@ engines!(refinery_files, |e| {
     );
 });
 
+engines!(refinery_files_in_subfolders_are_applied, |e| {
+    let db = applies(
+        e,
+        &[
+            ("V1__a.sql", "CREATE TABLE a (id INT);"),
+            ("V1-2/V2__add_cars.sql", "CREATE TABLE cars (id INT);"),
+        ],
+        &["a", "cars"],
+    );
+    assert_eq!(db.history(), ["1:applied", "2:applied"]);
+});
+
+engines!(a_nested_migration_of_a_top_level_format_is_refused, |e| {
+    let db = TestDb::new(e);
+    let dir = Dir::new(&[
+        ("1_a.up.sql", "CREATE TABLE a (id INT);"),
+        ("old/2_b.up.sql", "CREATE TABLE b (id INT);"),
+    ]);
+    Cmd::on(&db, &dir, &["up"])
+        .run()
+        .code(2)
+        .has("old/2_b.up.sql")
+        .has("subfolder");
+    assert!(!db.table_exists("a"));
+});
+
 engines!(diesel_folders, |e| {
     let db = TestDb::new(e);
     let dir = Dir::new(&[
@@ -118,6 +144,40 @@ fn postgres_bodies_do_blocks_and_concurrent_indexes() {
         db.sql("SELECT count(*) FROM pg_indexes WHERE indexname = 't_id'"),
         "1"
     );
+}
+
+#[test]
+fn postgres_concurrent_index_in_a_transaction_names_the_marker() {
+    let db = TestDb::new(Engine::Pg);
+    let dir = Dir::new(&[
+        ("1_t.up.sql", "CREATE TABLE t (id INT);\n"),
+        (
+            "2_idx.up.sql",
+            "CREATE INDEX CONCURRENTLY t_id ON t (id);\n",
+        ),
+    ]);
+    Cmd::on(&db, &dir, &["up"])
+        .run()
+        .code(1)
+        .has("[25001]")
+        .has("2_idx.up.sql:1:")
+        .has("put `-- no-transaction` on the first line of the up file")
+        .has("rolled back");
+    assert_eq!(db.history(), ["1:applied"]);
+    // A marker where it is not recognized is an error naming the line.
+    dir.write(
+        "2_idx.up.sql",
+        b"CREATE INDEX CONCURRENTLY t_id ON t (id);\n-- no-transaction\n",
+    );
+    Cmd::on(&db, &dir, &["up"])
+        .run()
+        .code(2)
+        .has("2_idx.up.sql:2");
+    dir.write(
+        "2_idx.up.sql",
+        b"-- no-transaction\nCREATE INDEX CONCURRENTLY t_id ON t (id);\n",
+    );
+    Cmd::on(&db, &dir, &["up"]).run().code(0);
 }
 
 #[test]

@@ -239,7 +239,7 @@ engines!(failure_is_posted_with_file_line_code_and_statement, |e| {
     has(&v, &format!("`{at}`"));
     has(&v, &format!("*Error* `{code}`"));
     has(&v, "no_such_table");
-    has(&v, "```SELECT * FROM no_such_table```");
+    has(&v, "```SELECT * ⏎ FROM no_such_table```");
     has(&v, "*Applied before the failure* (1):\n• `1_ok`");
     has(&v, "*Not run* (1): `3_after`");
     has(

@@ -259,7 +259,11 @@ engines!(force_sets_the_version_without_running_sql, |e| {
         .run()
         .code(2)
         .has("no migration file has version 99");
-    Cmd::on(&db, &dir, &["force", "0", "--yes"]).run().code(0);
+    // It rewrote the history: not "nothing to do".
+    Cmd::on(&db, &dir, &["force", "0", "--yes"])
+        .run()
+        .code(0)
+        .has("force: version 2 -> none; history rewritten");
     assert!(db.history().is_empty());
 });
 
@@ -534,3 +538,163 @@ engines!(protected_environments_need_the_name_typed_again, |e| {
         .code(2);
     assert_eq!(db.history(), ["1:applied"]);
 });
+
+#[test]
+fn mysql_a_first_statement_that_fails_leaves_no_dirty_state() {
+    // The failing DDL's implicit commit persisted the `running` row, yet nothing
+    // of the migration took effect: the failure is clean and the next run retries.
+    let db = TestDb::new(Engine::My);
+    let dir = Dir::new(&[
+        ("1_a.up.sql", "CREATE TABLE a (id INT);\n"),
+        (
+            "2_b.up.sql",
+            "ALTER TABLE non_existent ADD COLUMN x INT;\nCREATE TABLE b (id INT);\n",
+        ),
+    ]);
+    let r = Cmd::on(&db, &dir, &["up"]).run();
+    r.code(1).has("2_b.up.sql:1:");
+    assert!(!r.all().contains("dirty"), "{}", r.all());
+    assert_eq!(db.history(), ["1:applied"]);
+    Cmd::on(&db, &dir, &["up"])
+        .run()
+        .code(1)
+        .has("non_existent");
+    // A failure after a statement took effect is still dirty.
+    dir.write(
+        "2_b.up.sql",
+        b"CREATE TABLE b (id INT);\nALTER TABLE non_existent ADD COLUMN x INT;\n",
+    );
+    Cmd::on(&db, &dir, &["up"]).run().code(1).has("dirty");
+    assert_eq!(db.history(), ["1:applied", "2:failed"]);
+}
+
+#[test]
+fn mysql_a_statement_over_max_allowed_packet_is_named_and_not_dirty() {
+    let db = TestDb::new(Engine::My);
+    let max: usize = db.sql("SELECT @@max_allowed_packet").parse().unwrap();
+    let big = format!(
+        "INSERT INTO a VALUES ('{}');\n",
+        "x".repeat(max + 1024 * 1024)
+    );
+    let dir = Dir::new(&[
+        ("1_a.up.sql", "CREATE TABLE a (v LONGTEXT);\n"),
+        ("2_big.up.sql", &big),
+    ]);
+    let r = Cmd::on(&db, &dir, &["up"]).run();
+    r.code(1).has("max_allowed_packet");
+    assert!(!r.all().contains("marked dirty"), "{}", r.all());
+    assert_eq!(db.history(), ["1:applied"]);
+    Cmd::on(&db, &dir, &["up"])
+        .run()
+        .code(1)
+        .has("max_allowed_packet");
+}
+
+#[test]
+fn mysql_init_sql_lets_a_table_reference_one_created_after_it() {
+    let db = TestDb::new(Engine::My);
+    let dir = Dir::new(&[(
+        "1_fk.up.sql",
+        "CREATE TABLE child (id INT PRIMARY KEY, parent_id INT, \
+         FOREIGN KEY (parent_id) REFERENCES parent (id)) ENGINE=InnoDB;\n\
+         CREATE TABLE parent (id INT PRIMARY KEY) ENGINE=InnoDB;\n",
+    )]);
+    Cmd::on(&db, &dir, &["up"])
+        .run()
+        .code(1)
+        .has("1_fk.up.sql:1:");
+    assert!(!db.table_exists("child"));
+    let secret_sql = format!("SET @note = '{}'", crate::common::SECRET);
+    let r = Cmd::on(
+        &db,
+        &dir,
+        &[
+            "up",
+            "--output",
+            "json",
+            "--init-sql",
+            "SET FOREIGN_KEY_CHECKS=0",
+            "--init-sql",
+            &secret_sql,
+        ],
+    )
+    .run();
+    let j = r.code(0).json();
+    assert!(db.table_exists("child") && db.table_exists("parent"));
+    assert_eq!(
+        j["init_sql"],
+        serde_json::json!(["SET FOREIGN_KEY_CHECKS=0", "SET @note = '***'"])
+    );
+}
+
+#[test]
+fn postgres_init_sql_runs_on_every_session_before_the_lock() {
+    let db = TestDb::new(Engine::Pg);
+    db.sql("CREATE SCHEMA app");
+    let dir = Dir::new(&[("1_t.up.sql", "CREATE TABLE t (id INT);\n")]);
+    Cmd::on(&db, &dir, &["up"])
+        .env("MIGRATOR_INIT_SQL", "SET search_path TO app")
+        .run()
+        .code(0);
+    assert_eq!(
+        db.sql("SELECT table_schema FROM information_schema.tables WHERE table_name = 't'"),
+        "app"
+    );
+    // status opens a session too: it finds the history in `app`.
+    Cmd::on(&db, &dir, &["status"])
+        .env("MIGRATOR_INIT_SQL", "SET search_path TO app")
+        .run()
+        .code(0)
+        .has("1 applied, 0 pending");
+    Cmd::on(&db, &dir, &["up", "--init-sql", "SET nonsense_setting = 1"])
+        .run()
+        .code(1)
+        .has("--init-sql `SET nonsense_setting = 1`");
+}
+
+engines!(
+    failure_messages_keep_lines_and_leave_the_failed_one_out_of_not_run,
+    |e| {
+        let db = TestDb::new(e);
+        let dir = Dir::new(&[
+            ("1_a.up.sql", "CREATE TABLE a (id INT);\n"),
+            (
+                "2_b.up.sql",
+                "CREATE TABLE b (id INT);\nSELECT -- the column\n  nope FROM b;\n",
+            ),
+            ("3_c.up.sql", "CREATE TABLE c (id INT);\n"),
+        ]);
+        let r = Cmd::on(&db, &dir, &["up", "--output", "json"]).run();
+        let j = r.code(1).json();
+        let not_run = crate::common::step_versions(&j["not_run"]);
+        assert_eq!(not_run, [3], "the failed one ran: it is in `failure`");
+        assert_eq!(j["failure"]["version"], 2);
+        assert!(
+            r.stderr
+                .contains("statement: SELECT -- the column ⏎ nope FROM b"),
+            "{}",
+            r.stderr
+        );
+        let status = Cmd::on(&db, &dir, &["status"]).run();
+        status.code(0);
+        if e == Engine::My {
+            // CREATE TABLE b committed: the row is dirty, and not counted as applied.
+            assert!(
+                status
+                    .stdout
+                    .starts_with("version 1 (dirty): 1 applied, 1 dirty, 1 pending"),
+                "{}",
+                status.stdout
+            );
+            assert!(
+                status
+                    .stdout
+                    .lines()
+                    .any(|l| l.trim_start().starts_with("failed")),
+                "{}",
+                status.stdout
+            );
+            assert!(!status.stdout.contains("[FAILED]"), "{}", status.stdout);
+        }
+    }
+);

@@ -64,6 +64,27 @@ engines!(refuses_dirty_golang_migrate, |e| {
     assert!(!db.table_exists("c"));
 });
 
+engines!(a_refused_takeover_writes_nothing, |e| {
+    // refinery recorded 1 and 3; file 2 was never applied: out of order, refused
+    // before adoption writes anything.
+    let db = TestDb::new(e);
+    let int = if e == Engine::Pg { "INT4" } else { "INT" };
+    db.sql(&format!("CREATE TABLE refinery_schema_history (version {int} PRIMARY KEY, name VARCHAR(255), applied_on VARCHAR(255), checksum VARCHAR(255))"));
+    db.sql("INSERT INTO refinery_schema_history VALUES (1, 'a', '2026-01-01T00:00:00Z', '1'), (3, 'c', '2026-01-02T00:00:00Z', '3')");
+    let dir = Dir::new(&[
+        ("1_a.up.sql", "CREATE TABLE a1 (id INT);"),
+        ("3_c.up.sql", "CREATE TABLE c (id INT);"),
+        ("2_b.up.sql", "CREATE TABLE b2 (id INT);"),
+        ("4_d.up.sql", "CREATE TABLE d (id INT);"),
+    ]);
+    Cmd::on(&db, &dir, &["up"])
+        .run()
+        .code(5)
+        .has("older than the current version 3");
+    assert!(!db.table_exists("migrator_history"));
+    assert!(!db.table_exists("d"));
+});
+
 engines!(adopts_sqlx_and_refuses_a_failed_row, |e| {
     let db = TestDb::new(e);
     existing_schema(&db);
@@ -104,7 +125,60 @@ engines!(adopts_diesel, |e| {
     existing_schema(&db);
     db.sql("CREATE TABLE __diesel_schema_migrations (version VARCHAR(50) PRIMARY KEY NOT NULL, run_on TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP)");
     db.sql("INSERT INTO __diesel_schema_migrations (version) VALUES ('1'), ('2')");
+    // Before adoption, status shows their versions, without a time of ours.
+    let j = Cmd::on(&db, &files(), &["status", "--output", "json"])
+        .run()
+        .code(0)
+        .json();
+    assert_eq!(j["applied"][0]["applied_at"], serde_json::Value::Null);
     adopts(&db, &files(), "__diesel_schema_migrations", "diesel");
+});
+
+/// diesel folders mixing a long version (`-0000` suffix) with a later short one.
+fn diesel_mixed() -> Dir {
+    Dir::new(&[
+        (
+            "2025-11-19-091444-0000_x/up.sql",
+            "CREATE TABLE x (id INT PRIMARY KEY);",
+        ),
+        ("2025-11-19-091444-0000_x/down.sql", "DROP TABLE x;"),
+        (
+            "2026-01-20-162913_y/up.sql",
+            "CREATE TABLE y (id INT REFERENCES x (id));",
+        ),
+        ("2026-01-20-162913_y/down.sql", "DROP TABLE y;"),
+    ])
+}
+
+engines!(diesel_versions_apply_in_diesels_order, |e| {
+    // y references x: y first would fail.
+    let db = TestDb::new(e);
+    let r = Cmd::on(&db, &diesel_mixed(), &["up", "--output", "json"]).run();
+    let j = r.code(0).json();
+    let applied = crate::common::step_versions(&j["applied"]);
+    assert_eq!(applied, [202511190914440000, 20260120162913]);
+    assert_eq!(j["version_after"], 20260120162913u64);
+    Cmd::on(&db, &diesel_mixed(), &["down", "--yes"])
+        .run()
+        .code(0);
+    assert!(db.table_exists("x") && !db.table_exists("y"));
+});
+
+engines!(diesel_takeover_applies_a_newer_short_version, |e| {
+    let db = TestDb::new(e);
+    db.sql("CREATE TABLE x (id INT PRIMARY KEY)");
+    db.sql("CREATE TABLE __diesel_schema_migrations (version VARCHAR(50) PRIMARY KEY NOT NULL, run_on TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP)");
+    db.sql("INSERT INTO __diesel_schema_migrations (version) VALUES ('202511190914440000')");
+    Cmd::on(&db, &diesel_mixed(), &["up"])
+        .run()
+        .code(0)
+        .has("20260120162913_y")
+        .has("version 202511190914440000 -> 20260120162913");
+    assert!(db.table_exists("y"));
+    assert_eq!(
+        db.history(),
+        ["20260120162913:applied", "202511190914440000:applied"]
+    );
 });
 
 engines!(no_adopt_leaves_other_tools_alone, |e| {

@@ -349,6 +349,7 @@ impl<A: RotateAws> Rotation<'_, A> {
             &target,
             info,
             left.map(|total| WaitPolicy { total }),
+            &s.init_sql,
             self.interrupt,
         )
         .await
