@@ -203,6 +203,18 @@ pub struct Global {
     #[arg(long, env = "MIGRATOR_WAIT", global = true, value_parser = duration::parse, value_name = "DURATION")]
     pub wait: Option<Duration>,
 
+    /// Give up one connection attempt (TCP connect, TLS, authentication) after this long;
+    /// with --wait, try again while the wait lasts.
+    #[arg(
+        long,
+        env = "MIGRATOR_CONNECT_TIMEOUT",
+        global = true,
+        default_value = "10",
+        value_parser = duration::parse_positive,
+        value_name = "DURATION"
+    )]
+    pub connect_timeout: Duration,
+
     /// Log format on stderr: human text, or JSON lines for CloudWatch.
     #[arg(
         long,
@@ -738,6 +750,7 @@ impl Cli {
             path: g.path.unwrap_or_else(|| PathBuf::from("migrations")),
             lock_timeout: g.lock_timeout,
             wait: g.wait,
+            connect_timeout: g.connect_timeout,
             output: g.output,
             report: g.report,
             checks: Checks {

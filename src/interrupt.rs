@@ -3,7 +3,8 @@
 //! A signal sets a flag that the runner checks before each migration (and the
 //! drivers before each statement), and asks the server to cancel the statement
 //! that is running, so the run rolls back, releases its lock, reports and exits
-//! 130/143 well inside ECS's stop timeout. A second signal exits at once.
+//! 130/143 well inside ECS's stop timeout. Connecting and every wait end at
+//! once (`Interrupt::wait`, `Interrupt::sleep`). A second signal exits at once.
 
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -103,7 +104,7 @@ impl Interrupt {
                 }
                 tracing::warn!(
                     signal = %got,
-                    "stopping: cancelling the running statement, no further migration starts"
+                    "stopping: no further step starts; a connection attempt or running statement is cancelled"
                 );
                 let this = this.clone();
                 tokio::spawn(async move { this.trigger(got).await });

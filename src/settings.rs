@@ -58,6 +58,8 @@ pub struct Settings {
     pub path_explicit: bool,
     pub lock_timeout: Duration,
     pub wait: Option<Duration>,
+    /// Bounds one connection attempt: TCP connect, TLS and authentication.
+    pub connect_timeout: Duration,
     pub output: OutputFormat,
     pub report: Option<PathBuf>,
     pub checks: Checks,

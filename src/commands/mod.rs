@@ -11,7 +11,7 @@ pub mod rotate;
 
 pub use migrate::changing;
 
-use crate::db::{self, AnyDriver, WaitPolicy};
+use crate::db::{self, AnyDriver, ConnectPolicy};
 use crate::files;
 use crate::interrupt::Interrupt;
 use crate::settings::{Action, Settings};
@@ -116,7 +116,10 @@ pub(crate) async fn load_and_connect(
 /// `--db-*` flags layered over `--db-secret` over `--rds-cluster` (`resolve`).
 pub async fn connect(settings: &Settings, interrupt: &Interrupt) -> Result<AnyDriver> {
     let (target, info, left) = crate::db::resolve::target(settings, interrupt).await?;
-    let wait = left.map(|total| WaitPolicy { total });
+    let policy = ConnectPolicy {
+        wait: left,
+        timeout: settings.connect_timeout,
+    };
     tracing::debug!(database = %info, "connecting");
-    db::connect(&target, info, wait, interrupt).await
+    db::connect(&target, info, policy, interrupt).await
 }

@@ -107,11 +107,13 @@ pub trait Driver {
     ) -> std::result::Result<u64, ExecError>;
 }
 
-/// How long to keep retrying a connection that fails for a reason that may pass
-/// (refused, timed out, the server starting up). Authentication errors are final.
+/// How connecting is bounded: each attempt (TCP connect, TLS, authentication)
+/// by `timeout`; all attempts together by `wait`, which a last attempt may
+/// overrun by at most one `timeout`. Without `wait` the first failure is final.
 #[derive(Debug, Clone, Copy)]
-pub struct WaitPolicy {
-    pub total: Duration,
+pub struct ConnectPolicy {
+    pub wait: Option<Duration>,
+    pub timeout: Duration,
 }
 
 /// Backoff between connection attempts: 250 ms doubling, capped at 5 s.
@@ -126,12 +128,14 @@ pub struct Failed {
     pub transient: bool,
 }
 
-/// Runs `once` until it connects, retrying transient failures with
-/// `CONNECT_BACKOFF` while `wait` lasts. Without `wait`, the first failure is
-/// final. The one connect-retry loop for both engines.
+/// Runs `once` until it connects, each attempt cut at `policy.timeout`,
+/// retrying transient failures with `CONNECT_BACKOFF` while `policy.wait`
+/// lasts. A signal ends it at once: a server that never answers must not keep
+/// the run from reporting before ECS's SIGKILL. The one connect-retry loop for
+/// both engines.
 pub async fn retry_connect<T, F, Fut>(
     info: &DatabaseInfo,
-    wait: Option<WaitPolicy>,
+    policy: ConnectPolicy,
     interrupt: &Interrupt,
     mut once: F,
 ) -> Result<T>
@@ -142,12 +146,26 @@ where
     let started = Instant::now();
     let mut attempt = 0u32;
     loop {
-        let failed = match once().await {
-            Ok(connected) => return Ok(connected),
-            Err(failed) => failed,
+        let outcome = tokio::select! {
+            outcome = tokio::time::timeout(policy.timeout, once()) => outcome,
+            _ = interrupt.wait() => {
+                return Err(interrupt.interrupted(format!("while connecting to {info}")));
+            }
         };
-        let left = wait
-            .map(|w| w.total.saturating_sub(started.elapsed()))
+        let failed = match outcome {
+            Ok(Ok(connected)) => return Ok(connected),
+            Ok(Err(failed)) => failed,
+            Err(_) => Failed {
+                message: format!(
+                    "no answer within {} (--connect-timeout)",
+                    migrator_core::duration::format(policy.timeout)
+                ),
+                transient: true,
+            },
+        };
+        let left = policy
+            .wait
+            .map(|w| w.saturating_sub(started.elapsed()))
             .unwrap_or_default();
         if !failed.transient || left.is_zero() {
             return Err(Error::Unreachable {
@@ -168,19 +186,19 @@ pub enum AnyDriver {
     Mysql(mysql::Mysql),
 }
 
-/// Connects to the target (retrying per `wait`) and installs the statement
-/// canceller on `interrupt`.
+/// Connects to the target (bounded and retried per `policy`) and installs the
+/// statement canceller on `interrupt`.
 pub async fn connect(
     target: &Target,
     info: DatabaseInfo,
-    wait: Option<WaitPolicy>,
+    policy: ConnectPolicy,
     interrupt: &Interrupt,
 ) -> Result<AnyDriver> {
     Ok(match target {
         Target::Postgres(c, tls) => {
-            AnyDriver::Postgres(postgres::connect(c, tls, info, wait, interrupt).await?)
+            AnyDriver::Postgres(postgres::connect(c, tls, info, policy, interrupt).await?)
         }
-        Target::Mysql(o) => AnyDriver::Mysql(mysql::connect(o, info, wait, interrupt).await?),
+        Target::Mysql(o) => AnyDriver::Mysql(mysql::connect(o, info, policy, interrupt).await?),
     })
 }
 

@@ -16,7 +16,7 @@ use sqlx::mysql::{MySqlConnectOptions, MySqlConnection, MySqlDatabaseError};
 
 use sqlx::{AssertSqlSafe, ConnectOptions, Connection, Row};
 
-use super::{Driver, Exec, ExecError, WaitPolicy};
+use super::{ConnectPolicy, Driver, Exec, ExecError};
 use crate::interrupt::Interrupt;
 use migrator_core::adopt::Adopted;
 use migrator_core::error::{Error, Result};
@@ -100,10 +100,10 @@ pub struct Mysql {
 pub async fn connect(
     options: &MySqlConnectOptions,
     info: DatabaseInfo,
-    wait: Option<WaitPolicy>,
+    policy: ConnectPolicy,
     interrupt: &Interrupt,
 ) -> Result<Mysql> {
-    let mut conn = super::retry_connect(&info, wait, interrupt, || async {
+    let mut conn = super::retry_connect(&info, policy, interrupt, || async {
         options.connect().await.map_err(|e| super::Failed {
             message: describe(&e),
             transient: is_transient(&e),

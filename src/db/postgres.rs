@@ -16,7 +16,7 @@ use tokio_postgres::types::Type;
 use tokio_postgres::{Client, Config, SimpleQueryMessage};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
-use super::{Driver, Exec, ExecError, WaitPolicy};
+use super::{ConnectPolicy, Driver, Exec, ExecError};
 use crate::interrupt::Interrupt;
 use migrator_core::adopt::Adopted;
 use migrator_core::error::{Error, Result};
@@ -85,10 +85,10 @@ pub async fn connect(
     config: &Config,
     tls: &MakeRustlsConnect,
     info: DatabaseInfo,
-    wait: Option<WaitPolicy>,
+    policy: ConnectPolicy,
     interrupt: &Interrupt,
 ) -> Result<Postgres> {
-    let (client, connection) = super::retry_connect(&info, wait, interrupt, || async {
+    let (client, connection) = super::retry_connect(&info, policy, interrupt, || async {
         config
             .connect(tls.clone())
             .await

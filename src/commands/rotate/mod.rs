@@ -21,7 +21,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::aws::rotate::{Call, RotateAws, Secret};
 use crate::aws::wait::Deadline;
-use crate::db::{self, WaitPolicy};
+use crate::db::{self, ConnectPolicy};
 use crate::interrupt::Interrupt;
 use crate::settings::{OutputFormat, RotateSettings, Settings, Which};
 use migrator_core::backoff::Backoff;
@@ -348,7 +348,10 @@ impl<A: RotateAws> Rotation<'_, A> {
         db::connect(
             &target,
             info,
-            left.map(|total| WaitPolicy { total }),
+            ConnectPolicy {
+                wait: left,
+                timeout: s.connect_timeout,
+            },
             self.interrupt,
         )
         .await

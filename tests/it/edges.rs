@@ -1,0 +1,93 @@
+//! The edges of a run in a container (issue 14): servers that never answer,
+//! one SIGTERM while connecting, checks before the first change, variables as
+//! task definitions write them.
+
+use std::net::{TcpListener, TcpStream};
+use std::time::{Duration, Instant};
+
+use crate::common::{Cmd, Dir, Engine, SECRET, engines, signal, wait};
+
+/// A server on 127.0.0.1 that accepts connections and never says a word, as a
+/// blackholed or hung database looks to a client. Lives as long as the test.
+struct Silent {
+    port: u16,
+}
+
+impl Silent {
+    fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            let mut held: Vec<TcpStream> = Vec::new();
+            for stream in listener.incoming().flatten() {
+                held.push(stream);
+            }
+        });
+        Silent { port }
+    }
+
+    fn url(&self, e: Engine) -> String {
+        let scheme = match e {
+            Engine::Pg => "postgres",
+            Engine::My => "mysql",
+        };
+        format!("{scheme}://app:{SECRET}@127.0.0.1:{}/app", self.port)
+    }
+}
+
+fn one_file() -> Dir {
+    Dir::new(&[("1_a.up.sql", "CREATE TABLE a (id INT);")])
+}
+
+/// Runs `up` with `args` against a silent server; the run and how long it took.
+fn up_against_silent(e: Engine, args: &[&str]) -> (crate::common::Run, Duration) {
+    let silent = Silent::start();
+    let dir = one_file();
+    let mut all = vec!["up"];
+    all.extend_from_slice(args);
+    let started = Instant::now();
+    let r = Cmd::new(&all)
+        .env("DATABASE_URL", silent.url(e))
+        .env("MIGRATOR_PATH", dir.path())
+        .run();
+    (r, started.elapsed())
+}
+
+engines!(a_silent_server_fails_after_the_connect_timeout, |e| {
+    let (r, took) = up_against_silent(e, &["--connect-timeout", "2"]);
+    r.code(3).has("no answer within 2s");
+    assert!(
+        took >= Duration::from_secs(2) && took < Duration::from_secs(3),
+        "{took:?}"
+    );
+});
+
+engines!(wait_is_a_deadline_even_against_a_silent_server, |e| {
+    let (r, took) = up_against_silent(e, &["--connect-timeout", "2", "--wait", "5"]);
+    r.code(3).has("attempt");
+    assert!(
+        took >= Duration::from_secs(5) && took < Duration::from_secs(7),
+        "{took:?}"
+    );
+});
+
+engines!(one_sigterm_while_connecting_ends_the_run, |e| {
+    let silent = Silent::start();
+    let dir = one_file();
+    let report = dir.path().join("report.json");
+    let child = Cmd::new(&["up", "--wait", "60", "--report", report.to_str().unwrap()])
+        .env("DATABASE_URL", silent.url(e))
+        .env("MIGRATOR_PATH", dir.path())
+        .spawn();
+    std::thread::sleep(Duration::from_millis(800));
+    let sent = Instant::now();
+    signal(&child, "TERM");
+    let r = wait(child);
+    let took = sent.elapsed();
+    r.code(143).has("SIGTERM");
+    assert!(took < Duration::from_secs(1), "{took:?}");
+    let j: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    assert_eq!(j["outcome"], "interrupted");
+    assert_eq!(j["exit_code"], 143);
+});
