@@ -68,6 +68,20 @@ impl Interrupt {
         }
     }
 
+    /// Runs `work` unless a signal comes first: then its error says what was
+    /// cut short (`while {doing}`). For the steps that have no statement to
+    /// cancel: connecting, AWS calls.
+    pub async fn cut<T>(
+        &self,
+        work: impl std::future::Future<Output = Result<T, Error>>,
+        doing: &str,
+    ) -> Result<T, Error> {
+        tokio::select! {
+            done = work => done,
+            _ = self.wait() => Err(self.interrupted(format!("while {doing}"))),
+        }
+    }
+
     /// The error of a run stopped by the signal received (SIGTERM if none was,
     /// which only a caller that saw `wait` resolve can reach).
     pub fn interrupted(&self, detail: String) -> Error {

@@ -146,12 +146,8 @@ where
     let started = Instant::now();
     let mut attempt = 0u32;
     loop {
-        let outcome = tokio::select! {
-            outcome = tokio::time::timeout(policy.timeout, once()) => outcome,
-            _ = interrupt.wait() => {
-                return Err(interrupt.interrupted(format!("while connecting to {info}")));
-            }
-        };
+        let one = async { Ok(tokio::time::timeout(policy.timeout, once()).await) };
+        let outcome = interrupt.cut(one, &format!("connecting to {info}")).await?;
         let failed = match outcome {
             Ok(Ok(connected)) => return Ok(connected),
             Ok(Err(failed)) => failed,

@@ -14,8 +14,18 @@ use migrator_core::backoff::Backoff;
 use migrator_core::conn::{Parts, TlsMode};
 use migrator_core::error::{Error, Result};
 
-/// The target, and how much of `--wait` is left for connecting.
+/// The target, and how much of `--wait` is left for connecting. A signal ends
+/// it at once, whichever AWS call it is waiting for.
 pub async fn target(
+    settings: &Settings,
+    interrupt: &Interrupt,
+) -> Result<(Target, DatabaseInfo, Option<Duration>)> {
+    interrupt
+        .cut(resolve(settings, interrupt), "resolving the database")
+        .await
+}
+
+async fn resolve(
     settings: &Settings,
     interrupt: &Interrupt,
 ) -> Result<(Target, DatabaseInfo, Option<Duration>)> {
