@@ -77,14 +77,15 @@ pub async fn changing(
     (report, result)
 }
 
-/// Checks what can be checked without the database, then reads, connects and
-/// hands over to the engine.
+/// Checks what can be checked without the database (the report file first),
+/// then reads, connects and hands over to the engine.
 async fn prepare_and_run(
     settings: &Settings,
     change: &Change,
     interrupt: &Interrupt,
     report: &mut RunReport,
 ) -> Result<()> {
+    super::check_report(settings)?;
     crate::notify::check(&settings.notify)?;
     guard_protected(settings, change)?;
     if let Change::Up {

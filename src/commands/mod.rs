@@ -43,12 +43,29 @@ pub fn write_report(settings: &Settings, report: &RunReport) -> Result<()> {
     };
     let json = serde_json::to_string_pretty(report).expect("report serializes");
     let text = migrator_core::redact::scrub(&json).into_owned();
-    std::fs::write(path, text + "\n").map_err(|e| {
-        Error::usage(format!(
-            "cannot write the report to {}: {e}",
-            path.display()
-        ))
-    })
+    std::fs::write(path, text + "\n").map_err(|e| unwritable(path, e))
+}
+
+/// Opens `--report FILE` for writing, changing nothing in it: a report that
+/// cannot be written stops the run before the database is touched, so exit 2
+/// keeps meaning "nothing changed".
+pub fn check_report(settings: &Settings) -> Result<()> {
+    let Some(path) = &settings.report else {
+        return Ok(());
+    };
+    std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(path)
+        .map(drop)
+        .map_err(|e| unwritable(path, e))
+}
+
+fn unwritable(path: &std::path::Path, e: std::io::Error) -> Error {
+    Error::usage(format!(
+        "cannot write the report to {}: {e}",
+        path.display()
+    ))
 }
 
 /// Reads the migration files: the folder when it exists, else the embedded set.

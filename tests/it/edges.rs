@@ -91,3 +91,26 @@ engines!(one_sigterm_while_connecting_ends_the_run, |e| {
     assert_eq!(j["outcome"], "interrupted");
     assert_eq!(j["exit_code"], 143);
 });
+
+engines!(an_unwritable_report_stops_the_run_before_any_change, |e| {
+    let db = crate::common::TestDb::new(e);
+    let dir = one_file();
+    Cmd::on(&db, &dir, &["up", "--report", "/nonexistent/dir/r.json"])
+        .run()
+        .code(2)
+        .has("cannot write the report to /nonexistent/dir/r.json");
+    assert!(!db.table_exists("migrator_history"));
+    assert!(!db.table_exists("a"));
+});
+
+#[test]
+fn a_webhook_that_is_no_url_stops_the_run_before_any_change() {
+    let db = crate::common::TestDb::new(Engine::Pg);
+    let dir = one_file();
+    Cmd::on(&db, &dir, &["up"])
+        .env("SLACK_WEBHOOK_URL", "hooks.example.invalid/services/x")
+        .run()
+        .code(2)
+        .has("--slack-webhook");
+    assert!(!db.table_exists("migrator_history"));
+}
