@@ -730,6 +730,11 @@ impl EcsRunArgs {
     }
 }
 
+/// A name without surrounding blanks; `None` when nothing is left.
+fn trimmed(name: Option<String>) -> Option<String> {
+    name.map(|n| n.trim().to_string()).filter(|n| !n.is_empty())
+}
+
 impl Cli {
     pub fn into_parts(self) -> (Settings, Action) {
         let g = self.global;
@@ -758,14 +763,15 @@ impl Cli {
                 allow_out_of_order: g.allow_out_of_order,
             },
             adopt: !g.no_adopt,
-            env_label: g.env_label.filter(|e| !e.is_empty()),
+            // Names as people and task definitions type them: "prod ", "PROD\n".
+            env_label: trimmed(g.env_label),
             protected_envs: g
                 .protected_envs
                 .into_iter()
                 .map(|e| e.trim().to_string())
                 .filter(|e| !e.is_empty())
                 .collect(),
-            confirm_env: g.confirm_env,
+            confirm_env: trimmed(g.confirm_env),
             notify: g.notify.into_settings(),
         };
         let action = match self.command {
@@ -816,10 +822,49 @@ impl Cli {
     }
 }
 
+/// The command line as task definitions and buildspecs feed it: a variable set
+/// to nothing (or only blanks) counts as unset, so it neither fails parsing nor
+/// stands in for a default, and every on/off flag reads 1/0, true/false,
+/// yes/no (and on/off) from its variable. Applied to every subcommand.
+fn tolerant(cmd: clap::Command) -> clap::Command {
+    let cmd = cmd.mut_args(|arg| {
+        let arg = if matches!(arg.get_action(), clap::ArgAction::SetTrue) {
+            arg.value_parser(clap::builder::BoolishValueParser::new())
+        } else {
+            arg
+        };
+        let blank = arg.get_env().is_some_and(|name| {
+            std::env::var_os(name).is_some_and(|v| v.to_string_lossy().trim().is_empty())
+        });
+        if blank {
+            arg.env(None::<&'static str>)
+        } else {
+            arg
+        }
+    });
+    let names: Vec<String> = cmd
+        .get_subcommands()
+        .map(|c| c.get_name().to_string())
+        .collect();
+    names
+        .into_iter()
+        .fold(cmd, |cmd, name| cmd.mut_subcommand(name, tolerant))
+}
+
+fn try_parse_from<I, T>(args: I) -> Result<Cli, clap::Error>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    use clap::{CommandFactory, FromArgMatches};
+    let mut matches = tolerant(Cli::command()).try_get_matches_from(args)?;
+    Cli::from_arg_matches_mut(&mut matches)
+}
+
 /// Parses the process's command line. On `--help`, `--version` or a usage
 /// error, clap's text is printed here and the exit code returned (0 or 2).
 pub fn parse() -> Result<Cli, u8> {
-    Cli::try_parse().map_err(|e| {
+    try_parse_from(std::env::args_os()).map_err(|e| {
         let _ = e.print();
         if e.use_stderr() {
             migrator_core::error::ExitStatus::Usage.code()
@@ -836,7 +881,7 @@ where
     I: IntoIterator<Item = T>,
     T: Into<std::ffi::OsString> + Clone,
 {
-    Cli::try_parse_from(args)
+    try_parse_from(args)
         .map(Cli::into_parts)
         .map_err(|e| e.to_string())
 }

@@ -39,6 +39,13 @@ fn one_file() -> Dir {
     Dir::new(&[("1_a.up.sql", "CREATE TABLE a (id INT);")])
 }
 
+fn reversible() -> Dir {
+    Dir::new(&[
+        ("1_a.up.sql", "CREATE TABLE a (id INT);"),
+        ("1_a.down.sql", "DROP TABLE a;"),
+    ])
+}
+
 /// Runs `up` with `args` against a silent server; the run and how long it took.
 fn up_against_silent(e: Engine, args: &[&str]) -> (crate::common::Run, Duration) {
     let silent = Silent::start();
@@ -113,4 +120,67 @@ fn a_webhook_that_is_no_url_stops_the_run_before_any_change() {
         .code(2)
         .has("--slack-webhook");
     assert!(!db.table_exists("migrator_history"));
+}
+
+engines!(
+    protected_environment_names_are_trimmed_and_case_blind,
+    |e| {
+        let db = crate::common::TestDb::new(e);
+        let dir = reversible();
+        Cmd::on(&db, &dir, &["up"]).run().code(0);
+        Cmd::on(&db, &dir, &["down", "--yes", "--env", " PROD"])
+            .run()
+            .code(2)
+            .has("--confirm-env");
+        Cmd::on(&db, &dir, &["down", "--yes"])
+            .env("MIGRATOR_ENV", "prod\n")
+            .run()
+            .code(2)
+            .has("--confirm-env prod");
+        assert_eq!(db.history(), ["1:applied"], "nothing reverted");
+        Cmd::on(
+            &db,
+            &dir,
+            &["down", "--yes", "--env", "Prod ", "--confirm-env", "prod"],
+        )
+        .run()
+        .code(0);
+        assert!(db.history().is_empty());
+    }
+);
+
+#[test]
+fn variables_as_task_definitions_write_them() {
+    let db = crate::common::TestDb::new(Engine::My);
+    let dir = reversible();
+    // Empty variables count as unset, beside the flag or instead of it.
+    Cmd::new(&["up", "--path", dir.path().to_str().unwrap()])
+        .env("DATABASE_URL", db.url())
+        .env("MIGRATOR_PATH", "")
+        .env("MIGRATOR_LOCK_TIMEOUT", "")
+        .env("MIGRATOR_WAIT", "")
+        .env("MIGRATOR_TLS", "")
+        .env("MIGRATOR_DRY_RUN", "")
+        .env("MIGRATOR_ENV", " ")
+        .run()
+        .code(0);
+    assert_eq!(db.history(), ["1:applied"]);
+    // Booleans: 1/0, true/false, yes/no.
+    Cmd::on(&db, &dir, &["down"])
+        .env("MIGRATOR_YES", "no")
+        .run()
+        .code(2)
+        .has("--yes");
+    Cmd::on(&db, &dir, &["down"])
+        .env("MIGRATOR_DRY_RUN", "1")
+        .env("MIGRATOR_YES", "1")
+        .run()
+        .code(0);
+    assert_eq!(db.history(), ["1:applied"], "a dry run");
+    Cmd::on(&db, &dir, &["down"])
+        .env("MIGRATOR_DRY_RUN", "0")
+        .env("MIGRATOR_YES", "1")
+        .run()
+        .code(0);
+    assert!(db.history().is_empty());
 }
