@@ -864,14 +864,42 @@ where
 /// Parses the process's command line. On `--help`, `--version` or a usage
 /// error, clap's text is printed here and the exit code returned (0 or 2).
 pub fn parse() -> Result<Cli, u8> {
-    try_parse_from(std::env::args_os()).map_err(|e| {
-        let _ = e.print();
-        if e.use_stderr() {
-            migrator_core::error::ExitStatus::Usage.code()
-        } else {
-            0
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    try_parse_from(args.iter().cloned()).map_err(|e| {
+        if !e.use_stderr() {
+            let _ = e.print();
+            return 0;
         }
+        let usage = migrator_core::error::ExitStatus::Usage;
+        if wants_json_logs(&args) {
+            // Even a command line clap refuses ends in one JSON line there.
+            let text = e.render().to_string();
+            let message = text.trim().trim_start_matches("error: ");
+            crate::output::init_logging(LogFormat::Json);
+            crate::output::final_error(LogFormat::Json, message, usage);
+        } else {
+            let _ = e.print();
+        }
+        usage.code()
     })
+}
+
+/// `--log-format json` (or `MIGRATOR_LOG_FORMAT=json`) in a command line clap
+/// could not parse.
+fn wants_json_logs(args: &[std::ffi::OsString]) -> bool {
+    let words: Vec<String> = args
+        .iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let flag = words
+        .windows(2)
+        .any(|w| w[0] == "--log-format" && w[1].trim().eq_ignore_ascii_case("json"))
+        || words
+            .iter()
+            .any(|w| w.eq_ignore_ascii_case("--log-format=json"));
+    let env =
+        std::env::var("MIGRATOR_LOG_FORMAT").is_ok_and(|v| v.trim().eq_ignore_ascii_case("json"));
+    flag || env
 }
 
 /// Parses a command line (`argv[0]` first) into settings and action; clap's

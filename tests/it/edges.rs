@@ -184,3 +184,56 @@ fn variables_as_task_definitions_write_them() {
         .code(0);
     assert!(db.history().is_empty());
 }
+
+/// Every line on stderr is one JSON object; the last is the final error.
+fn json_lines(stderr: &str) -> Vec<serde_json::Value> {
+    stderr
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect()
+}
+
+engines!(json_logs_end_with_the_error_as_json, |e| {
+    let db = crate::common::TestDb::new(e);
+    let dir = Dir::new(&[
+        ("1_a.up.sql", "CREATE TABLE a (id INT);"),
+        (
+            "2_b.up.sql",
+            "CREATE TABLE b (id INT);\nSELECT no_such_column FROM b;\n",
+        ),
+    ]);
+    let r = Cmd::on(&db, &dir, &["up", "--log-format", "json"]).run();
+    r.code(1);
+    let lines = json_lines(&r.stderr);
+    let last = lines.last().unwrap();
+    assert_eq!(last["level"], "ERROR");
+    assert_eq!(last["code"], "migration_failed");
+    assert_eq!(last["exit_code"], 1);
+    assert!(
+        last["message"].as_str().unwrap().contains("2_b.up.sql:2"),
+        "{last}"
+    );
+    // Unreachable, and a command line clap refuses.
+    let (r, _) = up_against_silent(e, &["--log-format", "json", "--connect-timeout", "1"]);
+    r.code(3);
+    assert_eq!(json_lines(&r.stderr).last().unwrap()["code"], "unreachable");
+    let r = Cmd::new(&["up", "--no-such-flag"])
+        .env("MIGRATOR_LOG_FORMAT", "json")
+        .run();
+    r.code(2);
+    let last = json_lines(&r.stderr).pop().unwrap();
+    assert_eq!(
+        (last["code"].as_str(), last["exit_code"].as_u64()),
+        (Some("usage"), Some(2))
+    );
+});
+
+#[test]
+fn the_drivers_slow_statement_warnings_stay_quiet() {
+    let db = crate::common::TestDb::new(Engine::My);
+    let dir = Dir::new(&[("1_a.up.sql", "SELECT SLEEP(1.5);\n")]);
+    let r = Cmd::on(&db, &dir, &["up", "--log-format", "json"]).run();
+    r.code(0);
+    assert!(!r.stderr.contains("slow statement"), "{}", r.stderr);
+    json_lines(&r.stderr);
+}
