@@ -494,11 +494,13 @@ async fn bookkeeping<D: Driver>(
     match write {
         Write::Force(plan) => {
             db.force(&plan).await?;
+            report.history_changes = plan.changes(rows);
             report.version_after = if version == 0 { None } else { Some(version) };
-            tracing::warn!(version, "version forced; no migration SQL was run");
+            tracing::warn!(version, changes = %report.history_changes, "version forced; no migration SQL was run");
         }
         Write::Baseline(marked) => {
             db.insert_applied(&marked).await?;
+            report.history_changes.added = marked.iter().map(|m| m.0).collect();
             let mut all = rows.to_vec();
             all.extend(adopted_rows(&marked));
             report.version_after = current_version(&all);

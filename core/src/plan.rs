@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use crate::error::{Error, Refusal};
 use crate::history::{HistoryRow, RowStatus, current_version, dirty_row};
 use crate::migration::{Migration, Version};
+use crate::report::HistoryChanges;
 
 /// Which checks may be relaxed.
 #[derive(Debug, Clone, Copy, Default)]
@@ -207,6 +208,31 @@ pub struct ForcePlan {
     pub clear: Vec<Version>,
 }
 
+impl ForcePlan {
+    /// What writing this plan over `rows` changes, row by row.
+    pub fn changes(&self, rows: &[HistoryRow]) -> HistoryChanges {
+        let mut changes = HistoryChanges {
+            removed: rows
+                .iter()
+                .filter(|r| r.version > self.delete_above)
+                .map(|r| r.version)
+                .collect(),
+            updated: self.clear.clone(),
+            ..HistoryChanges::default()
+        };
+        if let Some((version, _, checksum)) = &self.upsert {
+            match rows.iter().find(|r| r.version == *version) {
+                None => changes.added.push(*version),
+                Some(r) if r.status.is_dirty() || r.checksum != *checksum => {
+                    changes.updated.push(*version)
+                }
+                Some(_) => {}
+            }
+        }
+        changes
+    }
+}
+
 /// `force VERSION`: the database is declared to be at VERSION. That version (when
 /// not 0) must have a file; rows above it are removed, dirty rows at or below it
 /// become applied. Versions below it that were never recorded stay unrecorded
@@ -384,5 +410,12 @@ pub(crate) mod tests {
         assert_eq!(p.clear, [1]);
         assert!(plan_force(&files, &rows, 9).is_err());
         assert_eq!(plan_force(&files, &rows, 0).unwrap().upsert, None);
+        let changes = p.changes(&rows);
+        assert_eq!(
+            (changes.added, changes.removed, changes.updated),
+            (vec![2], vec![3], vec![1])
+        );
+        let all_gone = plan_force(&files, &rows, 0).unwrap().changes(&rows);
+        assert_eq!(all_gone.removed, [1, 3], "force 0 says what it forgot");
     }
 }

@@ -155,6 +155,8 @@ pub struct RunReport {
     pub refusals: Vec<Refusal>,
     /// Another tool's history taken over by this run, if any.
     pub adopted: Option<Adoption>,
+    /// History rows `force` and `baseline` wrote without running migration SQL.
+    pub history_changes: HistoryChanges,
     /// The error message for any other error (connection, lock, configuration).
     pub error: Option<String>,
     pub duration_ms: u64,
@@ -180,6 +182,7 @@ impl RunReport {
             failure: None,
             refusals: Vec::new(),
             adopted: None,
+            history_changes: HistoryChanges::default(),
             error: None,
             duration_ms: 0,
             context: Context::default(),
@@ -191,7 +194,7 @@ impl RunReport {
     pub fn finish(&mut self, result: &Result<(), Error>) {
         match result {
             Ok(()) => {
-                self.outcome = if self.applied.is_empty() {
+                self.outcome = if self.applied.is_empty() && self.history_changes.is_empty() {
                     Outcome::NothingToDo
                 } else {
                     Outcome::Success
@@ -248,6 +251,16 @@ impl RunReport {
                 "nothing to do: version {}\n",
                 version(self.version_after)
             )),
+            _ if self.applied.is_empty() && !self.history_changes.is_empty() => {
+                out.push_str(&format!(
+                    "{}: {} changed the history (no migration SQL run), version {} -> {}\n  {}\n",
+                    self.outcome.label(),
+                    self.command,
+                    version(self.version_before),
+                    version(self.version_after),
+                    self.history_changes
+                ));
+            }
             _ => {
                 out.push_str(&format!(
                     "{}: {verb} {} migration(s) in {} ms, version {} -> {}\n",
@@ -266,6 +279,47 @@ impl RunReport {
             }
         }
         out
+    }
+}
+
+/// The history rows a run wrote without running migration SQL (`force`,
+/// `baseline`), by version: a change like any other, for the report and Slack.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct HistoryChanges {
+    /// Versions recorded as applied.
+    pub added: Vec<Version>,
+    /// Versions whose row was deleted (forgotten).
+    pub removed: Vec<Version>,
+    /// Versions whose row was rewritten: a dirty state cleared, a checksum recorded.
+    pub updated: Vec<Version>,
+}
+
+impl HistoryChanges {
+    pub fn is_empty(&self) -> bool {
+        self.added.is_empty() && self.removed.is_empty() && self.updated.is_empty()
+    }
+}
+
+/// `rows added 1, 2; removed 3; updated 4`, naming only what happened.
+impl std::fmt::Display for HistoryChanges {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let parts: Vec<String> = [
+            ("added", &self.added),
+            ("removed", &self.removed),
+            ("updated", &self.updated),
+        ]
+        .into_iter()
+        .filter(|(_, v)| !v.is_empty())
+        .map(|(what, v)| {
+            let list: Vec<String> = v.iter().map(Version::to_string).collect();
+            format!("{what} {}", list.join(", "))
+        })
+        .collect();
+        if parts.is_empty() {
+            f.write_str("history unchanged")
+        } else {
+            write!(f, "history rows {}", parts.join("; "))
+        }
     }
 }
 
@@ -294,5 +348,19 @@ mod tests {
         }));
         assert_eq!((r.outcome, r.exit_code), (Outcome::Error, 4));
         assert!(r.error.unwrap().contains("lock"));
+    }
+
+    #[test]
+    fn history_changes_are_a_change() {
+        let mut r = RunReport::new("force");
+        r.history_changes.removed = vec![2, 3];
+        r.history_changes.updated = vec![1];
+        r.finish(&Ok(()));
+        assert_eq!(r.outcome, Outcome::Success);
+        assert_eq!(
+            r.history_changes.to_string(),
+            "history rows removed 2, 3; updated 1"
+        );
+        assert!(r.summary().contains("force changed the history"));
     }
 }
