@@ -417,10 +417,15 @@ pub enum Command {
         #[arg(long, env = "MIGRATOR_YES")]
         yes: bool,
     },
-    /// Scaffold a new migration in the folder's format, versioned by UTC timestamp.
+    /// Scaffold a new migration in the folder's format, versioned by UTC timestamp
+    /// (past the newest version, never reusing one).
+    #[command(visible_alias = "create")]
     New {
         /// Lowercase letters, digits and underscores.
         name: String,
+        /// Number it after the newest migration (0001, 0002, …) instead of by timestamp.
+        #[arg(long, env = "MIGRATOR_SEQUENTIAL")]
+        sequential: bool,
     },
     /// Amazon ECS, from CI: run the migration task and wait for it.
     Ecs {
@@ -809,7 +814,7 @@ impl Cli {
             Command::Baseline { upto, yes } => {
                 Action::Change(Change::Baseline { version: upto, yes })
             }
-            Command::New { name } => Action::New { name },
+            Command::New { name, sequential } => Action::New { name, sequential },
             Command::Ecs {
                 command: EcsCommand::Run(args),
             } => Action::EcsRun(args.into_spec()),

@@ -80,6 +80,9 @@ pub enum Action {
     Validate,
     New {
         name: String,
+        /// Number the new migration after the newest (0001, 0002) instead of
+        /// by UTC timestamp.
+        sequential: bool,
     },
     EcsRun(RunSpec),
     Rotate {

@@ -23,7 +23,7 @@ use migrator_core::source::{self, Parsed};
 /// Runs one command. Results go to stdout; the caller prints the error.
 pub async fn run(settings: &Settings, action: Action, interrupt: &Interrupt) -> Result<()> {
     match action {
-        Action::New { name } => new::run(settings, &name),
+        Action::New { name, sequential } => new::run(settings, &name, sequential),
         Action::EcsRun(spec) => ecs::run(&spec, interrupt).await,
         Action::Status | Action::Version | Action::Validate => {
             inspect::run(settings, &action, interrupt).await
