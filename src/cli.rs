@@ -427,6 +427,11 @@ pub enum Command {
         #[arg(long, env = "MIGRATOR_SEQUENTIAL")]
         sequential: bool,
     },
+    /// Print a shell completion script: `migrator completions bash > /etc/bash_completion.d/migrator`.
+    Completions {
+        #[arg(value_enum, value_name = "SHELL")]
+        shell: clap_complete::Shell,
+    },
     /// Amazon ECS, from CI: run the migration task and wait for it.
     Ecs {
         #[command(subcommand)]
@@ -815,6 +820,12 @@ impl Cli {
                 Action::Change(Change::Baseline { version: upto, yes })
             }
             Command::New { name, sequential } => Action::New { name, sequential },
+            Command::Completions { shell } => {
+                let mut script = Vec::new();
+                let mut cli = <Cli as clap::CommandFactory>::command();
+                clap_complete::generate(shell, &mut cli, "migrator", &mut script);
+                Action::Completions(String::from_utf8_lossy(&script).into_owned())
+            }
             Command::Ecs {
                 command: EcsCommand::Run(args),
             } => Action::EcsRun(args.into_spec()),

@@ -71,7 +71,7 @@ pub fn init_logging(format: LogFormat) {
         .with_target(false);
     let _ = match format {
         LogFormat::Text => builder
-            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .with_ansi(colors())
             .finish()
             .with(targets)
             .try_init(),
@@ -83,6 +83,13 @@ pub fn init_logging(format: LogFormat) {
             .with(targets)
             .try_init(),
     };
+}
+
+/// Colours on stderr: only on a terminal, and never with `NO_COLOR` set (to
+/// anything but nothing).
+fn colors() -> bool {
+    std::io::IsTerminal::is_terminal(&std::io::stderr())
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
 /// The run's final error, on stderr: `error: …` in text; with `--log-format

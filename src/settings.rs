@@ -85,6 +85,8 @@ pub enum Action {
         sequential: bool,
     },
     EcsRun(RunSpec),
+    /// A shell completion script, ready to print.
+    Completions(String),
     Rotate {
         step: Which,
         rotate: Box<RotateSettings>,
@@ -143,6 +145,7 @@ impl Action {
             Action::Validate => "validate",
             Action::New { .. } => "new",
             Action::EcsRun(_) => "ecs run",
+            Action::Completions(_) => "completions",
             Action::Rotate { .. } => "rotate",
         }
     }

@@ -25,6 +25,10 @@ pub async fn run(settings: &Settings, action: Action, interrupt: &Interrupt) -> 
     match action {
         Action::New { name, sequential } => new::run(settings, &name, sequential),
         Action::EcsRun(spec) => ecs::run(&spec, interrupt).await,
+        Action::Completions(script) => {
+            crate::output::stdout(script.trim_end());
+            Ok(())
+        }
         Action::Status | Action::Version | Action::Validate => {
             inspect::run(settings, &action, interrupt).await
         }

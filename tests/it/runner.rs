@@ -536,6 +536,24 @@ fn new_never_reuses_a_version() {
     .has("0003_c.up.sql");
 }
 
+#[test]
+fn completions_bash_prints_a_completion_script() {
+    let r = Cmd::new(&["completions", "bash"]).run();
+    r.code(0).has("_migrator()").has("complete -F _migrator");
+    for word in ["up", "down", "force", "--connect-timeout"] {
+        assert!(r.stdout.contains(word), "{word} missing");
+    }
+    let checked = std::process::Command::new("bash")
+        .args(["-n", "-c", &r.stdout])
+        .status()
+        .unwrap();
+    assert!(checked.success(), "bash -n refuses the script");
+    Cmd::new(&["completions", "zsh"])
+        .run()
+        .code(0)
+        .has("#compdef migrator");
+}
+
 engines!(protected_environments_need_the_name_typed_again, |e| {
     let db = TestDb::new(e);
     let dir = three();
