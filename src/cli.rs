@@ -417,6 +417,13 @@ pub enum Command {
         #[arg(long, env = "MIGRATOR_YES")]
         yes: bool,
     },
+    /// Record the files' current checksums for applied migrations whose file was
+    /// edited since (a comment, a reformat). Runs no SQL.
+    Repair {
+        /// Really do it. Without it, the edited files are listed and the exit code is 2.
+        #[arg(long, env = "MIGRATOR_YES")]
+        yes: bool,
+    },
     /// Scaffold a new migration in the folder's format, versioned by UTC timestamp
     /// (past the newest version, never reusing one).
     #[command(visible_alias = "create")]
@@ -819,6 +826,7 @@ impl Cli {
             Command::Baseline { upto, yes } => {
                 Action::Change(Change::Baseline { version: upto, yes })
             }
+            Command::Repair { yes } => Action::Change(Change::Repair { yes }),
             Command::New { name, sequential } => Action::New { name, sequential },
             Command::Completions { shell } => {
                 let mut script = Vec::new();

@@ -105,7 +105,7 @@ async fn locked<D: Driver>(
     let mut table_exists = history.is_some();
     let mut rows = history.unwrap_or_default();
 
-    if let Change::Force { .. } | Change::Baseline { .. } = change {
+    if let Change::Force { .. } | Change::Baseline { .. } | Change::Repair { .. } = change {
         report.version_before = current_version(&rows);
         return bookkeeping(db, files, &rows, change, table_exists, report).await;
     }
@@ -146,7 +146,9 @@ async fn locked<D: Driver>(
             plan::plan_down(files, &rows, *target)?,
             *dry_run,
         ),
-        Change::Force { .. } | Change::Baseline { .. } => unreachable!("handled above"),
+        Change::Force { .. } | Change::Baseline { .. } | Change::Repair { .. } => {
+            unreachable!("handled above")
+        }
     };
     let prepared = prepare(&planned, direction, engine)?;
     report.dry_run = dry_run;
@@ -472,7 +474,27 @@ async fn bookkeeping<D: Driver>(
                     }
                 )));
             }
-            (Write::Force(plan), version)
+            (Write::Force(plan), Some(version))
+        }
+        Change::Repair { yes } => {
+            let plan = plan::plan_repair(files, rows);
+            if !yes {
+                let edited: Vec<String> = plan
+                    .upsert
+                    .iter()
+                    .map(|(v, name, _)| format!("{v}_{name}"))
+                    .collect();
+                let what = if edited.is_empty() {
+                    "nothing: every applied file matches its recorded checksum".to_string()
+                } else {
+                    format!("the current checksum of {}", edited.join(", "))
+                };
+                return Err(Error::NotConfirmed(format!(
+                    "repair would record {what} (running no SQL)\n\
+                     nothing was changed: run `migrator repair --yes`"
+                )));
+            }
+            (Write::Force(plan), None)
         }
         Change::Baseline { version, yes } => {
             let recorded: Vec<_> = rows.iter().map(|r| r.version).collect();
@@ -484,10 +506,19 @@ async fn bookkeeping<D: Driver>(
                     marked.len()
                 )));
             }
-            (Write::Baseline(marked), version)
+            (Write::Baseline(marked), Some(version))
         }
-        Change::Up { .. } | Change::Down { .. } => unreachable!("only force and baseline"),
+        Change::Up { .. } | Change::Down { .. } => {
+            unreachable!("only force, baseline and repair")
+        }
     };
+    if let (Write::Force(plan), None) = (&write, version)
+        && plan.upsert.is_empty()
+    {
+        // repair, and every file matches its row: nothing to write.
+        report.version_after = current_version(rows);
+        return Ok(());
+    }
     if !table_exists {
         db.create_history().await?;
     }
@@ -495,8 +526,17 @@ async fn bookkeeping<D: Driver>(
         Write::Force(plan) => {
             db.force(&plan).await?;
             report.history_changes = plan.changes(rows);
-            report.version_after = if version == 0 { None } else { Some(version) };
-            tracing::warn!(version, changes = %report.history_changes, "version forced; no migration SQL was run");
+            report.version_after = match version {
+                Some(0) => None,
+                Some(v) => Some(v),
+                None => current_version(rows),
+            };
+            tracing::warn!(
+                version,
+                changes = %report.history_changes,
+                "{} written; no migration SQL was run",
+                change.name()
+            );
         }
         Write::Baseline(marked) => {
             db.insert_applied(&marked).await?;

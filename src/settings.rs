@@ -114,6 +114,10 @@ pub enum Change {
         version: Version,
         yes: bool,
     },
+    /// Record the files' current checksums for applied migrations edited since.
+    Repair {
+        yes: bool,
+    },
 }
 
 impl Change {
@@ -123,6 +127,7 @@ impl Change {
             Change::Down { .. } => "down",
             Change::Force { .. } => "force",
             Change::Baseline { .. } => "baseline",
+            Change::Repair { .. } => "repair",
         }
     }
 
@@ -130,7 +135,7 @@ impl Change {
     pub fn destructive(&self) -> bool {
         match self {
             Change::Down { dry_run, .. } => !dry_run,
-            Change::Force { .. } | Change::Baseline { .. } => true,
+            Change::Force { .. } | Change::Baseline { .. } | Change::Repair { .. } => true,
             Change::Up { .. } => false,
         }
     }

@@ -249,7 +249,8 @@ impl fmt::Display for Refusal {
                 f,
                 "{file}: migration {version} was changed after it was applied \
                  (checksum applied {applied}, file now {current}); restore the file, \
-                 or write a new migration for the change"
+                 or write a new migration for the change (an edit that changes nothing \
+                 the database sees: `migrator repair --yes` records the new checksum)"
             ),
             Refusal::MissingFile { version, name } => write!(
                 f,

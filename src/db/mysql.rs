@@ -488,7 +488,7 @@ impl Driver for Mysql {
             .await
             .map_err(db)?;
         }
-        if let Some(row) = &plan.upsert {
+        for row in &plan.upsert {
             let upsert = format!(
                 "{INSERT_APPLIED} ON DUPLICATE KEY UPDATE status = 'applied', \
                  name = VALUES(name), checksum = VALUES(checksum), \

@@ -634,7 +634,7 @@ impl Driver for Postgres {
         )
         .await
         .map_err(db)?;
-        if let Some((version, name, checksum)) = &plan.upsert {
+        for (version, name, checksum) in &plan.upsert {
             tx.execute(
                 "INSERT INTO migrator_history (version, name, checksum, status, execution_ms) \
                  VALUES ($1, $2, $3, 'applied', 0) ON CONFLICT (version) DO UPDATE SET \
