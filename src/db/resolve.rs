@@ -64,7 +64,7 @@ async fn resolve(
     let aws = if plain {
         None
     } else {
-        Some(crate::aws::Sdk::load().await)
+        Some(crate::aws::Sdk::load().await?)
     };
     let mut sources = Vec::new();
     let secret = match (&c.db_secret, &aws) {

@@ -53,7 +53,7 @@ pub async fn run(
     // With --today, "now" is midnight UTC at its start: ages are whole days.
     let now = rotate.today.map_or_else(unix_now, Day::midnight);
     let day = Day::of_unix(now);
-    let sdk = crate::aws::Sdk::load().await;
+    let sdk = crate::aws::Sdk::load().await?;
     let mut r = Rotation {
         aws: &sdk,
         settings,
