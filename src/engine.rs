@@ -52,7 +52,7 @@ pub async fn run<D: Driver>(
     {
         return Err(single_transaction_on_mysql());
     }
-    db.lock(options.lock_timeout, interrupt).await?;
+    lock(db, options.lock_timeout, interrupt).await?;
     let result = locked(db, files, change, options, interrupt, report).await;
     if let Err(e) = db.unlock().await {
         // The lock is session-scoped: it goes with the connection anyway.
@@ -439,6 +439,28 @@ fn failure(
         dirty: err.dirty,
         previous_version,
     }
+}
+
+/// Takes the lock; when another runner holds it past a second, says so once,
+/// so a run waiting on it is not mistaken for a hung one.
+async fn lock<D: Driver>(
+    db: &mut D,
+    timeout: std::time::Duration,
+    interrupt: &Interrupt,
+) -> Result<()> {
+    let name = db.info().to_string();
+    let lock = db.lock(timeout, interrupt);
+    tokio::pin!(lock);
+    tokio::select! {
+        taken = &mut lock => return taken,
+        _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+    }
+    tracing::info!(
+        database = %name,
+        lock_timeout_s = timeout.as_secs(),
+        "waiting for the migration lock: another runner holds it"
+    );
+    lock.await
 }
 
 /// `force` and `baseline`: they write the history without running any SQL.

@@ -77,8 +77,13 @@ pub(crate) fn load(settings: &Settings) -> Result<Vec<Migration>> {
     let entries = if settings.path.is_dir() {
         files::read_dir(&settings.path)?
     } else if settings.path_explicit {
+        let what = if settings.path.exists() {
+            "is a file, not a folder: name the folder that holds the migrations"
+        } else {
+            "no such folder"
+        };
         return Err(Error::usage(format!(
-            "--path {}: no such folder",
+            "--path {}: {what}",
             settings.path.display()
         )));
     } else {
@@ -101,6 +106,16 @@ pub(crate) fn load(settings: &Settings) -> Result<Vec<Migration>> {
         ignored,
         format,
     } = source::parse(&entries)?;
+    if migrations.is_empty() {
+        tracing::warn!(path = %settings.path.display(), "no migrations in the folder");
+    }
+    for m in &migrations {
+        for script in std::iter::once(&m.up).chain(m.down.as_ref()) {
+            if script.sql.trim().is_empty() {
+                tracing::warn!(file = %script.path, "the file is empty: it runs nothing");
+            }
+        }
+    }
     if !ignored.is_empty() {
         tracing::warn!(files = %ignored.join(", "), "files that match no migration format were ignored");
     }

@@ -237,3 +237,35 @@ fn the_drivers_slow_statement_warnings_stay_quiet() {
     assert!(!r.stderr.contains("slow statement"), "{}", r.stderr);
     json_lines(&r.stderr);
 }
+
+#[test]
+fn the_smaller_messages_say_what_is_wrong() {
+    let db = crate::common::TestDb::new(Engine::Pg);
+    let dir = Dir::new(&[("1_a.up.sql", "CREATE TABLE a (id INT);")]);
+    let url = db.url().replace(":5432/", ":99999/");
+    Cmd::on(&db, &dir, &["up"])
+        .env("DATABASE_URL", url)
+        .run()
+        .code(2)
+        .has("port `99999` is out of range");
+    let file = dir.path().join("1_a.up.sql");
+    Cmd::on(&db, &dir, &["up", "--path", file.to_str().unwrap()])
+        .run()
+        .code(2)
+        .has("is a file, not a folder");
+    let bad = Dir::new(&[("001-init.sql", "SELECT 1;")]);
+    Cmd::on(&db, &bad, &["up"])
+        .run()
+        .code(2)
+        .has("rename it to 001_init.sql");
+    let empty = Dir::new(&[]);
+    Cmd::on(&db, &empty, &["up"])
+        .run()
+        .code(0)
+        .has("no migrations in the folder");
+    let blank = Dir::new(&[("1_a.up.sql", "\n")]);
+    Cmd::on(&db, &blank, &["up"])
+        .run()
+        .code(0)
+        .has("the file is empty");
+}

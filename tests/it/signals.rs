@@ -219,12 +219,14 @@ engines!(one_sigterm_while_waiting_for_the_lock_ends_the_run, |e| {
         ],
     )
     .spawn();
-    std::thread::sleep(Duration::from_millis(1000));
+    std::thread::sleep(Duration::from_millis(2000));
     let sent = Instant::now();
     signal(&waiter, "TERM");
     let r = wait(waiter);
     let took = sent.elapsed();
-    r.code(143).has("migration lock");
+    r.code(143)
+        .has("migration lock")
+        .has("waiting for the migration lock: another runner holds it");
     assert!(took < Duration::from_secs(1), "{took:?}");
     let j: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
