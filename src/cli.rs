@@ -417,6 +417,12 @@ pub enum Command {
         #[arg(long, env = "MIGRATOR_YES")]
         yes: bool,
     },
+    /// Revert the last migration and apply it again, under one lock (while writing it).
+    Redo {
+        /// Really do it. Without it, the migration is named and the exit code is 2.
+        #[arg(long, env = "MIGRATOR_YES")]
+        yes: bool,
+    },
     /// Record the files' current checksums for applied migrations whose file was
     /// edited since (a comment, a reformat). Runs no SQL.
     Repair {
@@ -827,6 +833,7 @@ impl Cli {
                 Action::Change(Change::Baseline { version: upto, yes })
             }
             Command::Repair { yes } => Action::Change(Change::Repair { yes }),
+            Command::Redo { yes } => Action::Change(Change::Redo { yes }),
             Command::New { name, sequential } => Action::New { name, sequential },
             Command::Completions { shell } => {
                 let mut script = Vec::new();

@@ -53,7 +53,10 @@ pub async fn run<D: Driver>(
         return Err(single_transaction_on_mysql());
     }
     lock(db, options.lock_timeout, interrupt).await?;
-    let result = locked(db, files, change, options, interrupt, report).await;
+    let result = match change {
+        Change::Redo { yes } => redo(db, files, *yes, options, interrupt, report).await,
+        _ => locked(db, files, change, options, interrupt, report).await,
+    };
     if let Err(e) = db.unlock().await {
         // The lock is session-scoped: it goes with the connection anyway.
         tracing::debug!(error = %e, "could not release the lock explicitly");
@@ -149,6 +152,7 @@ async fn locked<D: Driver>(
         Change::Force { .. } | Change::Baseline { .. } | Change::Repair { .. } => {
             unreachable!("handled above")
         }
+        Change::Redo { .. } => unreachable!("run as down, then up"),
     };
     let prepared = prepare(&planned, direction, engine)?;
     report.dry_run = dry_run;
@@ -441,6 +445,47 @@ fn failure(
     }
 }
 
+/// `redo`: the last migration reverted and applied again, under the one lock
+/// taken for both, so no other runner comes between them.
+async fn redo<D: Driver>(
+    db: &mut D,
+    files: &[Migration],
+    yes: bool,
+    options: &Options,
+    interrupt: &Interrupt,
+    report: &mut RunReport,
+) -> Result<()> {
+    let down = Change::Down {
+        target: DownTarget::Steps(1),
+        yes,
+        dry_run: false,
+    };
+    match locked(db, files, &down, options, interrupt, report).await {
+        Err(Error::NotConfirmed(_)) => {
+            let what = report.not_run.first().map_or_else(
+                || "nothing to redo: no migration is applied".to_string(),
+                |s| format!("redo would revert and apply again {}_{}", s.version, s.name),
+            );
+            return Err(Error::NotConfirmed(format!(
+                "{what}\nnothing was changed: `redo` needs --yes; run `migrator redo --yes`"
+            )));
+        }
+        other => other?,
+    }
+    let Some(reverted) = report.applied.last().map(|s| s.version) else {
+        return Ok(());
+    };
+    let before = report.version_before;
+    let up = Change::Up {
+        to: Some(reverted),
+        single_transaction: false,
+        dry_run: false,
+    };
+    let result = locked(db, files, &up, options, interrupt, report).await;
+    report.version_before = before;
+    result
+}
+
 /// Takes the lock; when another runner holds it past a second, says so once,
 /// so a run waiting on it is not mistaken for a hung one.
 async fn lock<D: Driver>(
@@ -530,7 +575,7 @@ async fn bookkeeping<D: Driver>(
             }
             (Write::Baseline(marked), Some(version))
         }
-        Change::Up { .. } | Change::Down { .. } => {
+        Change::Up { .. } | Change::Down { .. } | Change::Redo { .. } => {
             unreachable!("only force, baseline and repair")
         }
     };

@@ -118,6 +118,10 @@ pub enum Change {
     Repair {
         yes: bool,
     },
+    /// Revert the last migration and apply it again, under one lock.
+    Redo {
+        yes: bool,
+    },
 }
 
 impl Change {
@@ -128,6 +132,7 @@ impl Change {
             Change::Force { .. } => "force",
             Change::Baseline { .. } => "baseline",
             Change::Repair { .. } => "repair",
+            Change::Redo { .. } => "redo",
         }
     }
 
@@ -135,7 +140,10 @@ impl Change {
     pub fn destructive(&self) -> bool {
         match self {
             Change::Down { dry_run, .. } => !dry_run,
-            Change::Force { .. } | Change::Baseline { .. } | Change::Repair { .. } => true,
+            Change::Force { .. }
+            | Change::Baseline { .. }
+            | Change::Repair { .. }
+            | Change::Redo { .. } => true,
             Change::Up { .. } => false,
         }
     }

@@ -269,3 +269,49 @@ fn the_smaller_messages_say_what_is_wrong() {
         .code(0)
         .has("the file is empty");
 }
+
+engines!(redo_reverts_and_applies_the_last_migration_again, |e| {
+    let db = crate::common::TestDb::new(e);
+    let dir = Dir::new(&[
+        ("1_a.up.sql", "CREATE TABLE a (id INT);"),
+        ("1_a.down.sql", "DROP TABLE a;"),
+        ("2_b.up.sql", "CREATE TABLE b (id INT);"),
+        ("2_b.down.sql", "DROP TABLE b;"),
+    ]);
+    Cmd::on(&db, &dir, &["up"]).run().code(0);
+    Cmd::on(&db, &dir, &["redo"])
+        .run()
+        .code(2)
+        .has("redo would revert and apply again 2_b");
+    db.sql("INSERT INTO b VALUES (1)");
+    let j = Cmd::on(&db, &dir, &["redo", "--yes", "--output", "json"])
+        .run()
+        .code(0)
+        .json();
+    let steps: Vec<(u64, String)> = j["applied"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["version"].as_u64().unwrap(),
+                s["direction"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(steps, [(2, "down".to_string()), (2, "up".to_string())]);
+    assert_eq!(
+        (j["version_before"].as_u64(), j["version_after"].as_u64()),
+        (Some(2), Some(2))
+    );
+    assert_eq!(db.history(), ["1:applied", "2:applied"]);
+    assert_eq!(
+        db.sql("SELECT count(*) FROM b"),
+        "0",
+        "b was dropped and made again"
+    );
+    Cmd::on(&db, &dir, &["redo", "--yes", "--env", "prod"])
+        .run()
+        .code(2)
+        .has("--confirm-env prod");
+});
