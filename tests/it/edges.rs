@@ -93,8 +93,7 @@ engines!(one_sigterm_while_connecting_ends_the_run, |e| {
     let took = sent.elapsed();
     r.code(143).has("SIGTERM");
     assert!(took < Duration::from_secs(1), "{took:?}");
-    let j: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    let j = crate::common::report_file(&report);
     assert_eq!(j["outcome"], "interrupted");
     assert_eq!(j["exit_code"], 143);
 });

@@ -45,8 +45,7 @@ fn sigterm_on_postgres_cancels_rolls_back_and_frees_the_lock() {
     assert!(took < Duration::from_secs(5), "stopped in {took:?}");
     assert_eq!(db.history(), ["1:applied"], "nothing of 2 applied");
     assert!(!db.table_exists("x"));
-    let j: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    let j = crate::common::report_file(&report);
     assert_eq!(j["outcome"], "interrupted");
     assert_eq!(j["exit_code"], 143);
     // The lock is free: a second runner proceeds at once.
@@ -228,8 +227,7 @@ engines!(one_sigterm_while_waiting_for_the_lock_ends_the_run, |e| {
         .has("migration lock")
         .has("waiting for the migration lock: another runner holds it");
     assert!(took < Duration::from_secs(1), "{took:?}");
-    let j: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    let j = crate::common::report_file(&report);
     assert_eq!(j["outcome"], "interrupted");
     signal(&holder, "TERM");
     wait(holder).code(143);
