@@ -20,31 +20,83 @@ use migrator_core::ecs::RunSpec;
 use migrator_core::migration::Version;
 use migrator_core::plan::{Checks, DownTarget};
 
+// Every line fits 80 columns, so `wrap_help` never breaks one (a test checks).
 const EXAMPLES: &str = "\
 Examples:
-  migrator up                                   apply every pending migration
-  migrator up --to 20261101000000 --dry-run     show what would run up to a version
-  migrator down --yes                           revert the last migration (default: 1 step)
-  migrator down 3 --yes                         revert the last three
-  migrator down --to 20261101000000 --yes       revert everything above a version
-  migrator status --output json                 applied and pending migrations as JSON
-  migrator force 20261101000000 --yes           declare a version after a manual fix
-  migrator baseline 20261101000000 --yes        adopt a database that already has the schema
-  migrator new add_users                        scaffold an up/down pair
+  migrator up
+      apply every pending migration
+  migrator up --to 20261101000000 --dry-run
+      show what would run up to a version
+  migrator down --yes
+      revert the last migration (default: 1 step)
+  migrator down --to 20261101000000 --yes
+      revert everything above a version
+  migrator status --output json
+      applied and pending migrations as JSON
+  migrator force 20261101000000 --yes
+      declare a version after a manual fix
+  migrator new add_users
+      scaffold an up/down pair
   migrator ecs run --cluster deploy --task-definition shop-migrate
-                                                run the migration task on ECS from CI, follow
-                                                it, exit with its migration container's code
-  migrator rotate run --source-cluster prod --name-prefix app-dev- \
-    --master-secret app/dev/master --scrub-dir scrub --dns-name db.dev.internal \
-    --hosted-zone-id Z123                       clone, ready, scrub, migrate, connect, clean
+      run the migration task on ECS from CI; exit with its code
+  migrator rotate run --source-cluster prod --name-prefix app-dev- \\
+    --master-secret app/dev/master --scrub-dir scrub \\
+    --dns-name db.dev.internal --hosted-zone-id Z123
+      clone, ready, scrub, migrate, connect, clean
 
-Connection: --database-url or DATABASE_URL, e.g. postgres://user:pass@host:5432/db
-or mysql://user:pass@host:3306/db. Exit codes: 0 ok, 1 migration failed, 2 usage,
-3 unreachable, 4 lock timeout, 5 refused (database disagrees with files),
-6 notification failed (--notify-required), 7 rotate refused (safety rule,
-lifecycle order, clone limit), 130/143 interrupted; `ecs run`: the
-migration container's own code, 10 no task started, 11 task failed to start,
-12 timeout (task stopped).";
+Connection: --database-url or DATABASE_URL, e.g.
+postgres://user:pass@host:5432/db or mysql://user:pass@host:3306/db.
+Exit codes: 0 ok, 1 migration failed, 2 usage, 3 unreachable,
+4 lock timeout, 5 refused (database disagrees with files),
+6 notification failed (--notify-required), 7 rotate refused,
+130/143 interrupted; `ecs run`: the migration container's own code,
+10 no task started, 11 task failed to start, 12 timeout (task stopped).";
+
+const UP_EXAMPLES: &str = "\
+Examples:
+  migrator up
+  migrator up --to 20261101000000 --dry-run
+  migrator up --wait 5m --connect-timeout 5 --output json";
+const DOWN_EXAMPLES: &str = "\
+Examples:
+  migrator down --yes
+  migrator down 3 --yes
+  migrator down --to 20261101000000 --dry-run";
+const STATUS_EXAMPLES: &str = "\
+Examples:
+  migrator status
+  migrator status --output json";
+const VALIDATE_EXAMPLES: &str = "\
+Examples:
+  migrator validate
+  migrator validate --output json";
+const FORCE_EXAMPLES: &str = "\
+Examples:
+  migrator force 20261101000000
+  migrator force 20261101000000 --yes
+  migrator force 0 --yes --env prod --confirm-env prod";
+const REDO_EXAMPLES: &str = "\
+Examples:
+  migrator redo
+  migrator redo --yes";
+const BASELINE_EXAMPLES: &str = "\
+Examples:
+  migrator baseline 20261101000000
+  migrator baseline 20261101000000 --yes";
+const REPAIR_EXAMPLES: &str = "\
+Examples:
+  migrator repair
+  migrator repair --yes";
+const NEW_EXAMPLES: &str = "\
+Examples:
+  migrator new add_users
+  migrator create add_orders --path db/migrations
+  migrator new add_users --sequential";
+const COMPLETIONS_EXAMPLES: &str = "\
+Examples:
+  migrator completions bash > /etc/bash_completion.d/migrator
+  migrator completions zsh > ~/.zfunc/_migrator
+  migrator completions fish > ~/.config/fish/completions/migrator.fish";
 
 #[derive(Debug, Parser)]
 #[command(
@@ -359,6 +411,7 @@ impl NotifyArgs {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Apply pending migrations, oldest first.
+    #[command(after_help = UP_EXAMPLES)]
     Up {
         /// Stop after this version.
         #[arg(long, env = "MIGRATOR_TO", value_name = "VERSION")]
@@ -371,6 +424,7 @@ pub enum Command {
         dry_run: bool,
     },
     /// Revert applied migrations, newest first (default: one).
+    #[command(after_help = DOWN_EXAMPLES)]
     Down {
         /// How many migrations to revert.
         #[arg(value_name = "N", conflicts_with_all = ["to", "all"])]
@@ -394,12 +448,15 @@ pub enum Command {
         dry_run: bool,
     },
     /// Show applied and pending migrations and any disagreement.
+    #[command(after_help = STATUS_EXAMPLES)]
     Status,
     /// Print the current version, or "none".
     Version,
     /// Check that the database and the files agree (exit 5 when not).
+    #[command(after_help = VALIDATE_EXAMPLES)]
     Validate,
     /// Declare the database to be at VERSION and clear the dirty state. Runs no SQL.
+    #[command(after_help = FORCE_EXAMPLES)]
     Force {
         /// The version (0: nothing applied).
         #[arg(value_name = "VERSION")]
@@ -410,6 +467,7 @@ pub enum Command {
     },
     /// Mark every migration up to VERSION as applied, without running it, on a
     /// database that already has that schema.
+    #[command(after_help = BASELINE_EXAMPLES)]
     Baseline {
         #[arg(value_name = "VERSION")]
         upto: Version,
@@ -418,6 +476,7 @@ pub enum Command {
         yes: bool,
     },
     /// Revert the last migration and apply it again, under one lock (while writing it).
+    #[command(after_help = REDO_EXAMPLES)]
     Redo {
         /// Really do it. Without it, the migration is named and the exit code is 2.
         #[arg(long, env = "MIGRATOR_YES")]
@@ -425,6 +484,7 @@ pub enum Command {
     },
     /// Record the files' current checksums for applied migrations whose file was
     /// edited since (a comment, a reformat). Runs no SQL.
+    #[command(after_help = REPAIR_EXAMPLES)]
     Repair {
         /// Really do it. Without it, the edited files are listed and the exit code is 2.
         #[arg(long, env = "MIGRATOR_YES")]
@@ -433,6 +493,7 @@ pub enum Command {
     /// Scaffold a new migration in the folder's format, versioned by UTC timestamp
     /// (past the newest version, never reusing one).
     #[command(visible_alias = "create")]
+    #[command(after_help = NEW_EXAMPLES)]
     New {
         /// Lowercase letters, digits and underscores.
         name: String,
@@ -441,6 +502,7 @@ pub enum Command {
         sequential: bool,
     },
     /// Print a shell completion script: `migrator completions bash > /etc/bash_completion.d/migrator`.
+    #[command(after_help = COMPLETIONS_EXAMPLES)]
     Completions {
         #[arg(value_enum, value_name = "SHELL")]
         shell: clap_complete::Shell,
@@ -959,6 +1021,38 @@ mod tests {
         let mut full = vec!["migrator"];
         full.extend_from_slice(args);
         Cli::try_parse_from(full).unwrap().into_parts().1
+    }
+
+    #[test]
+    fn every_changing_or_reading_subcommand_shows_examples_that_never_wrap() {
+        for line in EXAMPLES.lines() {
+            assert!(
+                line.chars().count() <= 80,
+                "too long for 80 columns: {line}"
+            );
+        }
+        let mut cli = Cli::command();
+        for name in [
+            "up",
+            "down",
+            "status",
+            "validate",
+            "force",
+            "baseline",
+            "redo",
+            "repair",
+            "new",
+            "completions",
+        ] {
+            let help = cli
+                .find_subcommand_mut(name)
+                .unwrap()
+                .render_long_help()
+                .to_string();
+            let examples = help.split("Examples:").nth(1).unwrap_or_default();
+            let shown = examples.lines().filter(|l| l.contains("migrator ")).count();
+            assert!((2..=3).contains(&shown), "{name}: {shown} examples\n{help}");
+        }
     }
 
     #[test]

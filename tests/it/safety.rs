@@ -149,6 +149,8 @@ engines!(repair_records_an_edited_files_checksum, |e| {
         .run()
         .code(5)
         .has("migrator repair --yes");
+    let refused = Cmd::on(&db, &dir, &["validate", "--output", "json"]).run();
+    assert_eq!(refused.code(5).json()["ok"], false);
     Cmd::on(&db, &dir, &["repair"])
         .run()
         .code(2)
@@ -165,6 +167,14 @@ engines!(repair_records_an_edited_files_checksum, |e| {
         .map(|v| assert_eq!(v, &[serde_json::json!(2)]))
         .unwrap();
     Cmd::on(&db, &dir, &["validate"]).run().code(0);
+    let j = Cmd::on(&db, &dir, &["validate", "--output", "json"])
+        .run()
+        .code(0)
+        .json();
+    assert_eq!(
+        (j["ok"].as_bool(), j["applied"].as_u64()),
+        (Some(true), Some(3))
+    );
     assert_eq!(db.history(), ["1:applied", "2:applied", "3:applied"]);
     Cmd::on(&db, &dir, &["repair", "--yes"])
         .run()
