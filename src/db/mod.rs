@@ -166,13 +166,33 @@ where
         if !failed.transient || left.is_zero() {
             return Err(Error::Unreachable {
                 target: info.to_string(),
-                message: failed.message,
+                message: explained(failed.message),
             });
         }
         let pause = CONNECT_BACKOFF.delay(attempt).min(left);
         attempt += 1;
         tracing::warn!(attempt, error = %failed.message, retry_in_ms = pause.as_millis() as u64, "database not reachable yet");
         interrupt.sleep(pause, &info.to_string()).await?;
+    }
+}
+
+/// A server that closes the connection half way through the handshake is
+/// reported in the drivers' own words ("bytes remaining on stream", "early
+/// eof"), which name no cause: say what it means and what to check.
+fn explained(message: String) -> String {
+    const CLOSED: [&str; 4] = [
+        "bytes remaining on stream",
+        "early eof",
+        "bytes at EOF",
+        "connection closed",
+    ];
+    if CLOSED.iter().any(|c| message.contains(c)) {
+        format!(
+            "the server closed the connection during the handshake ({message}); check that \
+             the port is the database's and that --tls matches what the server accepts"
+        )
+    } else {
+        message
     }
 }
 

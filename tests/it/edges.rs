@@ -314,3 +314,28 @@ engines!(redo_reverts_and_applies_the_last_migration_again, |e| {
         .code(2)
         .has("--confirm-env prod");
 });
+
+engines!(a_server_closing_during_the_handshake_is_named, |e| {
+    use std::io::{Read, Write};
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            // Half a message, then gone: as a proxy or a wrong service might.
+            let _ = stream.set_read_timeout(Some(Duration::from_millis(300)));
+            let _ = stream.read(&mut [0u8; 512]);
+            let _ = stream.write_all(b"R\0\0");
+        }
+    });
+    let scheme = if e == Engine::Pg { "postgres" } else { "mysql" };
+    let dir = one_file();
+    Cmd::new(&["up", "--tls", "disable"])
+        .env(
+            "DATABASE_URL",
+            format!("{scheme}://app:{SECRET}@127.0.0.1:{port}/app"),
+        )
+        .env("MIGRATOR_PATH", dir.path())
+        .run()
+        .code(3)
+        .has("the server closed the connection during the handshake");
+});
