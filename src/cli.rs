@@ -950,8 +950,45 @@ where
     T: Into<std::ffi::OsString> + Clone,
 {
     use clap::{CommandFactory, FromArgMatches};
-    let mut matches = tolerant(Cli::command()).try_get_matches_from(args)?;
+    let mut cmd = tolerant(Cli::command());
+    let mut matches = cmd.try_get_matches_from_mut(args)?;
+    if let Some(message) = unused_flag(&matches) {
+        return Err(cmd.error(clap::error::ErrorKind::ArgumentConflict, message));
+    }
     Cli::from_arg_matches_mut(&mut matches)
+}
+
+/// The flags only a changing command uses (the report, Slack), given on the
+/// command line of one that changes nothing: refused rather than silently
+/// ignored. From the environment they stay harmless, as a task definition
+/// sets them for every command it runs.
+fn unused_flag(matches: &clap::ArgMatches) -> Option<String> {
+    const CHANGING_ONLY: [&str; 6] = [
+        "report",
+        "slack_webhook",
+        "notify",
+        "notify_required",
+        "notify_timeout",
+        "notify_budget",
+    ];
+    let (name, sub) = matches.subcommand()?;
+    if !matches!(
+        name,
+        "status" | "version" | "validate" | "new" | "completions"
+    ) {
+        return None;
+    }
+    let given = |id: &str| {
+        [matches, sub].iter().any(|m| {
+            m.try_contains_id(id).unwrap_or(false)
+                && m.value_source(id) == Some(clap::parser::ValueSource::CommandLine)
+        })
+    };
+    let id = CHANGING_ONLY.into_iter().find(|id| given(id))?;
+    Some(format!(
+        "`{name}` changes nothing, so it writes no report and posts nothing: drop --{}",
+        id.replace('_', "-")
+    ))
 }
 
 /// Parses the process's command line. On `--help`, `--version` or a usage

@@ -339,3 +339,22 @@ engines!(a_server_closing_during_the_handshake_is_named, |e| {
         .code(3)
         .has("the server closed the connection during the handshake");
 });
+
+#[test]
+fn read_only_commands_refuse_the_flags_they_would_ignore() {
+    let dir = one_file();
+    let path = dir.path().to_str().unwrap();
+    Cmd::new(&["status", "--report", "/tmp/r.json", "--path", path])
+        .run()
+        .code(2)
+        .has("drop --report");
+    Cmd::new(&["--notify-required", "validate", "--path", path])
+        .run()
+        .code(2)
+        .has("drop --notify-required");
+    // From the environment, as a task definition sets them for every command.
+    Cmd::new(&["new", "x", "--path", path])
+        .env("MIGRATOR_REPORT", "/tmp/r.json")
+        .run()
+        .code(0);
+}
