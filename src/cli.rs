@@ -20,31 +20,83 @@ use migrator_core::ecs::RunSpec;
 use migrator_core::migration::Version;
 use migrator_core::plan::{Checks, DownTarget};
 
+// Every line fits 80 columns, so `wrap_help` never breaks one (a test checks).
 const EXAMPLES: &str = "\
 Examples:
-  migrator up                                   apply every pending migration
-  migrator up --to 20261101000000 --dry-run     show what would run up to a version
-  migrator down --yes                           revert the last migration (default: 1 step)
-  migrator down 3 --yes                         revert the last three
-  migrator down --to 20261101000000 --yes       revert everything above a version
-  migrator status --output json                 applied and pending migrations as JSON
-  migrator force 20261101000000 --yes           declare a version after a manual fix
-  migrator baseline 20261101000000 --yes        adopt a database that already has the schema
-  migrator new add_users                        scaffold an up/down pair
+  migrator up
+      apply every pending migration
+  migrator up --to 20261101000000 --dry-run
+      show what would run up to a version
+  migrator down --yes
+      revert the last migration (default: 1 step)
+  migrator down --to 20261101000000 --yes
+      revert everything above a version
+  migrator status --output json
+      applied and pending migrations as JSON
+  migrator force 20261101000000 --yes
+      declare a version after a manual fix
+  migrator new add_users
+      scaffold an up/down pair
   migrator ecs run --cluster deploy --task-definition shop-migrate
-                                                run the migration task on ECS from CI, follow
-                                                it, exit with its migration container's code
-  migrator rotate run --source-cluster prod --name-prefix app-dev- \
-    --master-secret app/dev/master --scrub-dir scrub --dns-name db.dev.internal \
-    --hosted-zone-id Z123                       clone, ready, scrub, migrate, connect, clean
+      run the migration task on ECS from CI; exit with its code
+  migrator rotate run --source-cluster prod --name-prefix app-dev- \\
+    --master-secret app/dev/master --scrub-dir scrub \\
+    --dns-name db.dev.internal --hosted-zone-id Z123
+      clone, ready, scrub, migrate, connect, clean
 
-Connection: --database-url or DATABASE_URL, e.g. postgres://user:pass@host:5432/db
-or mysql://user:pass@host:3306/db. Exit codes: 0 ok, 1 migration failed, 2 usage,
-3 unreachable, 4 lock timeout, 5 refused (database disagrees with files),
-6 notification failed (--notify-required), 7 rotate refused (safety rule,
-lifecycle order, clone limit), 130/143 interrupted; `ecs run`: the
-migration container's own code, 10 no task started, 11 task failed to start,
-12 timeout (task stopped).";
+Connection: --database-url or DATABASE_URL, e.g.
+postgres://user:pass@host:5432/db or mysql://user:pass@host:3306/db.
+Exit codes: 0 ok, 1 migration failed, 2 usage, 3 unreachable,
+4 lock timeout, 5 refused (database disagrees with files),
+6 notification failed (--notify-required), 7 rotate refused,
+130/143 interrupted; `ecs run`: the migration container's own code,
+10 no task started, 11 task failed to start, 12 timeout (task stopped).";
+
+const UP_EXAMPLES: &str = "\
+Examples:
+  migrator up
+  migrator up --to 20261101000000 --dry-run
+  migrator up --wait 5m --connect-timeout 5 --output json";
+const DOWN_EXAMPLES: &str = "\
+Examples:
+  migrator down --yes
+  migrator down 3 --yes
+  migrator down --to 20261101000000 --dry-run";
+const STATUS_EXAMPLES: &str = "\
+Examples:
+  migrator status
+  migrator status --output json";
+const VALIDATE_EXAMPLES: &str = "\
+Examples:
+  migrator validate
+  migrator validate --output json";
+const FORCE_EXAMPLES: &str = "\
+Examples:
+  migrator force 20261101000000
+  migrator force 20261101000000 --yes
+  migrator force 0 --yes --env prod --confirm-env prod";
+const REDO_EXAMPLES: &str = "\
+Examples:
+  migrator redo
+  migrator redo --yes";
+const BASELINE_EXAMPLES: &str = "\
+Examples:
+  migrator baseline 20261101000000
+  migrator baseline 20261101000000 --yes";
+const REPAIR_EXAMPLES: &str = "\
+Examples:
+  migrator repair
+  migrator repair --yes";
+const NEW_EXAMPLES: &str = "\
+Examples:
+  migrator new add_users
+  migrator create add_orders --path db/migrations
+  migrator new add_users --sequential";
+const COMPLETIONS_EXAMPLES: &str = "\
+Examples:
+  migrator completions bash > /etc/bash_completion.d/migrator
+  migrator completions zsh > ~/.zfunc/_migrator
+  migrator completions fish > ~/.config/fish/completions/migrator.fish";
 
 #[derive(Debug, Parser)]
 #[command(
@@ -204,6 +256,18 @@ pub struct Global {
     #[arg(long, env = "MIGRATOR_WAIT", global = true, value_parser = duration::parse, value_name = "DURATION")]
     pub wait: Option<Duration>,
 
+    /// Give up one connection attempt (TCP connect, TLS, authentication) after this long;
+    /// with --wait, try again while the wait lasts.
+    #[arg(
+        long,
+        env = "MIGRATOR_CONNECT_TIMEOUT",
+        global = true,
+        default_value = "10",
+        value_parser = duration::parse_positive,
+        value_name = "DURATION"
+    )]
+    pub connect_timeout: Duration,
+
     /// Log format on stderr: human text, or JSON lines for CloudWatch.
     #[arg(
         long,
@@ -358,6 +422,7 @@ impl NotifyArgs {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Apply pending migrations, oldest first.
+    #[command(after_help = UP_EXAMPLES)]
     Up {
         /// Stop after this version.
         #[arg(long, env = "MIGRATOR_TO", value_name = "VERSION")]
@@ -370,6 +435,7 @@ pub enum Command {
         dry_run: bool,
     },
     /// Revert applied migrations, newest first (default: one).
+    #[command(after_help = DOWN_EXAMPLES)]
     Down {
         /// How many migrations to revert.
         #[arg(value_name = "N", conflicts_with_all = ["to", "all"])]
@@ -393,12 +459,15 @@ pub enum Command {
         dry_run: bool,
     },
     /// Show applied and pending migrations and any disagreement.
+    #[command(after_help = STATUS_EXAMPLES)]
     Status,
     /// Print the current version, or "none".
     Version,
     /// Check that the database and the files agree (exit 5 when not).
+    #[command(after_help = VALIDATE_EXAMPLES)]
     Validate,
     /// Declare the database to be at VERSION and clear the dirty state. Runs no SQL.
+    #[command(after_help = FORCE_EXAMPLES)]
     Force {
         /// The version (0: nothing applied).
         #[arg(value_name = "VERSION")]
@@ -409,6 +478,7 @@ pub enum Command {
     },
     /// Mark every migration up to VERSION as applied, without running it, on a
     /// database that already has that schema.
+    #[command(after_help = BASELINE_EXAMPLES)]
     Baseline {
         #[arg(value_name = "VERSION")]
         upto: Version,
@@ -416,10 +486,37 @@ pub enum Command {
         #[arg(long, env = "MIGRATOR_YES")]
         yes: bool,
     },
-    /// Scaffold a new migration in the folder's format, versioned by UTC timestamp.
+    /// Revert the last migration and apply it again, under one lock (while writing it).
+    #[command(after_help = REDO_EXAMPLES)]
+    Redo {
+        /// Really do it. Without it, the migration is named and the exit code is 2.
+        #[arg(long, env = "MIGRATOR_YES")]
+        yes: bool,
+    },
+    /// Record the files' current checksums for applied migrations whose file was
+    /// edited since (a comment, a reformat). Runs no SQL.
+    #[command(after_help = REPAIR_EXAMPLES)]
+    Repair {
+        /// Really do it. Without it, the edited files are listed and the exit code is 2.
+        #[arg(long, env = "MIGRATOR_YES")]
+        yes: bool,
+    },
+    /// Scaffold a new migration in the folder's format, versioned by UTC timestamp
+    /// (past the newest version, never reusing one).
+    #[command(visible_alias = "create")]
+    #[command(after_help = NEW_EXAMPLES)]
     New {
         /// Lowercase letters, digits and underscores.
         name: String,
+        /// Number it after the newest migration (0001, 0002, …) instead of by timestamp.
+        #[arg(long, env = "MIGRATOR_SEQUENTIAL")]
+        sequential: bool,
+    },
+    /// Print a shell completion script: `migrator completions bash > /etc/bash_completion.d/migrator`.
+    #[command(after_help = COMPLETIONS_EXAMPLES)]
+    Completions {
+        #[arg(value_enum, value_name = "SHELL")]
+        shell: clap_complete::Shell,
     },
     /// Amazon ECS, from CI: run the migration task and wait for it.
     Ecs {
@@ -729,6 +826,11 @@ impl EcsRunArgs {
     }
 }
 
+/// A name without surrounding blanks; `None` when nothing is left.
+fn trimmed(name: Option<String>) -> Option<String> {
+    name.map(|n| n.trim().to_string()).filter(|n| !n.is_empty())
+}
+
 impl Cli {
     pub fn into_parts(self) -> (Settings, Action) {
         let g = self.global;
@@ -749,6 +851,7 @@ impl Cli {
             path: g.path.unwrap_or_else(|| PathBuf::from("migrations")),
             lock_timeout: g.lock_timeout,
             wait: g.wait,
+            connect_timeout: g.connect_timeout,
             output: g.output,
             report: g.report,
             checks: Checks {
@@ -756,19 +859,22 @@ impl Cli {
                 allow_out_of_order: g.allow_out_of_order,
             },
             adopt: !g.no_adopt,
+            // A blank MIGRATOR_INIT_SQL is unset (tolerant); a blank value given
+            // on the command line runs nothing either.
             init_sql: g
                 .init_sql
                 .into_iter()
                 .filter(|s| !s.trim().is_empty())
                 .collect(),
-            env_label: g.env_label.filter(|e| !e.is_empty()),
+            // Names as people and task definitions type them: "prod ", "PROD\n".
+            env_label: trimmed(g.env_label),
             protected_envs: g
                 .protected_envs
                 .into_iter()
                 .map(|e| e.trim().to_string())
                 .filter(|e| !e.is_empty())
                 .collect(),
-            confirm_env: g.confirm_env,
+            confirm_env: trimmed(g.confirm_env),
             notify: g.notify.into_settings(),
         };
         let action = match self.command {
@@ -806,7 +912,15 @@ impl Cli {
             Command::Baseline { upto, yes } => {
                 Action::Change(Change::Baseline { version: upto, yes })
             }
-            Command::New { name } => Action::New { name },
+            Command::Repair { yes } => Action::Change(Change::Repair { yes }),
+            Command::Redo { yes } => Action::Change(Change::Redo { yes }),
+            Command::New { name, sequential } => Action::New { name, sequential },
+            Command::Completions { shell } => {
+                let mut script = Vec::new();
+                let mut cli = <Cli as clap::CommandFactory>::command();
+                clap_complete::generate(shell, &mut cli, "migrator", &mut script);
+                Action::Completions(String::from_utf8_lossy(&script).into_owned())
+            }
             Command::Ecs {
                 command: EcsCommand::Run(args),
             } => Action::EcsRun(args.into_spec()),
@@ -819,17 +933,121 @@ impl Cli {
     }
 }
 
+/// The command line as task definitions and buildspecs feed it: a variable set
+/// to nothing (or only blanks) counts as unset, so it neither fails parsing nor
+/// stands in for a default, and every on/off flag reads 1/0, true/false,
+/// yes/no (and on/off) from its variable. Applied to every subcommand.
+fn tolerant(cmd: clap::Command) -> clap::Command {
+    let cmd = cmd.mut_args(|arg| {
+        let arg = if matches!(arg.get_action(), clap::ArgAction::SetTrue) {
+            arg.value_parser(clap::builder::BoolishValueParser::new())
+        } else {
+            arg
+        };
+        let blank = arg.get_env().is_some_and(|name| {
+            std::env::var_os(name).is_some_and(|v| v.to_string_lossy().trim().is_empty())
+        });
+        if blank {
+            arg.env(None::<&'static str>)
+        } else {
+            arg
+        }
+    });
+    let names: Vec<String> = cmd
+        .get_subcommands()
+        .map(|c| c.get_name().to_string())
+        .collect();
+    names
+        .into_iter()
+        .fold(cmd, |cmd, name| cmd.mut_subcommand(name, tolerant))
+}
+
+fn try_parse_from<I, T>(args: I) -> Result<Cli, clap::Error>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    use clap::{CommandFactory, FromArgMatches};
+    let mut cmd = tolerant(Cli::command());
+    let mut matches = cmd.try_get_matches_from_mut(args)?;
+    if let Some(message) = unused_flag(&matches) {
+        return Err(cmd.error(clap::error::ErrorKind::ArgumentConflict, message));
+    }
+    Cli::from_arg_matches_mut(&mut matches)
+}
+
+/// The flags only a changing command uses (the report, Slack), given on the
+/// command line of one that changes nothing: refused rather than silently
+/// ignored. From the environment they stay harmless, as a task definition
+/// sets them for every command it runs.
+fn unused_flag(matches: &clap::ArgMatches) -> Option<String> {
+    const CHANGING_ONLY: [&str; 6] = [
+        "report",
+        "slack_webhook",
+        "notify",
+        "notify_required",
+        "notify_timeout",
+        "notify_budget",
+    ];
+    let (name, sub) = matches.subcommand()?;
+    if !matches!(
+        name,
+        "status" | "version" | "validate" | "new" | "completions"
+    ) {
+        return None;
+    }
+    let given = |id: &str| {
+        [matches, sub].iter().any(|m| {
+            m.try_contains_id(id).unwrap_or(false)
+                && m.value_source(id) == Some(clap::parser::ValueSource::CommandLine)
+        })
+    };
+    let id = CHANGING_ONLY.into_iter().find(|id| given(id))?;
+    Some(format!(
+        "`{name}` changes nothing, so it writes no report and posts nothing: drop --{}",
+        id.replace('_', "-")
+    ))
+}
+
 /// Parses the process's command line. On `--help`, `--version` or a usage
 /// error, clap's text is printed here and the exit code returned (0 or 2).
 pub fn parse() -> Result<Cli, u8> {
-    Cli::try_parse().map_err(|e| {
-        let _ = e.print();
-        if e.use_stderr() {
-            migrator_core::error::ExitStatus::Usage.code()
-        } else {
-            0
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    try_parse_from(args.iter().cloned()).map_err(|e| {
+        if !e.use_stderr() {
+            let _ = e.print();
+            return 0;
         }
+        let usage = migrator_core::error::ExitStatus::Usage;
+        if wants_json_logs(&args) {
+            // Even a command line clap refuses ends in one JSON line there.
+            let text = e.render().to_string();
+            let message = text.trim().trim_start_matches("error: ");
+            crate::output::init_logging(LogFormat::Json);
+            crate::output::final_error(LogFormat::Json, message, usage);
+        } else {
+            let _ = e.print();
+        }
+        usage.code()
     })
+}
+
+/// `--log-format json` (or `MIGRATOR_LOG_FORMAT=json`) in a command line clap
+/// could not parse.
+fn wants_json_logs(args: &[std::ffi::OsString]) -> bool {
+    let words: Vec<String> = args
+        .iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let flag = words
+        .windows(2)
+        .any(|w| w[0] == "--log-format" && w[1].trim().eq_ignore_ascii_case("json"))
+        || words
+            .iter()
+            .any(|w| w.eq_ignore_ascii_case("--log-format=json"));
+    let env =
+        std::env::var("MIGRATOR_LOG_FORMAT").is_ok_and(|v| v.trim().eq_ignore_ascii_case("json"));
+    flag || env
 }
 
 /// Parses a command line (`argv[0]` first) into settings and action; clap's
@@ -839,7 +1057,7 @@ where
     I: IntoIterator<Item = T>,
     T: Into<std::ffi::OsString> + Clone,
 {
-    Cli::try_parse_from(args)
+    try_parse_from(args)
         .map(Cli::into_parts)
         .map_err(|e| e.to_string())
 }
@@ -858,6 +1076,38 @@ mod tests {
         let mut full = vec!["migrator"];
         full.extend_from_slice(args);
         Cli::try_parse_from(full).unwrap().into_parts().1
+    }
+
+    #[test]
+    fn every_changing_or_reading_subcommand_shows_examples_that_never_wrap() {
+        for line in EXAMPLES.lines() {
+            assert!(
+                line.chars().count() <= 80,
+                "too long for 80 columns: {line}"
+            );
+        }
+        let mut cli = Cli::command();
+        for name in [
+            "up",
+            "down",
+            "status",
+            "validate",
+            "force",
+            "baseline",
+            "redo",
+            "repair",
+            "new",
+            "completions",
+        ] {
+            let help = cli
+                .find_subcommand_mut(name)
+                .unwrap()
+                .render_long_help()
+                .to_string();
+            let examples = help.split("Examples:").nth(1).unwrap_or_default();
+            let shown = examples.lines().filter(|l| l.contains("migrator ")).count();
+            assert!((2..=3).contains(&shown), "{name}: {shown} examples\n{help}");
+        }
     }
 
     #[test]

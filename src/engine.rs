@@ -52,16 +52,12 @@ pub async fn run<D: Driver>(
     {
         return Err(single_transaction_on_mysql());
     }
-    db.lock(options.lock_timeout, interrupt).await?;
-    let result = locked(
-        db,
-        files,
-        change,
-        (options.checks, options.adopt),
-        interrupt,
-        report,
-    )
-    .await;
+    lock(db, options.lock_timeout, interrupt).await?;
+    let guards = (options.checks, options.adopt);
+    let result = match change {
+        Change::Redo { yes } => redo(db, files, *yes, guards, interrupt, report).await,
+        _ => locked(db, files, change, guards, interrupt, report).await,
+    };
     if let Err(e) = db.unlock().await {
         // The lock is session-scoped: it goes with the connection anyway.
         tracing::debug!(error = %e, "could not release the lock explicitly");
@@ -117,7 +113,7 @@ async fn locked<D: Driver>(
     let mut rows = history.unwrap_or_default();
     let mut to_adopt: Option<Vec<Adopted>> = None;
 
-    if let Change::Force { .. } | Change::Baseline { .. } = change {
+    if let Change::Force { .. } | Change::Baseline { .. } | Change::Repair { .. } = change {
         report.version_before = current_version(&rows, order);
         return bookkeeping(db, files, &rows, change, table_exists, report).await;
     }
@@ -157,7 +153,10 @@ async fn locked<D: Driver>(
             plan::plan_down(files, &rows, *target)?,
             *dry_run,
         ),
-        Change::Force { .. } | Change::Baseline { .. } => unreachable!("handled above"),
+        Change::Force { .. } | Change::Baseline { .. } | Change::Repair { .. } => {
+            unreachable!("handled above")
+        }
+        Change::Redo { .. } => unreachable!("run as down, then up"),
     };
     let prepared = prepare(&planned, direction, engine)?;
     report.dry_run = dry_run;
@@ -495,6 +494,69 @@ fn failure(
     }
 }
 
+/// `redo`: the last migration reverted and applied again, under the one lock
+/// taken for both, so no other runner comes between them.
+async fn redo<D: Driver>(
+    db: &mut D,
+    files: &[Migration],
+    yes: bool,
+    guards: (Checks, bool),
+    interrupt: &Interrupt,
+    report: &mut RunReport,
+) -> Result<()> {
+    let down = Change::Down {
+        target: DownTarget::Steps(1),
+        yes,
+        dry_run: false,
+    };
+    match locked(db, files, &down, guards, interrupt, report).await {
+        Err(Error::NotConfirmed(_)) => {
+            let what = report.not_run.first().map_or_else(
+                || "nothing to redo: no migration is applied".to_string(),
+                |s| format!("redo would revert and apply again {}_{}", s.version, s.name),
+            );
+            return Err(Error::NotConfirmed(format!(
+                "{what}\nnothing was changed: `redo` needs --yes; run `migrator redo --yes`"
+            )));
+        }
+        other => other?,
+    }
+    let Some(reverted) = report.applied.last().map(|s| s.version) else {
+        return Ok(());
+    };
+    let before = report.version_before;
+    let up = Change::Up {
+        to: Some(reverted),
+        single_transaction: false,
+        dry_run: false,
+    };
+    let result = locked(db, files, &up, guards, interrupt, report).await;
+    report.version_before = before;
+    result
+}
+
+/// Takes the lock; when another runner holds it past a second, says so once,
+/// so a run waiting on it is not mistaken for a hung one.
+async fn lock<D: Driver>(
+    db: &mut D,
+    timeout: std::time::Duration,
+    interrupt: &Interrupt,
+) -> Result<()> {
+    let name = db.info().to_string();
+    let lock = db.lock(timeout, interrupt);
+    tokio::pin!(lock);
+    tokio::select! {
+        taken = &mut lock => return taken,
+        _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+    }
+    tracing::info!(
+        database = %name,
+        lock_timeout_s = timeout.as_secs(),
+        "waiting for the migration lock: another runner holds it"
+    );
+    lock.await
+}
+
 /// `force` and `baseline`: they write the history without running any SQL.
 /// Each checks and asks for `--yes` first; then the table is created if need be.
 async fn bookkeeping<D: Driver>(
@@ -528,7 +590,27 @@ async fn bookkeeping<D: Driver>(
                     }
                 )));
             }
-            (Write::Force(plan), version)
+            (Write::Force(plan), Some(version))
+        }
+        Change::Repair { yes } => {
+            let plan = plan::plan_repair(files, rows);
+            if !yes {
+                let edited: Vec<String> = plan
+                    .upsert
+                    .iter()
+                    .map(|(v, name, _)| format!("{v}_{name}"))
+                    .collect();
+                let what = if edited.is_empty() {
+                    "nothing: every applied file matches its recorded checksum".to_string()
+                } else {
+                    format!("the current checksum of {}", edited.join(", "))
+                };
+                return Err(Error::NotConfirmed(format!(
+                    "repair would record {what} (running no SQL)\n\
+                     nothing was changed: run `migrator repair --yes`"
+                )));
+            }
+            (Write::Force(plan), None)
         }
         Change::Baseline { version, yes } => {
             let recorded: Vec<_> = rows.iter().map(|r| r.version).collect();
@@ -540,21 +622,41 @@ async fn bookkeeping<D: Driver>(
                     marked.len()
                 )));
             }
-            (Write::Baseline(marked), version)
+            (Write::Baseline(marked), Some(version))
         }
-        Change::Up { .. } | Change::Down { .. } => unreachable!("only force and baseline"),
+        Change::Up { .. } | Change::Down { .. } | Change::Redo { .. } => {
+            unreachable!("only force, baseline and repair")
+        }
     };
+    if let (Write::Force(plan), None) = (&write, version)
+        && plan.upsert.is_empty()
+    {
+        // repair, and every file matches its row: nothing to write.
+        report.version_after = current_version(rows, Order::of(files));
+        return Ok(());
+    }
     if !table_exists {
         db.create_history().await?;
     }
     match write {
         Write::Force(plan) => {
             db.force(&plan).await?;
-            report.version_after = if version == 0 { None } else { Some(version) };
-            tracing::warn!(version, "version forced; no migration SQL was run");
+            report.history_changes = plan.changes(rows);
+            report.version_after = match version {
+                Some(0) => None,
+                Some(v) => Some(v),
+                None => current_version(rows, Order::of(files)),
+            };
+            tracing::warn!(
+                version,
+                changes = %report.history_changes,
+                "{} written; no migration SQL was run",
+                change.name()
+            );
         }
         Write::Baseline(marked) => {
             db.insert_applied(&marked).await?;
+            report.history_changes.added = marked.iter().map(|m| m.0).collect();
             let mut all = rows.to_vec();
             all.extend(adopted_rows(&marked));
             report.version_after = current_version(&all, Order::of(files));

@@ -235,17 +235,21 @@ fn read_problem(path: &str, err: &std::io::Error) -> Problem {
     }
 }
 
-/// Writes the files of a new migration into `dir` (created when missing).
+/// Writes the files of a new migration into `dir` (created when missing), at
+/// a version none of `existing` has.
 pub fn write_new(
     dir: &Path,
     format: migrator_core::migration::Format,
     name: &str,
+    existing: &[migrator_core::migration::Migration],
+    sequential: bool,
 ) -> migrator_core::error::Result<Vec<String>> {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
-    let planned = migrator_core::scaffold::files(format, name, now)?;
+    let version = migrator_core::scaffold::version(existing, now, sequential);
+    let planned = migrator_core::scaffold::files(format, name, &version)?;
     let io = |path: &Path, e: std::io::Error| {
         migrator_core::error::Error::usage(format!("cannot write {}: {e}", path.display()))
     };

@@ -3,7 +3,8 @@
 //! A signal sets a flag that the runner checks before each migration (and the
 //! drivers before each statement), and asks the server to cancel the statement
 //! that is running, so the run rolls back, releases its lock, reports and exits
-//! 130/143 well inside ECS's stop timeout. A second signal exits at once.
+//! 130/143 well inside ECS's stop timeout. Connecting and every wait end at
+//! once (`Interrupt::wait`, `Interrupt::sleep`). A second signal exits at once.
 
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -67,6 +68,20 @@ impl Interrupt {
         }
     }
 
+    /// Runs `work` unless a signal comes first: then its error says what was
+    /// cut short (`while {doing}`). For the steps that have no statement to
+    /// cancel: connecting, AWS calls.
+    pub async fn cut<T>(
+        &self,
+        work: impl std::future::Future<Output = Result<T, Error>>,
+        doing: &str,
+    ) -> Result<T, Error> {
+        tokio::select! {
+            done = work => done,
+            _ = self.wait() => Err(self.interrupted(format!("while {doing}"))),
+        }
+    }
+
     /// The error of a run stopped by the signal received (SIGTERM if none was,
     /// which only a caller that saw `wait` resolve can reach).
     pub fn interrupted(&self, detail: String) -> Error {
@@ -103,7 +118,7 @@ impl Interrupt {
                 }
                 tracing::warn!(
                     signal = %got,
-                    "stopping: cancelling the running statement, no further migration starts"
+                    "stopping: no further step starts; a connection attempt or running statement is cancelled"
                 );
                 let this = this.clone();
                 tokio::spawn(async move { this.trigger(got).await });

@@ -38,7 +38,8 @@ pub fn main() -> ExitCode {
     if let Some(url) = &cli.global.notify.slack_webhook {
         redact::register_webhook(url);
     }
-    output::init_logging(cli.global.log_format);
+    let cli_log_format = cli.global.log_format;
+    output::init_logging(cli_log_format);
     let (settings, action) = cli.into_parts();
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -46,7 +47,8 @@ pub fn main() -> ExitCode {
     {
         Ok(rt) => rt,
         Err(e) => {
-            output::stderr_error(&format!("cannot start the async runtime: {e}"));
+            let message = format!("cannot start the async runtime: {e}");
+            output::final_error(cli_log_format, &message, ExitStatus::Usage);
             return ExitCode::from(ExitStatus::Usage.code());
         }
     };
@@ -58,7 +60,7 @@ pub fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            output::stderr_error(&e.to_string());
+            output::final_error(cli_log_format, &e.to_string(), e.exit_status());
             ExitCode::from(e.exit_status().code())
         }
     }

@@ -7,6 +7,7 @@ use std::io::Write;
 use tracing_subscriber::fmt::MakeWriter;
 
 use crate::settings::LogFormat;
+use migrator_core::error::ExitStatus;
 
 /// Prints one result line (or block) on stdout. A closed pipe is not an error.
 pub fn stdout(text: &str) {
@@ -46,23 +47,59 @@ impl<'a> MakeWriter<'a> for ScrubbingStderr {
 
 /// Installs the log subscriber: human text by default, JSON lines for CloudWatch.
 /// `MIGRATOR_LOG` (error, warn, info, debug, trace) sets the level; default info.
+/// The MySQL driver's own "slow statement" warnings (any statement or lock wait
+/// over a second) only show at debug: a long migration is no warning of ours.
 pub fn init_logging(format: LogFormat) {
+    use tracing_subscriber::filter::{LevelFilter, Targets};
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
     let level = std::env::var("MIGRATOR_LOG")
         .ok()
         .and_then(|l| l.parse::<tracing::Level>().ok())
         .unwrap_or(tracing::Level::INFO);
+    let driver = if level >= tracing::Level::DEBUG {
+        LevelFilter::from_level(level)
+    } else {
+        LevelFilter::ERROR
+    };
+    let targets = Targets::new()
+        .with_default(level)
+        .with_target("sqlx", driver);
     let builder = tracing_subscriber::fmt()
         .with_writer(ScrubbingStderr)
         .with_max_level(level)
         .with_target(false);
     let _ = match format {
         LogFormat::Text => builder
-            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .with_ansi(colors())
+            .finish()
+            .with(targets)
             .try_init(),
         LogFormat::Json => builder
             .json()
             .flatten_event(true)
             .with_current_span(false)
+            .finish()
+            .with(targets)
             .try_init(),
     };
+}
+
+/// Colours on stderr: only on a terminal, and never with `NO_COLOR` set (to
+/// anything but nothing).
+fn colors() -> bool {
+    std::io::IsTerminal::is_terminal(&std::io::stderr())
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
+/// The run's final error, on stderr: `error: …` in text; with `--log-format
+/// json` one more JSON line like every other, carrying the exit code and its
+/// name, so CloudWatch users can filter on it.
+pub fn final_error(format: LogFormat, message: &str, status: ExitStatus) {
+    match format {
+        LogFormat::Text => stderr_error(message),
+        LogFormat::Json => {
+            tracing::error!(code = status.name(), exit_code = status.code(), "{message}")
+        }
+    }
 }

@@ -58,6 +58,8 @@ pub struct Settings {
     pub path_explicit: bool,
     pub lock_timeout: Duration,
     pub wait: Option<Duration>,
+    /// Bounds one connection attempt: TCP connect, TLS and authentication.
+    pub connect_timeout: Duration,
     pub output: OutputFormat,
     pub report: Option<PathBuf>,
     pub checks: Checks,
@@ -80,8 +82,13 @@ pub enum Action {
     Validate,
     New {
         name: String,
+        /// Number the new migration after the newest (0001, 0002) instead of
+        /// by UTC timestamp.
+        sequential: bool,
     },
     EcsRun(RunSpec),
+    /// A shell completion script, ready to print.
+    Completions(String),
     Rotate {
         step: Which,
         rotate: Box<RotateSettings>,
@@ -109,6 +116,14 @@ pub enum Change {
         version: Version,
         yes: bool,
     },
+    /// Record the files' current checksums for applied migrations edited since.
+    Repair {
+        yes: bool,
+    },
+    /// Revert the last migration and apply it again, under one lock.
+    Redo {
+        yes: bool,
+    },
 }
 
 impl Change {
@@ -118,6 +133,8 @@ impl Change {
             Change::Down { .. } => "down",
             Change::Force { .. } => "force",
             Change::Baseline { .. } => "baseline",
+            Change::Repair { .. } => "repair",
+            Change::Redo { .. } => "redo",
         }
     }
 
@@ -125,7 +142,10 @@ impl Change {
     pub fn destructive(&self) -> bool {
         match self {
             Change::Down { dry_run, .. } => !dry_run,
-            Change::Force { .. } | Change::Baseline { .. } => true,
+            Change::Force { .. }
+            | Change::Baseline { .. }
+            | Change::Repair { .. }
+            | Change::Redo { .. } => true,
             Change::Up { .. } => false,
         }
     }
@@ -140,6 +160,7 @@ impl Action {
             Action::Validate => "validate",
             Action::New { .. } => "new",
             Action::EcsRun(_) => "ecs run",
+            Action::Completions(_) => "completions",
             Action::Rotate { .. } => "rotate",
         }
     }

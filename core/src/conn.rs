@@ -156,10 +156,10 @@ pub fn parse_url(url: &str) -> Result<Parts, String> {
         }
     };
     let port = match port {
-        Some(p) if !p.is_empty() => Some(
-            p.parse::<u16>()
-                .map_err(|_| format!("port `{p}` is not a number"))?,
-        ),
+        Some(p) if !p.is_empty() => Some(p.parse::<u16>().map_err(|_| match p.parse::<u64>() {
+            Ok(_) => format!("port `{p}` is out of range (1-65535)"),
+            Err(_) => format!("port `{p}` is not a number"),
+        })?),
         _ => None,
     };
     let mut parts = Parts {

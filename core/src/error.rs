@@ -65,6 +65,27 @@ impl ExitStatus {
         ExitStatus::Terminated,
     ];
 
+    /// A stable name for the status, for machines reading the logs
+    /// (`--log-format json`): `usage`, `unreachable`, `lock_timeout`, ….
+    pub fn name(self) -> &'static str {
+        match self {
+            ExitStatus::Success => "success",
+            ExitStatus::MigrationFailed => "migration_failed",
+            ExitStatus::Usage => "usage",
+            ExitStatus::Unreachable => "unreachable",
+            ExitStatus::LockTimeout => "lock_timeout",
+            ExitStatus::Refused => "refused",
+            ExitStatus::NotifyFailed => "notify_failed",
+            ExitStatus::RotateRefused => "rotate_refused",
+            ExitStatus::TaskNotStarted => "task_not_started",
+            ExitStatus::TaskFailed => "task_failed",
+            ExitStatus::TaskTimeout => "task_timeout",
+            ExitStatus::TaskExit(_) => "task_exit",
+            ExitStatus::Interrupted => "interrupted",
+            ExitStatus::Terminated => "terminated",
+        }
+    }
+
     pub fn code(self) -> u8 {
         match self {
             ExitStatus::Success => 0,
@@ -239,7 +260,8 @@ impl fmt::Display for Refusal {
                 f,
                 "{file}: migration {version} was changed after it was applied \
                  (checksum applied {applied}, file now {current}); restore the file, \
-                 or write a new migration for the change"
+                 or write a new migration for the change (an edit that changes nothing \
+                 the database sees: `migrator repair --yes` records the new checksum)"
             ),
             Refusal::MissingFile { version, name } => write!(
                 f,

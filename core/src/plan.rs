@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use crate::error::{Error, Refusal};
 use crate::history::{HistoryRow, RowStatus, current_version, dirty_row};
 use crate::migration::{Migration, Order, Version};
+use crate::report::HistoryChanges;
 
 /// Which checks may be relaxed.
 #[derive(Debug, Clone, Copy, Default)]
@@ -223,11 +224,36 @@ pub fn plan_down<'a>(
 pub struct ForcePlan {
     /// Rows above the version, deleted.
     pub delete_above: Version,
-    /// The row of the version itself, recorded as applied with the file's checksum
-    /// (`None` for version 0: nothing is applied).
-    pub upsert: Option<(Version, String, String)>,
+    /// Rows recorded as applied with the file's name and checksum: the forced
+    /// version itself (none for `force 0`), or the edited files of `repair`.
+    pub upsert: Vec<(Version, String, String)>,
     /// Dirty rows at or below the version that become applied.
     pub clear: Vec<Version>,
+}
+
+impl ForcePlan {
+    /// What writing this plan over `rows` changes, row by row.
+    pub fn changes(&self, rows: &[HistoryRow]) -> HistoryChanges {
+        let mut changes = HistoryChanges {
+            removed: rows
+                .iter()
+                .filter(|r| r.version > self.delete_above)
+                .map(|r| r.version)
+                .collect(),
+            updated: self.clear.clone(),
+            ..HistoryChanges::default()
+        };
+        for (version, _, checksum) in &self.upsert {
+            match rows.iter().find(|r| r.version == *version) {
+                None => changes.added.push(*version),
+                Some(r) if r.status.is_dirty() || r.checksum != *checksum => {
+                    changes.updated.push(*version)
+                }
+                Some(_) => {}
+            }
+        }
+        changes
+    }
 }
 
 /// `force VERSION`: the database is declared to be at VERSION. That version (when
@@ -240,7 +266,7 @@ pub fn plan_force(
     version: Version,
 ) -> Result<ForcePlan, Error> {
     let upsert = if version == 0 {
-        None
+        Vec::new()
     } else {
         let m = files.iter().find(|m| m.version == version).ok_or_else(|| {
             Error::usage(format!(
@@ -248,7 +274,7 @@ pub fn plan_force(
                  run `migrator status` to list them (force 0 means nothing applied)"
             ))
         })?;
-        Some((m.version, m.name.clone(), m.checksum.clone()))
+        vec![(m.version, m.name.clone(), m.checksum.clone())]
     };
     let clear = rows
         .iter()
@@ -260,6 +286,25 @@ pub fn plan_force(
         upsert,
         clear,
     })
+}
+
+/// `repair`: the files' current checksums recorded for applied migrations
+/// whose file was edited since (Flyway's `repair`). Deletes nothing, touches no
+/// dirty row (that is `force`), runs no SQL.
+pub fn plan_repair(files: &[Migration], rows: &[HistoryRow]) -> ForcePlan {
+    let upsert = rows
+        .iter()
+        .filter(|r| r.status == RowStatus::Applied)
+        .filter_map(|r| {
+            let m = files.iter().find(|m| m.version == r.version)?;
+            (m.checksum != r.checksum).then(|| (m.version, m.name.clone(), m.checksum.clone()))
+        })
+        .collect();
+    ForcePlan {
+        delete_above: rows.iter().map(|r| r.version).max().unwrap_or(0),
+        upsert,
+        clear: Vec::new(),
+    }
 }
 
 #[cfg(test)]
@@ -472,9 +517,33 @@ pub(crate) mod tests {
         let rows = vec![row(1, RowStatus::Running), row(3, RowStatus::Failed)];
         let p = plan_force(&files, &rows, 2).unwrap();
         assert_eq!(p.delete_above, 2);
-        assert_eq!(p.upsert, Some((2, "m".into(), "sum2".into())));
+        assert_eq!(p.upsert, [(2, "m".into(), "sum2".into())]);
         assert_eq!(p.clear, [1]);
         assert!(plan_force(&files, &rows, 9).is_err());
-        assert_eq!(plan_force(&files, &rows, 0).unwrap().upsert, None);
+        assert!(plan_force(&files, &rows, 0).unwrap().upsert.is_empty());
+        let changes = p.changes(&rows);
+        assert_eq!(
+            (changes.added, changes.removed, changes.updated),
+            (vec![2], vec![3], vec![1])
+        );
+        let all_gone = plan_force(&files, &rows, 0).unwrap().changes(&rows);
+        assert_eq!(all_gone.removed, [1, 3], "force 0 says what it forgot");
+    }
+
+    #[test]
+    fn repair_records_edited_files_only() {
+        let files: Vec<_> = (1..=3).map(|v| file(v, true)).collect();
+        let mut edited = row(2, RowStatus::Applied);
+        edited.checksum = "old".into();
+        let rows = vec![
+            row(1, RowStatus::Applied),
+            edited,
+            row(3, RowStatus::Failed),
+        ];
+        let p = plan_repair(&files, &rows);
+        assert_eq!(p.upsert, [(2, "m".into(), "sum2".into())]);
+        let changes = p.changes(&rows);
+        assert!(changes.removed.is_empty() && changes.added.is_empty());
+        assert_eq!(changes.updated, [2]);
     }
 }

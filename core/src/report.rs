@@ -158,6 +158,9 @@ pub struct RunReport {
     /// `--init-sql` values run at the start of every session, in order (a value
     /// containing a registered secret shows it masked).
     pub init_sql: Vec<String>,
+    /// History rows `force`, `baseline` and `repair` wrote without running
+    /// migration SQL.
+    pub history_changes: HistoryChanges,
     /// The error message for any other error (connection, lock, configuration).
     pub error: Option<String>,
     pub duration_ms: u64,
@@ -184,6 +187,7 @@ impl RunReport {
             refusals: Vec::new(),
             adopted: None,
             init_sql: Vec::new(),
+            history_changes: HistoryChanges::default(),
             error: None,
             duration_ms: 0,
             context: Context::default(),
@@ -195,8 +199,12 @@ impl RunReport {
     pub fn finish(&mut self, result: &Result<(), Error>) {
         match result {
             Ok(()) => {
-                // force and baseline write the history without running anything.
-                self.outcome = if self.applied.is_empty() && !self.bookkeeping() {
+                // force and baseline write the history without running anything;
+                // any history row written (repair too) is a change.
+                self.outcome = if self.applied.is_empty()
+                    && self.history_changes.is_empty()
+                    && !self.bookkeeping()
+                {
                     Outcome::NothingToDo
                 } else {
                     Outcome::Success
@@ -254,12 +262,21 @@ impl RunReport {
             return out;
         }
         match self.outcome {
-            Outcome::Success if self.bookkeeping() => out.push_str(&format!(
-                "{}: version {} -> {}; history rewritten, no migration SQL was run\n",
-                self.command,
-                version(self.version_before),
-                version(self.version_after)
-            )),
+            // force, baseline, repair: what the history now says, and the rows.
+            Outcome::Success
+                if self.applied.is_empty()
+                    && (self.bookkeeping() || !self.history_changes.is_empty()) =>
+            {
+                out.push_str(&format!(
+                    "{}: version {} -> {}; history rewritten, no migration SQL was run\n",
+                    self.command,
+                    version(self.version_before),
+                    version(self.version_after)
+                ));
+                if !self.history_changes.is_empty() {
+                    out.push_str(&format!("  {}\n", self.history_changes));
+                }
+            }
             Outcome::NothingToDo => out.push_str(&format!(
                 "nothing to do: version {}\n",
                 version(self.version_after)
@@ -282,6 +299,47 @@ impl RunReport {
             }
         }
         out
+    }
+}
+
+/// The history rows a run wrote without running migration SQL (`force`,
+/// `baseline`), by version: a change like any other, for the report and Slack.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct HistoryChanges {
+    /// Versions recorded as applied.
+    pub added: Vec<Version>,
+    /// Versions whose row was deleted (forgotten).
+    pub removed: Vec<Version>,
+    /// Versions whose row was rewritten: a dirty state cleared, a checksum recorded.
+    pub updated: Vec<Version>,
+}
+
+impl HistoryChanges {
+    pub fn is_empty(&self) -> bool {
+        self.added.is_empty() && self.removed.is_empty() && self.updated.is_empty()
+    }
+}
+
+/// `rows added 1, 2; removed 3; updated 4`, naming only what happened.
+impl std::fmt::Display for HistoryChanges {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let parts: Vec<String> = [
+            ("added", &self.added),
+            ("removed", &self.removed),
+            ("updated", &self.updated),
+        ]
+        .into_iter()
+        .filter(|(_, v)| !v.is_empty())
+        .map(|(what, v)| {
+            let list: Vec<String> = v.iter().map(Version::to_string).collect();
+            format!("{what} {}", list.join(", "))
+        })
+        .collect();
+        if parts.is_empty() {
+            f.write_str("history unchanged")
+        } else {
+            write!(f, "history rows {}", parts.join("; "))
+        }
     }
 }
 
@@ -321,6 +379,38 @@ mod tests {
         assert_eq!(
             r.summary(),
             "force: version 3 -> none; history rewritten, no migration SQL was run\n"
+        );
+    }
+
+    #[test]
+    fn history_changes_are_a_change() {
+        let mut r = RunReport::new("force");
+        r.history_changes.removed = vec![2, 3];
+        r.history_changes.updated = vec![1];
+        r.finish(&Ok(()));
+        assert_eq!(r.outcome, Outcome::Success);
+        assert_eq!(
+            r.history_changes.to_string(),
+            "history rows removed 2, 3; updated 1"
+        );
+        assert_eq!(
+            r.summary(),
+            "force: version none -> none; history rewritten, no migration SQL was run\n  \
+             history rows removed 2, 3; updated 1\n"
+        );
+    }
+
+    #[test]
+    fn repair_that_rewrote_nothing_is_nothing_to_do() {
+        let mut r = RunReport::new("repair");
+        r.finish(&Ok(()));
+        assert_eq!(r.outcome, Outcome::NothingToDo);
+        r.history_changes.updated = vec![2];
+        r.finish(&Ok(()));
+        assert_eq!(r.outcome, Outcome::Success);
+        assert!(
+            r.summary()
+                .starts_with("repair: version none -> none; history rewritten")
         );
     }
 }

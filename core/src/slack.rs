@@ -251,6 +251,10 @@ fn summary(report: &RunReport) -> String {
     let took = duration(report.duration_ms);
     let verb = applied_verb(report).to_lowercase();
     match report.outcome {
+        Outcome::Success if n == 0 && !report.history_changes.is_empty() => format!(
+            "{move_} by {} (no migration SQL run): {}, in {took}",
+            report.command, report.history_changes
+        ),
         Outcome::Success if report.command == "force" => {
             format!("{move_} forced (no SQL run), in {took}")
         }

@@ -336,6 +336,24 @@ fn classify_top<'a>(path: &str, file: &'a str) -> Class<'a> {
     Class::Ignore
 }
 
+/// A valid name for a file whose stem lacks the separator: `001-init` →
+/// `001_init` in the example's form; `{name}` left for the user when the stem
+/// has no version and name to split.
+fn suggested(stem: &str, example: &str) -> String {
+    let digits = stem.len() - stem.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+    let name: String = stem[digits..]
+        .trim_matches(|c: char| !c.is_ascii_alphanumeric())
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
+    if digits == 0 || name.is_empty() {
+        return example.replace("{version}", stem);
+    }
+    example
+        .replace("{version}", &stem[..digits])
+        .replace("{name}", &name.to_ascii_lowercase())
+}
+
 /// Splits `{version}{sep}{name}` and checks the version.
 fn versioned<'a>(path: &str, stem: &'a str, kind: NameKind) -> Class<'a> {
     let (sep, example) = match kind {
@@ -351,7 +369,7 @@ fn versioned<'a>(path: &str, stem: &'a str, kind: NameKind) -> Class<'a> {
                 "refinery needs two underscores after the version: rename it to V{}.sql",
                 stem.replacen('_', "__", 1)
             ),
-            _ => format!("rename it to {}", example.replace("{version}", stem)),
+            _ => format!("rename it to {}", suggested(stem, example)),
         };
         return Class::Bad(Problem::new(path, message, hint));
     };
@@ -1735,6 +1753,15 @@ mod tests {
         let p = problem_for(&err, "3_x.down.sql");
         assert!(p.message.contains("without its up"), "{p}");
         assert_eq!(p.hint, "add 3_x.up.sql or delete the down file");
+        assert_eq!(
+            suggested("001-init", "{version}_{name}.sql"),
+            "001_init.sql"
+        );
+        assert_eq!(
+            suggested("2 Add users", "{version}_{name}.up.sql"),
+            "2_add_users.up.sql"
+        );
+        assert_eq!(suggested("7", "{version}_{name}.sql"), "7_{name}.sql");
     }
 
     #[test]

@@ -46,7 +46,9 @@ pub struct Sdk {
 }
 
 impl Sdk {
-    pub async fn load() -> Self {
+    /// The configuration from the standard chain; a missing region is a
+    /// configuration error (exit 2) naming what to set, before any call.
+    pub async fn load() -> Result<Self> {
         let trust = TrustStore::empty()
             .with_native_roots(false)
             .with_pem_certificate(crate::tls::compiled_in_roots_pem());
@@ -70,26 +72,82 @@ impl Sdk {
             )
             .load()
             .await;
-        Sdk { config }
+        if config.region().is_none() {
+            return Err(Error::usage(MISSING_REGION));
+        }
+        Ok(Sdk { config })
     }
 }
 
-/// Maps an SDK error (of any AWS service): the service's answer (not found,
-/// access denied) is a configuration problem (exit 2); not reaching AWS at all
-/// is exit 3.
+/// Maps an SDK error (of any AWS service) to one line: the operation, then the
+/// service's error code, message and request id, or what kept us from AWS. The
+/// service's answer (not found, access denied) is a configuration problem (exit
+/// 2), and so are a missing region or missing credentials, named with what to
+/// set; not reaching AWS at all is exit 3. The SDK's whole answer (headers,
+/// body) is logged at `MIGRATOR_LOG=debug` only.
 pub(crate) fn sdk_error<E, R>(what: &str, e: aws_sdk_rds::error::SdkError<E, R>) -> Error
 where
-    E: std::error::Error + 'static,
-    R: std::fmt::Debug,
+    E: aws_sdk_rds::error::ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug + 'static,
 {
-    use aws_sdk_rds::error::SdkError;
-    let detail = DisplayErrorContext(&e).to_string();
-    match e {
-        SdkError::ServiceError(_) => Error::usage(format!("{what}: {detail}")),
+    use aws_sdk_rds::error::{ProvideErrorMetadata, SdkError};
+    use aws_types::request_id::RequestId;
+    tracing::debug!(error = %DisplayErrorContext(&e), "{what}: the SDK's whole answer");
+    if let Some(missing) = missing_setup(&e) {
+        return Error::usage(format!("{what}: {missing}"));
+    }
+    match &e {
+        SdkError::ServiceError(_) => {
+            let meta = e.meta();
+            let id = meta
+                .request_id()
+                .map(|id| format!(" (request id {id})"))
+                .unwrap_or_default();
+            Error::usage(format!(
+                "{what}: {}: {}{id}",
+                meta.code().unwrap_or("error"),
+                meta.message().unwrap_or("no message").trim()
+            ))
+        }
+        SdkError::TimeoutError(_) => Error::Unreachable {
+            target: "AWS".to_string(),
+            message: format!("{what}: no answer in time"),
+        },
         _ => Error::Unreachable {
             target: "AWS".to_string(),
-            message: format!("{what}: {detail}"),
+            message: format!("{what}: {}", one_line(&DisplayErrorContext(&e).to_string())),
         },
+    }
+}
+
+const MISSING_REGION: &str = "no AWS region: set AWS_REGION (or AWS_PROFILE, a profile with one)";
+
+/// What a missing piece of the AWS setup needs, found in an error's causes.
+fn missing_setup(e: &(dyn std::error::Error + 'static)) -> Option<&'static str> {
+    let mut cause = Some(e);
+    while let Some(c) = cause {
+        if c.downcast_ref::<aws_credential_types::provider::error::CredentialsError>()
+            .is_some()
+        {
+            return Some(
+                "no AWS credentials found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY or \
+                 AWS_PROFILE, or run with a task role",
+            );
+        }
+        if c.to_string().contains("Missing Region") {
+            return Some(MISSING_REGION);
+        }
+        cause = c.source();
+    }
+    None
+}
+
+/// The first line of a message, at most 300 characters: a cause, never a dump.
+fn one_line(text: &str) -> String {
+    let line = text.lines().next().unwrap_or_default();
+    match line.char_indices().nth(300) {
+        Some((at, _)) => format!("{}…", &line[..at]),
+        None => line.to_string(),
     }
 }
 

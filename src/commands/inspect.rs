@@ -39,13 +39,22 @@ pub(super) async fn run(settings: &Settings, action: &Action, interrupt: &Interr
         _ => {
             let problems = plan::validate(&files, &rows, settings.checks);
             if !problems.is_empty() {
+                if json {
+                    let v = serde_json::json!({"ok": false, "refusals": problems});
+                    crate::output::stdout(&v.to_string());
+                }
                 return Err(Error::Refused(problems));
             }
             let pending = plan::plan_up(&files, &rows, None)?.len();
-            crate::output::stdout(&format!(
-                "ok: {} applied, {pending} pending; the database and the files agree",
-                rows.len()
-            ));
+            if json {
+                let v = serde_json::json!({"ok": true, "applied": rows.len(), "pending": pending});
+                crate::output::stdout(&v.to_string());
+            } else {
+                crate::output::stdout(&format!(
+                    "ok: {} applied, {pending} pending; the database and the files agree",
+                    rows.len()
+                ));
+            }
             Ok(())
         }
     }

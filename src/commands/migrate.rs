@@ -82,14 +82,15 @@ pub async fn changing(
     (report, result)
 }
 
-/// Checks what can be checked without the database, then reads, connects and
-/// hands over to the engine.
+/// Checks what can be checked without the database (the report file first),
+/// then reads, connects and hands over to the engine.
 async fn prepare_and_run(
     settings: &Settings,
     change: &Change,
     interrupt: &Interrupt,
     report: &mut RunReport,
 ) -> Result<()> {
+    super::check_report(settings)?;
     crate::notify::check(&settings.notify)?;
     guard_protected(settings, change)?;
     if let Change::Up {
@@ -110,7 +111,8 @@ async fn prepare_and_run(
 }
 
 /// In a protected environment, destructive commands need the environment's name
-/// typed again; a dry run is not destructive.
+/// typed again; a dry run is not destructive. Names are compared without case
+/// (`cli` already trimmed them), so "PROD" is as protected as "prod".
 fn guard_protected(settings: &Settings, change: &Change) -> Result<()> {
     let destructive = change.destructive();
     let Some(env) = settings.env_label.as_deref() else {
@@ -125,7 +127,7 @@ fn guard_protected(settings: &Settings, change: &Change) -> Result<()> {
         return Ok(());
     }
     match settings.confirm_env.as_deref() {
-        Some(c) if c == env => Ok(()),
+        Some(c) if c.eq_ignore_ascii_case(env) => Ok(()),
         Some(c) => Err(Error::usage(format!(
             "--confirm-env {c} does not match the environment `{env}`; nothing was changed"
         ))),

@@ -11,7 +11,7 @@ pub mod rotate;
 
 pub use migrate::changing;
 
-use crate::db::{self, AnyDriver, WaitPolicy};
+use crate::db::{self, AnyDriver, ConnectPolicy};
 use crate::files;
 use crate::interrupt::Interrupt;
 use crate::settings::{Action, Settings};
@@ -23,8 +23,12 @@ use migrator_core::source::{self, Parsed};
 /// Runs one command. Results go to stdout; the caller prints the error.
 pub async fn run(settings: &Settings, action: Action, interrupt: &Interrupt) -> Result<()> {
     match action {
-        Action::New { name } => new::run(settings, &name),
+        Action::New { name, sequential } => new::run(settings, &name, sequential),
         Action::EcsRun(spec) => ecs::run(&spec, interrupt).await,
+        Action::Completions(script) => {
+            crate::output::stdout(script.trim_end());
+            Ok(())
+        }
         Action::Status | Action::Version | Action::Validate => {
             inspect::run(settings, &action, interrupt).await
         }
@@ -43,12 +47,29 @@ pub fn write_report(settings: &Settings, report: &RunReport) -> Result<()> {
     };
     let json = serde_json::to_string_pretty(report).expect("report serializes");
     let text = migrator_core::redact::scrub(&json).into_owned();
-    std::fs::write(path, text + "\n").map_err(|e| {
-        Error::usage(format!(
-            "cannot write the report to {}: {e}",
-            path.display()
-        ))
-    })
+    std::fs::write(path, text + "\n").map_err(|e| unwritable(path, e))
+}
+
+/// Opens `--report FILE` for writing, changing nothing in it: a report that
+/// cannot be written stops the run before the database is touched, so exit 2
+/// keeps meaning "nothing changed".
+pub fn check_report(settings: &Settings) -> Result<()> {
+    let Some(path) = &settings.report else {
+        return Ok(());
+    };
+    std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(path)
+        .map(drop)
+        .map_err(|e| unwritable(path, e))
+}
+
+fn unwritable(path: &std::path::Path, e: std::io::Error) -> Error {
+    Error::usage(format!(
+        "cannot write the report to {}: {e}",
+        path.display()
+    ))
 }
 
 /// Reads the migration files: the folder when it exists, else the embedded set.
@@ -56,8 +77,13 @@ pub(crate) fn load(settings: &Settings) -> Result<Vec<Migration>> {
     let entries = if settings.path.is_dir() {
         files::read_dir(&settings.path)?
     } else if settings.path_explicit {
+        let what = if settings.path.exists() {
+            "is a file, not a folder: name the folder that holds the migrations"
+        } else {
+            "no such folder"
+        };
         return Err(Error::usage(format!(
-            "--path {}: no such folder",
+            "--path {}: {what}",
             settings.path.display()
         )));
     } else {
@@ -80,6 +106,16 @@ pub(crate) fn load(settings: &Settings) -> Result<Vec<Migration>> {
         ignored,
         format,
     } = source::parse(&entries)?;
+    if migrations.is_empty() {
+        tracing::warn!(path = %settings.path.display(), "no migrations in the folder");
+    }
+    for m in &migrations {
+        for script in std::iter::once(&m.up).chain(m.down.as_ref()) {
+            if script.sql.trim().is_empty() {
+                tracing::warn!(file = %script.path, "the file is empty: it runs nothing");
+            }
+        }
+    }
     if !ignored.is_empty() {
         tracing::warn!(files = %ignored.join(", "), "files that match no migration format were ignored");
     }
@@ -108,7 +144,10 @@ pub(crate) async fn load_and_connect(
 /// `--db-*` flags layered over `--db-secret` over `--rds-cluster` (`resolve`).
 pub async fn connect(settings: &Settings, interrupt: &Interrupt) -> Result<AnyDriver> {
     let (target, info, left) = crate::db::resolve::target(settings, interrupt).await?;
-    let wait = left.map(|total| WaitPolicy { total });
+    let policy = ConnectPolicy {
+        wait: left,
+        timeout: settings.connect_timeout,
+    };
     tracing::debug!(database = %info, "connecting");
-    db::connect(&target, info, wait, &settings.init_sql, interrupt).await
+    db::connect(&target, info, policy, &settings.init_sql, interrupt).await
 }

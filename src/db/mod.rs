@@ -107,11 +107,13 @@ pub trait Driver {
     ) -> std::result::Result<u64, ExecError>;
 }
 
-/// How long to keep retrying a connection that fails for a reason that may pass
-/// (refused, timed out, the server starting up). Authentication errors are final.
+/// How connecting is bounded: each attempt (TCP connect, TLS, authentication)
+/// by `timeout`; all attempts together by `wait`, which a last attempt may
+/// overrun by at most one `timeout`. Without `wait` the first failure is final.
 #[derive(Debug, Clone, Copy)]
-pub struct WaitPolicy {
-    pub total: Duration,
+pub struct ConnectPolicy {
+    pub wait: Option<Duration>,
+    pub timeout: Duration,
 }
 
 /// Backoff between connection attempts: 250 ms doubling, capped at 5 s.
@@ -126,12 +128,14 @@ pub struct Failed {
     pub transient: bool,
 }
 
-/// Runs `once` until it connects, retrying transient failures with
-/// `CONNECT_BACKOFF` while `wait` lasts. Without `wait`, the first failure is
-/// final. The one connect-retry loop for both engines.
+/// Runs `once` until it connects, each attempt cut at `policy.timeout`,
+/// retrying transient failures with `CONNECT_BACKOFF` while `policy.wait`
+/// lasts. A signal ends it at once: a server that never answers must not keep
+/// the run from reporting before ECS's SIGKILL. The one connect-retry loop for
+/// both engines.
 pub async fn retry_connect<T, F, Fut>(
     info: &DatabaseInfo,
-    wait: Option<WaitPolicy>,
+    policy: ConnectPolicy,
     interrupt: &Interrupt,
     mut once: F,
 ) -> Result<T>
@@ -142,17 +146,27 @@ where
     let started = Instant::now();
     let mut attempt = 0u32;
     loop {
-        let failed = match once().await {
-            Ok(connected) => return Ok(connected),
-            Err(failed) => failed,
+        let one = async { Ok(tokio::time::timeout(policy.timeout, once()).await) };
+        let outcome = interrupt.cut(one, &format!("connecting to {info}")).await?;
+        let failed = match outcome {
+            Ok(Ok(connected)) => return Ok(connected),
+            Ok(Err(failed)) => failed,
+            Err(_) => Failed {
+                message: format!(
+                    "no answer within {} (--connect-timeout)",
+                    migrator_core::duration::format(policy.timeout)
+                ),
+                transient: true,
+            },
         };
-        let left = wait
-            .map(|w| w.total.saturating_sub(started.elapsed()))
+        let left = policy
+            .wait
+            .map(|w| w.saturating_sub(started.elapsed()))
             .unwrap_or_default();
         if !failed.transient || left.is_zero() {
             return Err(Error::Unreachable {
                 target: info.to_string(),
-                message: failed.message,
+                message: explained(failed.message),
             });
         }
         let pause = CONNECT_BACKOFF.delay(attempt).min(left);
@@ -162,27 +176,48 @@ where
     }
 }
 
+/// A server that closes the connection half way through the handshake is
+/// reported in the drivers' own words ("bytes remaining on stream", "early
+/// eof"), which name no cause: say what it means and what to check.
+fn explained(message: String) -> String {
+    const CLOSED: [&str; 4] = [
+        "bytes remaining on stream",
+        "early eof",
+        "bytes at EOF",
+        "connection closed",
+    ];
+    if CLOSED.iter().any(|c| message.contains(c)) {
+        format!(
+            "the server closed the connection during the handshake ({message}); check that \
+             the port is the database's and that --tls matches what the server accepts"
+        )
+    } else {
+        message
+    }
+}
+
 /// A connected driver of either engine, so the command layer is written once.
 pub enum AnyDriver {
     Postgres(postgres::Postgres),
     Mysql(mysql::Mysql),
 }
 
-/// Connects to the target (retrying per `wait`), runs `init_sql` (`--init-sql`)
-/// on the new session and installs the statement canceller on `interrupt`.
+/// Connects to the target (bounded and retried per `policy`), runs `init_sql`
+/// (`--init-sql`) on the new session and installs the statement canceller on
+/// `interrupt`.
 pub async fn connect(
     target: &Target,
     info: DatabaseInfo,
-    wait: Option<WaitPolicy>,
+    policy: ConnectPolicy,
     init_sql: &[String],
     interrupt: &Interrupt,
 ) -> Result<AnyDriver> {
     Ok(match target {
         Target::Postgres(c, tls) => {
-            AnyDriver::Postgres(postgres::connect(c, tls, info, wait, init_sql, interrupt).await?)
+            AnyDriver::Postgres(postgres::connect(c, tls, info, policy, init_sql, interrupt).await?)
         }
         Target::Mysql(o) => {
-            AnyDriver::Mysql(mysql::connect(o, info, wait, init_sql, interrupt).await?)
+            AnyDriver::Mysql(mysql::connect(o, info, policy, init_sql, interrupt).await?)
         }
     })
 }

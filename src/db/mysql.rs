@@ -18,7 +18,7 @@ use sqlx::mysql::{MySqlConnectOptions, MySqlConnection, MySqlDatabaseError};
 
 use sqlx::{AssertSqlSafe, ConnectOptions, Connection, Row};
 
-use super::{Driver, Exec, ExecError, WaitPolicy};
+use super::{ConnectPolicy, Driver, Exec, ExecError};
 use crate::interrupt::Interrupt;
 use migrator_core::adopt::Adopted;
 use migrator_core::error::{Error, Result};
@@ -96,8 +96,10 @@ fn is_transient(e: &sqlx::Error) -> bool {
 
 pub struct Mysql {
     conn: MySqlConnection,
-    /// To open a new session after the server closed ours.
+    /// To open a new session after the server closed ours, bounded as the
+    /// first one was.
     options: Box<MySqlConnectOptions>,
+    policy: ConnectPolicy,
     /// `--init-sql`, run on every session.
     init_sql: Vec<String>,
     info: DatabaseInfo,
@@ -107,17 +109,11 @@ pub struct Mysql {
 pub async fn connect(
     options: &MySqlConnectOptions,
     info: DatabaseInfo,
-    wait: Option<WaitPolicy>,
+    policy: ConnectPolicy,
     init_sql: &[String],
     interrupt: &Interrupt,
 ) -> Result<Mysql> {
-    let mut conn = super::retry_connect(&info, wait, interrupt, || async {
-        options.connect().await.map_err(|e| super::Failed {
-            message: describe(&e),
-            transient: is_transient(&e),
-        })
-    })
-    .await?;
+    let mut conn = open(options, &info, policy, interrupt).await?;
     let id: u64 = sqlx::query_scalar("SELECT CONNECTION_ID()")
         .fetch_one(&mut conn)
         .await
@@ -151,12 +147,31 @@ pub async fn connect(
     let mut db = Mysql {
         conn,
         options: Box::new(options.clone()),
+        policy,
         init_sql: init_sql.to_vec(),
         info,
         lock_name,
     };
     db.start_session().await?;
     Ok(db)
+}
+
+/// One session, each attempt bounded by `policy.timeout` and retried while
+/// `policy.wait` lasts (`retry_connect`): the first connection and the one that
+/// replaces a session the server closed.
+async fn open(
+    options: &MySqlConnectOptions,
+    info: &DatabaseInfo,
+    policy: ConnectPolicy,
+    interrupt: &Interrupt,
+) -> Result<MySqlConnection> {
+    super::retry_connect(info, policy, interrupt, || async {
+        options.connect().await.map_err(|e| super::Failed {
+            message: describe(&e),
+            transient: is_transient(&e),
+        })
+    })
+    .await
 }
 
 /// A string as a hex literal (`X'6162'`): safe to inline whatever the text and
@@ -273,10 +288,10 @@ impl Mysql {
         err: &mut ExecError,
     ) {
         err.dirty = true;
-        match self.options.connect().await {
+        match open(&self.options, &self.info, self.policy, interrupt).await {
             Ok(conn) => self.conn = conn,
             Err(e) => {
-                tracing::error!(error = %describe(&e), "could not reconnect to read the history row back");
+                tracing::error!(error = %e, "could not reconnect to read the history row back");
                 return;
             }
         }
@@ -585,7 +600,7 @@ impl Driver for Mysql {
             .await
             .map_err(db)?;
         }
-        if let Some(row) = &plan.upsert {
+        for row in &plan.upsert {
             let upsert = format!(
                 "{INSERT_APPLIED} ON DUPLICATE KEY UPDATE status = 'applied', \
                  name = VALUES(name), checksum = VALUES(checksum), \

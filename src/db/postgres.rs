@@ -16,7 +16,7 @@ use tokio_postgres::types::Type;
 use tokio_postgres::{Client, Config, SimpleQueryMessage};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
-use super::{Driver, Exec, ExecError, WaitPolicy};
+use super::{ConnectPolicy, Driver, Exec, ExecError};
 use crate::interrupt::Interrupt;
 use migrator_core::adopt::Adopted;
 use migrator_core::error::{Error, Result};
@@ -85,11 +85,11 @@ pub async fn connect(
     config: &Config,
     tls: &MakeRustlsConnect,
     info: DatabaseInfo,
-    wait: Option<WaitPolicy>,
+    policy: ConnectPolicy,
     init_sql: &[String],
     interrupt: &Interrupt,
 ) -> Result<Postgres> {
-    let (client, connection) = super::retry_connect(&info, wait, interrupt, || async {
+    let (client, connection) = super::retry_connect(&info, policy, interrupt, || async {
         config
             .connect(tls.clone())
             .await
@@ -636,7 +636,7 @@ impl Driver for Postgres {
         )
         .await
         .map_err(db)?;
-        if let Some((version, name, checksum)) = &plan.upsert {
+        for (version, name, checksum) in &plan.upsert {
             tx.execute(
                 "INSERT INTO migrator_history (version, name, checksum, status, execution_ms) \
                  VALUES ($1, $2, $3, 'applied', 0) ON CONFLICT (version) DO UPDATE SET \

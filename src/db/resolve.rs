@@ -15,8 +15,18 @@ use migrator_core::backoff::Backoff;
 use migrator_core::conn::{Parts, TlsMode};
 use migrator_core::error::{Error, Result};
 
-/// The target, and how much of `--wait` is left for connecting.
+/// The target, and how much of `--wait` is left for connecting. A signal ends
+/// it at once, whichever AWS call it is waiting for.
 pub async fn target(
+    settings: &Settings,
+    interrupt: &Interrupt,
+) -> Result<(Target, DatabaseInfo, Option<Duration>)> {
+    interrupt
+        .cut(resolve(settings, interrupt), "resolving the database")
+        .await
+}
+
+async fn resolve(
     settings: &Settings,
     interrupt: &Interrupt,
 ) -> Result<(Target, DatabaseInfo, Option<Duration>)> {
@@ -55,7 +65,7 @@ pub async fn target(
     let aws = if plain {
         None
     } else {
-        Some(crate::aws::Sdk::load().await)
+        Some(crate::aws::Sdk::load().await?)
     };
     let mut sources = Vec::new();
     let secret = match (&c.db_secret, &aws) {

@@ -250,7 +250,7 @@ impl Driver for MemDriver {
         for r in rows.iter_mut().filter(|r| plan.clear.contains(&r.version)) {
             r.status = RowStatus::Applied;
         }
-        if let Some((v, name, sum)) = &plan.upsert {
+        for (v, name, sum) in &plan.upsert {
             self.record(*v, name, sum, RowStatus::Applied);
         }
         Ok(())
@@ -1005,7 +1005,7 @@ async fn force_writes_its_plan_and_runs_no_sql() {
     result.unwrap();
     let plan = ForcePlan {
         delete_above: 3,
-        upsert: Some((3, "m".into(), "sum3".into())),
+        upsert: vec![(3, "m".into(), "sum3".into())],
         clear: vec![2],
     };
     assert_eq!(db.calls, [Lock, History, Force(plan), Unlock]);
@@ -1025,7 +1025,7 @@ async fn force_writes_its_plan_and_runs_no_sql() {
     let (result, report) = go(&mut db, &files(&[1]), change).await;
     result.unwrap();
     assert_eq!(db.writes()[0], &CreateHistory);
-    assert!(matches!(db.writes()[1], Force(p) if p.upsert.is_none()));
+    assert!(matches!(db.writes()[1], Force(p) if p.upsert.is_empty()));
     assert_eq!(report.version_after, None);
 }
 

@@ -45,19 +45,19 @@ pub trait Notifier {
 }
 
 /// Checked before a changing command touches anything: `--notify-required`
-/// without a usable webhook is a configuration error (exit 2), not a surprise
-/// after the migrations ran.
+/// without a webhook, or a webhook that is not an http(s) URL, is a
+/// configuration error (exit 2), not a surprise after the migrations ran.
 pub fn check(settings: &NotifySettings) -> Result<()> {
-    if !settings.required {
-        return Ok(());
-    }
     match &settings.webhook {
-        None => Err(Error::usage(
+        None if settings.required => Err(Error::usage(
             "--notify-required needs a Slack webhook: pass --slack-webhook or set SLACK_WEBHOOK_URL",
         )),
+        None => Ok(()),
+        // A webhook that can never be posted to is a configuration error,
+        // found before the run changes anything rather than after.
         Some(w) => slack::check_url(w)
-            .map(|_| ())
-            .map_err(|e| Error::usage(format!("--notify-required: {e}"))),
+            .map(drop)
+            .map_err(|e| Error::usage(format!("--slack-webhook: {e}"))),
     }
 }
 

@@ -378,6 +378,13 @@ fn finish(out: Output) -> Run {
     run
 }
 
+/// The `--report` file a run wrote, checked for secrets.
+pub fn report_file(path: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(path).expect("the report was written");
+    assert_no_secret(&text);
+    serde_json::from_str(&text).expect("the report is JSON")
+}
+
 /// Neither the database password nor the webhook token is in `text`.
 #[track_caller]
 pub fn assert_no_secret(text: &str) {

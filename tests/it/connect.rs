@@ -92,6 +92,38 @@ fn an_unknown_secret_is_a_clear_error() {
     let Some(moto) = Moto::shared() else { return };
     let r = up(moto, &one(), &["--db-secret", "no/such/secret"]);
     r.code(2).has("no/such/secret").has("ResourceNotFound");
+    // One line: the operation, the service's code and message; no raw answer.
+    let error = r.stderr.lines().find(|l| l.starts_with("error:")).unwrap();
+    assert!(
+        error.contains(
+            "reading secret `no/such/secret` from Secrets Manager: ResourceNotFoundException: "
+        ),
+        "{error}"
+    );
+    assert!(
+        !r.stderr.contains("headers") && !r.stderr.contains("raw:"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn a_missing_region_or_missing_credentials_is_configuration() {
+    let dir = one();
+    let run = |env: &[(&str, &str)]| {
+        let mut cmd = Cmd::new(&["up", "--db-secret", "app/master"])
+            .env("MIGRATOR_PATH", dir.path())
+            .env("HOME", dir.path())
+            .env("AWS_EC2_METADATA_DISABLED", "true");
+        for (k, v) in env {
+            cmd = cmd.env(k, v);
+        }
+        cmd.run()
+    };
+    run(&[]).code(2).has("no AWS region: set AWS_REGION");
+    run(&[("AWS_REGION", "eu-west-1")])
+        .code(2)
+        .has("no AWS credentials found: set AWS_ACCESS_KEY_ID");
 }
 
 #[test]

@@ -23,6 +23,7 @@ mod connect;
 mod dockerfile;
 mod docs;
 mod ecs;
+mod edges;
 mod fake_http;
 mod formats;
 mod layers;

@@ -630,3 +630,37 @@ fn unreachable_ecs_metadata_costs_little_and_breaks_nothing() {
     assert!(started.elapsed() < Duration::from_secs(4));
     assert!(r.json()["context"]["task_arn"].is_null());
 }
+
+engines!(force_and_baseline_report_their_rows_as_a_change, |e| {
+    let db = TestDb::new(e);
+    let dir = Dir::new(&[
+        ("1_a.up.sql", "CREATE TABLE a (id INT);"),
+        ("2_b.up.sql", "CREATE TABLE b (id INT);"),
+        ("3_c.up.sql", "CREATE TABLE c (id INT);"),
+    ]);
+    Cmd::on(&db, &dir, &["up"]).run().code(0);
+    let slack = FakeHttp::script(vec![], Reply::ok());
+    let out = TempDir::new().unwrap();
+    let r = notifying(Cmd::on(&db, &dir, &["force", "1", "--yes"]), &slack, &out)
+        .env("MIGRATOR_NOTIFY", "change")
+        .run();
+    r.code(0).has("history rows removed 2, 3");
+    let j = report(&out);
+    assert_eq!(j["outcome"], "success");
+    assert_eq!(j["history_changes"]["removed"], json!([2, 3]));
+    let posted = texts(&the_payload(&slack)).join("\n");
+    assert!(posted.contains("history rows removed 2, 3"), "{posted}");
+    assert_eq!(db.history(), ["1:applied"]);
+
+    let slack = FakeHttp::script(vec![], Reply::ok());
+    let r = notifying(
+        Cmd::on(&db, &dir, &["baseline", "3", "--yes"]),
+        &slack,
+        &out,
+    )
+    .env("MIGRATOR_NOTIFY", "change")
+    .run();
+    r.code(0).has("history rows added 2, 3");
+    assert_eq!(report(&out)["history_changes"]["added"], json!([2, 3]));
+    assert_eq!(slack.requests().len(), 1, "posted under --notify change");
+});

@@ -497,6 +497,67 @@ fn new_scaffolds_a_pair_in_the_folder_format() {
         .code(2);
 }
 
+#[test]
+fn new_never_reuses_a_version() {
+    let dir = Dir::new(&[]);
+    let path = dir.path().to_str().unwrap();
+    // Two in one second (and a third through the `create` alias): three versions.
+    for name in ["one", "two"] {
+        Cmd::new(&["new", name, "--path", path]).run().code(0);
+    }
+    Cmd::new(&["create", "three", "--path", path]).run().code(0);
+    let mut versions: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.ends_with(".up.sql"))
+        .map(|n| n.split('_').next().unwrap().to_string())
+        .collect();
+    versions.sort();
+    versions.dedup();
+    assert_eq!(versions.len(), 3, "{versions:?}");
+    Cmd::new(&[
+        "status",
+        "--path",
+        path,
+        "--database-url",
+        "postgres://u@127.0.0.1:1/x",
+    ])
+    .run()
+    .code(3);
+    let numbered = Dir::new(&[
+        ("0001_a.up.sql", "SELECT 1;"),
+        ("0002_b.up.sql", "SELECT 2;"),
+    ]);
+    Cmd::new(&[
+        "new",
+        "c",
+        "--sequential",
+        "--path",
+        numbered.path().to_str().unwrap(),
+    ])
+    .run()
+    .code(0)
+    .has("0003_c.up.sql");
+}
+
+#[test]
+fn completions_bash_prints_a_completion_script() {
+    let r = Cmd::new(&["completions", "bash"]).run();
+    r.code(0).has("_migrator()").has("complete -F _migrator");
+    for word in ["up", "down", "force", "--connect-timeout"] {
+        assert!(r.stdout.contains(word), "{word} missing");
+    }
+    let checked = std::process::Command::new("bash")
+        .args(["-n", "-c", &r.stdout])
+        .status()
+        .unwrap();
+    assert!(checked.success(), "bash -n refuses the script");
+    Cmd::new(&["completions", "zsh"])
+        .run()
+        .code(0)
+        .has("#compdef migrator");
+}
+
 engines!(protected_environments_need_the_name_typed_again, |e| {
     let db = TestDb::new(e);
     let dir = three();

@@ -213,3 +213,45 @@ engines!(baseline_marks_existing_schema_applied, |e| {
         .code(2)
         .has("--confirm-env prod");
 });
+
+engines!(repair_records_an_edited_files_checksum, |e| {
+    let db = TestDb::new(e);
+    let dir = files();
+    Cmd::on(&db, &dir, &["up"]).run().code(0);
+    dir.write("2_b.up.sql", b"-- the b table\nCREATE TABLE b (id INT);");
+    Cmd::on(&db, &dir, &["validate"])
+        .run()
+        .code(5)
+        .has("migrator repair --yes");
+    let refused = Cmd::on(&db, &dir, &["validate", "--output", "json"]).run();
+    assert_eq!(refused.code(5).json()["ok"], false);
+    Cmd::on(&db, &dir, &["repair"])
+        .run()
+        .code(2)
+        .has("the current checksum of 2_b");
+    Cmd::on(&db, &dir, &["repair", "--yes", "--env", "prod"])
+        .run()
+        .code(2)
+        .has("--confirm-env prod");
+    Cmd::on(&db, &dir, &["repair", "--yes", "--output", "json"])
+        .run()
+        .code(0)
+        .json()["history_changes"]["updated"]
+        .as_array()
+        .map(|v| assert_eq!(v, &[serde_json::json!(2)]))
+        .unwrap();
+    Cmd::on(&db, &dir, &["validate"]).run().code(0);
+    let j = Cmd::on(&db, &dir, &["validate", "--output", "json"])
+        .run()
+        .code(0)
+        .json();
+    assert_eq!(
+        (j["ok"].as_bool(), j["applied"].as_u64()),
+        (Some(true), Some(3))
+    );
+    assert_eq!(db.history(), ["1:applied", "2:applied", "3:applied"]);
+    Cmd::on(&db, &dir, &["repair", "--yes"])
+        .run()
+        .code(0)
+        .has("nothing to do");
+});

@@ -45,8 +45,7 @@ fn sigterm_on_postgres_cancels_rolls_back_and_frees_the_lock() {
     assert!(took < Duration::from_secs(5), "stopped in {took:?}");
     assert_eq!(db.history(), ["1:applied"], "nothing of 2 applied");
     assert!(!db.table_exists("x"));
-    let j: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    let j = crate::common::report_file(&report);
     assert_eq!(j["outcome"], "interrupted");
     assert_eq!(j["exit_code"], 143);
     // The lock is free: a second runner proceeds at once.
@@ -199,4 +198,37 @@ engines!(eight_runners_apply_fifty_migrations_exactly_once, |e| {
     assert_eq!(db.history().len(), 50);
     assert_eq!(db.sql("SELECT count(*) FROM applied_log"), "50");
     assert_eq!(db.sql("SELECT count(DISTINCT v) FROM applied_log"), "50");
+});
+
+engines!(one_sigterm_while_waiting_for_the_lock_ends_the_run, |e| {
+    let db = TestDb::new(e);
+    let dir = slow(&db);
+    let holder = Cmd::on(&db, &dir, &["up"]).spawn();
+    until_running(&db);
+    let report = dir.path().join("waiter.json");
+    let waiter = Cmd::on(
+        &db,
+        &dir,
+        &[
+            "up",
+            "--lock-timeout",
+            "60",
+            "--report",
+            report.to_str().unwrap(),
+        ],
+    )
+    .spawn();
+    std::thread::sleep(Duration::from_millis(2000));
+    let sent = Instant::now();
+    signal(&waiter, "TERM");
+    let r = wait(waiter);
+    let took = sent.elapsed();
+    r.code(143)
+        .has("migration lock")
+        .has("waiting for the migration lock: another runner holds it");
+    assert!(took < Duration::from_secs(1), "{took:?}");
+    let j = crate::common::report_file(&report);
+    assert_eq!(j["outcome"], "interrupted");
+    signal(&holder, "TERM");
+    wait(holder).code(143);
 });

@@ -41,7 +41,7 @@ const STOP_GRACE: Duration = Duration::from_secs(150);
 /// Runs `spec` through the AWS SDK.
 pub async fn run(spec: &RunSpec, interrupt: &Interrupt) -> Result<()> {
     spec.check().map_err(Error::usage)?;
-    let sdk = crate::aws::Sdk::load().await;
+    let sdk = crate::aws::Sdk::load().await?;
     let ecs = crate::aws::ecs::SdkEcs::new(&sdk.config);
     let td = ecs.task_definition(&spec.task_definition).await?;
     let target = decide::target(&td, spec.container.as_deref())

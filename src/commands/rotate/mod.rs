@@ -21,7 +21,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::aws::rotate::{Call, RotateAws, Secret};
 use crate::aws::wait::Deadline;
-use crate::db::{self, WaitPolicy};
+use crate::db::{self, ConnectPolicy};
 use crate::interrupt::Interrupt;
 use crate::settings::{OutputFormat, RotateSettings, Settings, Which};
 use migrator_core::backoff::Backoff;
@@ -53,7 +53,7 @@ pub async fn run(
     // With --today, "now" is midnight UTC at its start: ages are whole days.
     let now = rotate.today.map_or_else(unix_now, Day::midnight);
     let day = Day::of_unix(now);
-    let sdk = crate::aws::Sdk::load().await;
+    let sdk = crate::aws::Sdk::load().await?;
     let mut r = Rotation {
         aws: &sdk,
         settings,
@@ -348,7 +348,10 @@ impl<A: RotateAws> Rotation<'_, A> {
         db::connect(
             &target,
             info,
-            left.map(|total| WaitPolicy { total }),
+            ConnectPolicy {
+                wait: left,
+                timeout: s.connect_timeout,
+            },
             &s.init_sql,
             self.interrupt,
         )
