@@ -37,7 +37,10 @@ struct World {
     scrub: Dir,
     zone: String,
     personal: String,
-    keep: String,
+    /// The query for every login but the test's own: run before each command, so
+    /// that a role another test process made since (roles are cluster-wide on
+    /// PostgreSQL) is kept too, and only `personal` is ever disabled.
+    keep_sql: String,
     _one_at_a_time: MutexGuard<'static, ()>,
 }
 
@@ -97,7 +100,6 @@ fn setup(engine: Engine) -> Option<World> {
             )
         }
     };
-    let keep = db.sql(&keep_sql);
     let migrations = Dir::new(&[
         (
             "1_orders.up.sql",
@@ -124,7 +126,7 @@ fn setup(engine: Engine) -> Option<World> {
         scrub,
         zone,
         personal,
-        keep,
+        keep_sql,
         _one_at_a_time: serial,
     })
 }
@@ -165,7 +167,7 @@ impl World {
         args.extend_from_slice(extra);
         let cmd = Cmd::on(&self.db, &self.migrations, &args)
             .env("MIGRATOR_ROTATE_SCRUB_DIR", self.scrub.path())
-            .env("MIGRATOR_ROTATE_KEEP_LOGINS", &self.keep);
+            .env("MIGRATOR_ROTATE_KEEP_LOGINS", self.db.sql(&self.keep_sql));
         self.moto.env(cmd)
     }
 
