@@ -917,7 +917,7 @@ impl Cli {
             Command::New { name, sequential } => Action::New { name, sequential },
             Command::Completions { shell } => {
                 let mut script = Vec::new();
-                let mut cli = <Cli as clap::CommandFactory>::command();
+                let mut cli = command();
                 clap_complete::generate(shell, &mut cli, "migrator", &mut script);
                 Action::Completions(String::from_utf8_lossy(&script).into_owned())
             }
@@ -962,13 +962,20 @@ fn tolerant(cmd: clap::Command) -> clap::Command {
         .fold(cmd, |cmd, name| cmd.mut_subcommand(name, tolerant))
 }
 
+/// The command as it is parsed: [`tolerant`], and each subcommand [`scoped`] to
+/// the shared flags it uses.
+fn command() -> clap::Command {
+    use clap::CommandFactory;
+    tolerant(scoped(Cli::command()))
+}
+
 fn try_parse_from<I, T>(args: I) -> Result<Cli, clap::Error>
 where
     I: IntoIterator<Item = T>,
     T: Into<std::ffi::OsString> + Clone,
 {
-    use clap::{CommandFactory, FromArgMatches};
-    let mut cmd = tolerant(Cli::command());
+    use clap::FromArgMatches;
+    let mut cmd = command();
     let mut matches = cmd.try_get_matches_from_mut(args)?;
     if let Some(message) = unused_flag(&matches) {
         return Err(cmd.error(clap::error::ErrorKind::ArgumentConflict, message));
@@ -976,37 +983,178 @@ where
     Cli::from_arg_matches_mut(&mut matches)
 }
 
-/// The flags only a changing command uses (the report, Slack), given on the
-/// command line of one that changes nothing: refused rather than silently
-/// ignored. From the environment they stay harmless, as a task definition
-/// sets them for every command it runs.
+// The shared flags (those of `Global`, accepted before or after the subcommand),
+// by clap id, in the groups the commands use them in.
+
+/// Every command logs.
+const LOGS: &[&str] = &["log_format"];
+/// Where the database is and how to reach it.
+const CONNECTION: &[&str] = &[
+    "database_url",
+    "db_secret",
+    "rds_cluster",
+    "iam_auth",
+    "tls",
+    "ca_file",
+    "db_host",
+    "db_port",
+    "db_name",
+    "db_user",
+    "connect_timeout",
+    "wait",
+    "init_sql",
+];
+const PATH: &[&str] = &["path"];
+/// How the history is read and checked against the files.
+const CHECKS: &[&str] = &["ignore_missing", "allow_out_of_order", "no_adopt"];
+const OUTPUT: &[&str] = &["output"];
+/// A run that may change the database: the lock, the report, the label.
+const RUN: &[&str] = &["lock_timeout", "report", "env_label"];
+/// The guard on destructive commands in protected environments.
+const PROTECT: &[&str] = &["protected_envs", "confirm_env"];
+const NOTIFY: &[&str] = &[
+    "slack_webhook",
+    "notify",
+    "notify_required",
+    "notify_timeout",
+    "notify_budget",
+];
+
+/// The shared flags each command uses (what `commands::*` reads of `Settings`).
+/// A command's `--help` hides the others, and its command line refuses them
+/// (exit 2); from the environment they are ignored, as a task definition sets
+/// its variables for every command it runs. A parent command (`ecs`) uses what
+/// its subcommands use.
+const USES: &[(&str, &[&[&str]])] = &[
+    (
+        "up",
+        &[LOGS, CONNECTION, PATH, CHECKS, OUTPUT, RUN, PROTECT, NOTIFY],
+    ),
+    (
+        "down",
+        &[LOGS, CONNECTION, PATH, CHECKS, OUTPUT, RUN, PROTECT, NOTIFY],
+    ),
+    (
+        "redo",
+        &[LOGS, CONNECTION, PATH, CHECKS, OUTPUT, RUN, PROTECT, NOTIFY],
+    ),
+    (
+        "force",
+        &[LOGS, CONNECTION, PATH, CHECKS, OUTPUT, RUN, PROTECT, NOTIFY],
+    ),
+    (
+        "baseline",
+        &[LOGS, CONNECTION, PATH, CHECKS, OUTPUT, RUN, PROTECT, NOTIFY],
+    ),
+    (
+        "repair",
+        &[LOGS, CONNECTION, PATH, CHECKS, OUTPUT, RUN, PROTECT, NOTIFY],
+    ),
+    // Read-only: no lock, no report, nothing posted.
+    ("status", &[LOGS, CONNECTION, PATH, CHECKS, OUTPUT]),
+    ("version", &[LOGS, CONNECTION, PATH, CHECKS, OUTPUT]),
+    ("validate", &[LOGS, CONNECTION, PATH, CHECKS, OUTPUT]),
+    // Reads the folder only.
+    ("new", &[LOGS, PATH]),
+    ("completions", &[LOGS]),
+    // Talks to ECS, never to the database: the task's own variables configure it.
+    ("ecs run", &[LOGS]),
+    // `migrate` runs `up` against the clone (report and Slack as `up`); nothing
+    // destructive, so no protected-environment guard.
+    (
+        "rotate",
+        &[LOGS, CONNECTION, PATH, CHECKS, OUTPUT, RUN, NOTIFY],
+    ),
+];
+
+/// Whether the command at `path` ("up", "ecs run", "ecs") uses the shared flag
+/// `id`; the top level takes them all.
+fn uses(path: &str, id: &str) -> bool {
+    let below = |p: &str| {
+        p.strip_prefix(path)
+            .is_some_and(|rest| rest.starts_with(' '))
+    };
+    let rows: Vec<_> = match USES.iter().find(|(p, _)| *p == path) {
+        _ if path.is_empty() => return true,
+        Some(row) => vec![row],
+        None => USES.iter().filter(|(p, _)| below(p)).collect(),
+    };
+    rows.iter()
+        .any(|(_, groups)| groups.iter().any(|g| g.contains(&id)))
+}
+
+/// Hides from each subcommand's `--help` (and completions) the shared flags it
+/// does not use. clap copies a global flag into a subcommand only when that
+/// subcommand has no argument of its id, so a hidden copy placed first is what
+/// the subcommand (and its own subcommands) gets; parsing, the environment and
+/// the value's way between the levels stay those of the global flag.
+fn scoped(cmd: clap::Command) -> clap::Command {
+    scope_below(cmd, "", &shared_flags())
+}
+
+fn scope_below(cmd: clap::Command, path: &str, shared: &[clap::Arg]) -> clap::Command {
+    let names: Vec<String> = cmd
+        .get_subcommands()
+        .map(|c| c.get_name().to_string())
+        .collect();
+    names.into_iter().fold(cmd, |cmd, name| {
+        let sub_path = if path.is_empty() {
+            name.clone()
+        } else {
+            format!("{path} {name}")
+        };
+        cmd.mut_subcommand(&name, |sub| {
+            let unused: Vec<clap::Arg> = shared
+                .iter()
+                .filter(|a| !uses(&sub_path, a.get_id().as_str()))
+                .filter(|a| sub.get_arguments().all(|b| b.get_id() != a.get_id()))
+                .map(|a| a.clone().hide(true))
+                .collect();
+            scope_below(sub.args(unused), &sub_path, shared)
+        })
+    })
+}
+
+/// A shared flag given on the command line of a command that does not use it
+/// (the report to `status`, the lock timeout to `ecs run`): refused rather than
+/// silently ignored. From the environment it stays harmless, as a task
+/// definition sets its variables for every command it runs.
 fn unused_flag(matches: &clap::ArgMatches) -> Option<String> {
-    const CHANGING_ONLY: [&str; 6] = [
-        "report",
-        "slack_webhook",
-        "notify",
-        "notify_required",
-        "notify_timeout",
-        "notify_budget",
-    ];
-    let (name, sub) = matches.subcommand()?;
-    if !matches!(
-        name,
-        "status" | "version" | "validate" | "new" | "completions"
-    ) {
-        return None;
+    let mut levels = vec![matches];
+    let mut path = Vec::new();
+    while let Some((name, sub)) = levels.last().and_then(|m| m.subcommand()) {
+        path.push(name);
+        levels.push(sub);
     }
+    let path = path.join(" ");
     let given = |id: &str| {
-        [matches, sub].iter().any(|m| {
+        levels.iter().any(|m| {
             m.try_contains_id(id).unwrap_or(false)
                 && m.value_source(id) == Some(clap::parser::ValueSource::CommandLine)
         })
     };
-    let id = CHANGING_ONLY.into_iter().find(|id| given(id))?;
+    let shared = shared_flags();
+    let arg = shared
+        .iter()
+        .find(|a| !uses(&path, a.get_id().as_str()) && given(a.get_id().as_str()))?;
+    let flag = format!("--{}", arg.get_long().unwrap_or_default());
+    let env = arg
+        .get_env()
+        .map(|e| format!(" (from {}, it is ignored)", e.to_string_lossy()))
+        .unwrap_or_default();
     Some(format!(
-        "`{name}` changes nothing, so it writes no report and posts nothing: drop --{}",
-        id.replace('_', "-")
+        "`{path}` does not use {flag}: drop {flag} from its command line{env}"
     ))
+}
+
+/// The flags of `Global`, accepted by every command before or after its name.
+fn shared_flags() -> Vec<clap::Arg> {
+    use clap::CommandFactory;
+    Cli::command()
+        .get_arguments()
+        .filter(|a| a.is_global_set())
+        .cloned()
+        .collect()
 }
 
 /// Parses the process's command line. On `--help`, `--version` or a usage
@@ -1255,5 +1403,172 @@ mod tests {
         assert!(fails(&["--container-env", "NOVALUE"]));
         assert!(fails(&["--launch-type", "EXTERNAL"]));
         assert!(Cli::try_parse_from(["migrator", "ecs", "run", "--cluster", "c"]).is_err());
+    }
+
+    fn help_of(path: &[&str]) -> String {
+        let mut cmd = command();
+        cmd.build();
+        let mut sub = &mut cmd;
+        for name in path {
+            sub = sub.find_subcommand_mut(name).unwrap();
+        }
+        sub.render_long_help().to_string()
+    }
+
+    #[test]
+    fn the_scoped_command_is_consistent() {
+        command().debug_assert();
+    }
+
+    #[test]
+    fn every_shared_flag_is_in_a_group_and_every_group_names_shared_flags() {
+        let shared: Vec<String> = shared_flags()
+            .iter()
+            .map(|a| a.get_id().to_string())
+            .collect();
+        let grouped: Vec<&str> =
+            [LOGS, CONNECTION, PATH, CHECKS, OUTPUT, RUN, PROTECT, NOTIFY].concat();
+        for id in &shared {
+            assert!(grouped.contains(&id.as_str()), "{id} is in no group");
+        }
+        for id in &grouped {
+            assert!(shared.iter().any(|s| s == id), "{id} is no shared flag");
+        }
+        let cmd = Cli::command();
+        for (path, _) in USES {
+            let mut sub = &cmd;
+            for name in path.split(' ') {
+                sub = sub.find_subcommand(name).unwrap();
+            }
+        }
+        for sub in cmd.get_subcommands() {
+            let name = sub.get_name();
+            let known = USES
+                .iter()
+                .any(|(p, _)| *p == name || p.starts_with(&format!("{name} ")));
+            assert!(known, "`{name}` is not in USES");
+        }
+    }
+
+    #[test]
+    fn each_help_shows_the_shared_flags_its_command_uses() {
+        let ecs = help_of(&["ecs", "run"]);
+        assert!(!ecs.contains("--database-url"), "{ecs}");
+        assert!(!ecs.contains("--lock-timeout"), "{ecs}");
+        assert!(ecs.contains("--task-definition") && ecs.contains("--log-format"));
+        assert!(!help_of(&["ecs"]).contains("--path"));
+        let new = help_of(&["new"]);
+        assert!(new.contains("--path"), "{new}");
+        assert!(!new.contains("--lock-timeout") && !new.contains("--database-url"));
+        let completions = help_of(&["completions"]);
+        assert!(!completions.contains("--path"), "{completions}");
+        let status = help_of(&["status"]);
+        assert!(status.contains("--database-url") && status.contains("--ignore-missing"));
+        assert!(!status.contains("--report") && !status.contains("--slack-webhook"));
+        assert!(!status.contains("--lock-timeout"), "{status}");
+        for name in ["up", "down", "redo", "force", "baseline", "repair"] {
+            let help = help_of(&[name]);
+            for flag in [
+                "--lock-timeout",
+                "--report",
+                "--confirm-env",
+                "--notify-budget",
+            ] {
+                assert!(help.contains(flag), "{name} --help lacks {flag}");
+            }
+        }
+        let rotate = help_of(&["rotate"]);
+        assert!(rotate.contains("--master-secret") && rotate.contains("--slack-webhook"));
+        assert!(!rotate.contains("--confirm-env"), "{rotate}");
+        let top = help_of(&[]);
+        assert!(top.contains("--lock-timeout") && top.contains("--database-url"));
+    }
+
+    #[test]
+    fn a_shared_flag_a_command_does_not_use_is_refused_on_its_command_line_only() {
+        let ecs = ["ecs", "run", "--cluster", "c", "--task-definition", "t"];
+        for args in [
+            [&["migrator"][..], &ecs[..], &["--lock-timeout", "5"][..]].concat(),
+            [&["migrator", "--lock-timeout", "5"][..], &ecs[..]].concat(),
+            [&["migrator", "ecs", "--lock-timeout", "5"][..], &ecs[1..]].concat(),
+        ] {
+            let e = try_parse_from(args).unwrap_err();
+            assert_eq!(e.exit_code(), 2);
+            let text = e.to_string();
+            assert!(
+                text.contains("`ecs run`") && text.contains("--lock-timeout"),
+                "{text}"
+            );
+        }
+        let e = try_parse_from(["migrator", "new", "x", "--database-url", "postgres://h/d"])
+            .unwrap_err();
+        assert!(
+            e.to_string().contains("`new` does not use --database-url"),
+            "{e}"
+        );
+        assert!(try_parse_from(["migrator", "validate", "--lock-timeout", "5"]).is_err());
+        assert!(
+            try_parse_from([
+                "migrator",
+                "rotate",
+                "run",
+                "--name-prefix",
+                "a-",
+                "--confirm-env",
+                "x"
+            ])
+            .is_err()
+        );
+        // Used flags: before and after the subcommand.
+        for args in [
+            ["migrator", "--database-url", "postgres://h/d", "up"],
+            ["migrator", "up", "--database-url", "postgres://h/d"],
+        ] {
+            let (settings, _) = try_parse_from(args).unwrap().into_parts();
+            assert_eq!(settings.database_url.as_deref(), Some("postgres://h/d"));
+        }
+        let (settings, _) = try_parse_from(["migrator", "new", "x", "--path", "db"])
+            .unwrap()
+            .into_parts();
+        assert_eq!(settings.path, PathBuf::from("db"));
+        assert!(
+            try_parse_from(["migrator", "--log-format", "json", "completions", "bash"]).is_ok()
+        );
+    }
+
+    #[test]
+    fn a_shared_flag_from_the_environment_is_ignored_where_unused() {
+        // The variable is set the way a task definition sets it: for the whole
+        // process. So the test runs again in a child process that has it,
+        // rather than change this process's environment under other tests.
+        const CHILD: &str = "MIGRATOR_CLI_TEST_CHILD";
+        if std::env::var_os(CHILD).is_none() {
+            let name = "cli::tests::a_shared_flag_from_the_environment_is_ignored_where_unused";
+            let out = std::process::Command::new(std::env::current_exe().unwrap())
+                .args(["--exact", name, "--test-threads", "1"])
+                .env(CHILD, "1")
+                .env("MIGRATOR_LOCK_TIMEOUT", "5")
+                .env("MIGRATOR_REPORT", "/tmp/report.json")
+                .output()
+                .unwrap();
+            let text = String::from_utf8_lossy(&out.stdout);
+            assert!(out.status.success(), "{text}");
+            assert!(text.contains("1 passed"), "{text}");
+            return;
+        }
+        let ecs = try_parse_from([
+            "migrator",
+            "ecs",
+            "run",
+            "--cluster",
+            "c",
+            "--task-definition",
+            "t",
+        ]);
+        assert!(matches!(ecs.unwrap().command, Command::Ecs { .. }));
+        assert!(try_parse_from(["migrator", "status"]).is_ok());
+        let (up, _) = try_parse_from(["migrator", "up"]).unwrap().into_parts();
+        assert_eq!(up.lock_timeout, Duration::from_secs(5));
+        assert_eq!(up.report, Some(PathBuf::from("/tmp/report.json")));
     }
 }
