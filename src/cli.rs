@@ -12,8 +12,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use migrator_core::duration;
 
 use crate::settings::{
-    Action, Change, Connection, LogFormat, NotifySettings, OutputFormat, Placement, RotateSettings,
-    Settings, Webhook, When, Which,
+    Action, Change, Connection, Format, LogFormat, NotifySettings, OutputFormat, Placement,
+    RotateSettings, Settings, Webhook, When, Which,
 };
 use migrator_core::conn::TlsMode;
 use migrator_core::ecs::RunSpec;
@@ -116,26 +116,14 @@ pub struct Cli {
 // The plain settings enums, as the command line names them. clap is implemented
 // here, on the settings' own types, so no mirror enum repeats them.
 
-impl ValueEnum for LogFormat {
+impl ValueEnum for Format {
     fn value_variants<'a>() -> &'a [Self] {
-        &[LogFormat::Text, LogFormat::Json]
+        &[Format::Text, Format::Json]
     }
     fn to_possible_value(&self) -> Option<PossibleValue> {
         Some(match self {
-            LogFormat::Text => PossibleValue::new("text"),
-            LogFormat::Json => PossibleValue::new("json"),
-        })
-    }
-}
-
-impl ValueEnum for OutputFormat {
-    fn value_variants<'a>() -> &'a [Self] {
-        &[OutputFormat::Text, OutputFormat::Json]
-    }
-    fn to_possible_value(&self) -> Option<PossibleValue> {
-        Some(match self {
-            OutputFormat::Text => PossibleValue::new("text"),
-            OutputFormat::Json => PossibleValue::new("json"),
+            Format::Text => PossibleValue::new("text"),
+            Format::Json => PossibleValue::new("json"),
         })
     }
 }

@@ -15,17 +15,18 @@ use migrator_core::plan::{Checks, DownTarget};
 use migrator_core::report::{Outcome, RunReport};
 use migrator_core::rotate::plan::Day;
 
+/// Human text or JSON: the form of the results on stdout (`--output`) and of
+/// the log lines on stderr (`--log-format`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LogFormat {
+pub enum Format {
     Text,
     Json,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OutputFormat {
-    Text,
-    Json,
-}
+/// `--log-format`.
+pub type LogFormat = Format;
+/// `--output`.
+pub type OutputFormat = Format;
 
 /// Where the connection comes from, besides `--database-url`.
 #[derive(Debug, Clone, Default)]
