@@ -84,7 +84,7 @@ fn exit_zero_passes_with_the_log_lines_streamed_while_it_runs() {
             "--launch-type",
             "FARGATE",
             "--command",
-            "migrator up --to 20261101000000",
+            "up --to 20261101000000",
         ])
         .env(
             "MIGRATOR_ECS_CONTAINER_ENV",
@@ -130,10 +130,7 @@ fn exit_zero_passes_with_the_log_lines_streamed_while_it_runs() {
     let task = moto.describe_task(CLUSTER, &arn);
     let o = &task["overrides"]["containerOverrides"][0];
     assert_eq!(o["name"], "migrate");
-    assert_eq!(
-        o["command"],
-        json!(["migrator", "up", "--to", "20261101000000"])
-    );
+    assert_eq!(o["command"], json!(["up", "--to", "20261101000000"]));
     assert_eq!(
         o["environment"],
         json!([

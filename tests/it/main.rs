@@ -20,6 +20,7 @@
 mod buildspec;
 mod common;
 mod connect;
+mod doc_commands;
 mod dockerfile;
 mod docs;
 mod ecs;
