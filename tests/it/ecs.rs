@@ -2,18 +2,22 @@
 //! starts a task, follows it, shows its log lines and exits with the migration
 //! container's code.
 //!
-//! What moto cannot represent by itself, and how it is covered:
-//! - container exit codes (always 0), a task's containers beyond the first,
-//!   `stopCode` (`TaskFailedToStart`) and RunTask `failures`: `tests/it/moto_ecs.py`
-//!   adds them, steered by docker labels in the test's task definitions
-//!   (`moto.exit-code`, `moto.stop-code`, ...). The judgements themselves are
-//!   unit-tested on SDK values in `src/commands/ecs/decide.rs`.
-//! - the PROVISIONING and PENDING states: moto's tasks start RUNNING. The status
-//!   line of every state is unit-tested.
-//! - logs that arrive after STOPPED (the final drain): not steerable in time from
-//!   here without races; the drain reads the same stream the same way.
-//! - `--subnets` (awsvpc): moto would need a VPC set up for it; the request is
-//!   unit-tested in `src/aws/ecs.rs`.
+//! The first tests use moto's instant tasks, steered by its state manager
+//! (`hold_tasks_running`, `stop_tasks_now`); `tests/it/moto_ecs.py` adds what moto
+//! does not model (container exit codes, several containers, `stopCode`, RunTask
+//! `failures`), steered by docker labels in the test's task definitions
+//! (`moto.exit-code`, `moto.stop-code`, ...). The judgements themselves are
+//! unit-tested on SDK values in `src/commands/ecs/decide.rs`.
+//!
+//! The tests after them run under `Moto::start_like`: ECS as it behaves (the task
+//! MISSING for a while after RunTask, PROVISIONING → PENDING → RUNNING, the
+//! container's exit code before the task is DEPROVISIONING and then STOPPED, with
+//! the delays each test sets) and 20 % of the binary's calls throttled.
+//!
+//! Not covered here: logs that arrive after the container stopped (the drain
+//! reads the same stream the same way, until a read brings nothing new);
+//! `--subnets` on a real VPC (moto would need one set up; the request is
+//! unit-tested in `src/aws/ecs.rs`).
 //!
 //! None of these runs needs a database or a migrations folder: `Cmd` removes
 //! `DATABASE_URL` and every `MIGRATOR_*` variable.
