@@ -575,3 +575,32 @@ fn blank_launch_type_with_a_capacity_provider_strategy_and_platform_version() {
     .code(2)
     .has("exclude each other");
 }
+
+#[test]
+fn sigterm_while_the_task_is_missing_names_the_stop_command() {
+    // StopTask does not know the task yet either: exit 143 all the same (one
+    // SIGTERM always ends a run), with the task and the command that stops it.
+    let Some(moto) = Moto::start_like(json!({"ecs": {"missing": 600}})) else {
+        return;
+    };
+    moto.create_cluster(CLUSTER);
+    moto.register(
+        "shop-migrate",
+        json!([container("migrate", true, false, json!({}))]),
+    );
+    let child = run_like(&moto, &["--launch-type", "FARGATE"]).spawn();
+    let arn = moto.wait_for_task(CLUSTER);
+    std::thread::sleep(Duration::from_millis(2500));
+    let sent = Instant::now();
+    signal(&child, "TERM");
+    let r = wait(child);
+    r.code(143).has("StopTask failed").has(&format!(
+        "aws ecs stop-task --region {} --cluster {CLUSTER} --task {arn}",
+        crate::moto::REGION
+    ));
+    assert!(
+        sent.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        sent.elapsed()
+    );
+}
