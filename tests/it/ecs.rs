@@ -427,6 +427,11 @@ fn rides_out_60s_of_missing_under_20_percent_throttling() {
         took >= Duration::from_secs(60) && took < Duration::from_secs(80),
         "followed the task through 60 s of MISSING, then ended: {took:?}"
     );
+    assert!(
+        !r.stderr.contains("DescribeTasks refused"),
+        "the SDK retried every throttled call itself:\n{}",
+        r.stderr
+    );
     let stats = moto.like_stats();
     let throttled = moto.throttled();
     assert!(throttled > 0, "no call was throttled: {stats}");

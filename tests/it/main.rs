@@ -29,6 +29,7 @@ mod fake_http;
 mod formats;
 mod layers;
 mod moto;
+mod moto_like;
 mod notify;
 mod rotate;
 mod runner;
