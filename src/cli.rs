@@ -769,7 +769,7 @@ pub struct EcsRunArgs {
     pub launch_type: Option<LaunchChoice>,
 
     /// Capacity providers instead of a launch type, comma-separated
-    /// NAME[:WEIGHT[:BASE]], e.g. FARGATE_SPOT:3,FARGATE:1:1.
+    /// NAME, NAME:WEIGHT or NAME:WEIGHT:BASE, e.g. FARGATE_SPOT:3,FARGATE:1:1.
     #[arg(
         long,
         env = "MIGRATOR_ECS_CAPACITY_PROVIDER_STRATEGY",
