@@ -737,8 +737,9 @@ pub struct EcsRunArgs {
     #[arg(long, env = "MIGRATOR_ECS_CONTAINER", value_name = "NAME")]
     pub container: Option<String>,
 
-    /// Replaces the migration container's command (after its entryPoint), e.g.
-    /// "migrator up --to 20261101000000"; split into words like a shell, nothing expanded.
+    /// Replaces the migration container's command, which ECS runs after its
+    /// entryPoint: "up --to 20261101000000" when the entryPoint is the migrator
+    /// binary; split into words like a shell, nothing expanded.
     #[arg(
         long,
         env = "MIGRATOR_ECS_COMMAND",
