@@ -606,6 +606,17 @@ pub struct RotateArgs {
     /// The day whose clone the steps act on (YYYY-MM-DD; default: today, UTC). For tests.
     #[arg(long, env = "MIGRATOR_ROTATE_TODAY", value_parser = parse_day, value_name = "DATE")]
     pub today: Option<migrator_core::rotate::plan::Day>,
+    /// `ready` fails (exit 3) when the database stays unreachable this long once
+    /// RDS says it is available: a name that does not resolve, a refused
+    /// connection, no route, no answer (a security group).
+    #[arg(
+        long,
+        env = "MIGRATOR_ROTATE_UNREACHABLE_AFTER",
+        default_value = "5m",
+        value_parser = duration::parse,
+        value_name = "DURATION"
+    )]
+    pub unreachable_after: Duration,
 }
 
 /// Route53 takes a TTL in whole seconds, up to two days.
@@ -656,6 +667,7 @@ impl RotateArgs {
             dry_run: self.dry_run,
             today: self.today,
             poll: Duration::from_secs(1),
+            unreachable_after: self.unreachable_after,
         }
     }
 }

@@ -237,6 +237,9 @@ pub struct RotateSettings {
     pub today: Option<Day>,
     /// First pause between polls (doubling up to 15 s).
     pub poll: Duration,
+    /// `ready`: how long the database may stay unreachable (DNS, refused, no
+    /// route, no answer) once RDS says it is available.
+    pub unreachable_after: Duration,
 }
 
 /// A Slack incoming-webhook URL. A secret: `Debug` never shows it.

@@ -257,6 +257,22 @@ pub struct Snapshot {
     pub status: String,
 }
 
+/// What a changing call answered that a step waits on.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Made {
+    /// Route53's change (`/change/…`), to follow with GetChange until INSYNC.
+    pub change_id: Option<String>,
+    /// ModifyDBCluster/ModifyDBInstance showed the new master password pending.
+    pub password_pending: bool,
+}
+
+/// A CNAME record: its value and TTL (seconds).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    pub value: String,
+    pub ttl: Option<i64>,
+}
+
 /// What the rotation asks of AWS.
 #[allow(async_fn_in_trait)]
 pub trait RotateAws: Clusters {
@@ -266,12 +282,14 @@ pub trait RotateAws: Clusters {
     async fn tags(&self, arn: &str) -> Result<Vec<(String, String)>>;
     /// The newest available automated snapshot of `cluster` (all pages).
     async fn latest_snapshot(&self, cluster: &str) -> Result<Option<Snapshot>>;
-    /// The value of the CNAME `name` in `zone`, if there is one (all pages).
-    async fn cname(&self, zone: &str, name: &str) -> Result<Option<String>>;
+    /// The CNAME `name` in `zone`, if there is one (all pages).
+    async fn cname(&self, zone: &str, name: &str) -> Result<Option<Record>>;
+    /// Whether a Route53 change is INSYNC (GetChange).
+    async fn change_insync(&self, id: &str) -> Result<bool>;
     /// Whether the secret exists (DescribeSecret).
     async fn secret_exists(&self, id: &str) -> Result<bool>;
     /// Makes one changing call.
-    async fn call(&self, call: &Call) -> Result<()>;
+    async fn call(&self, call: &Call) -> Result<Made>;
 }
 
 /// Follows a list operation's markers to the end. `fetch` gets the marker of
@@ -352,6 +370,9 @@ pub fn cluster_from(c: &DbCluster) -> Cluster {
             .filter_map(|g| g.vpc_security_group_id().map(str::to_string))
             .collect(),
         parameter_group: c.db_cluster_parameter_group().map(str::to_string),
+        password_pending: c
+            .pending_modified_values()
+            .is_some_and(|p| p.master_user_password().is_some()),
     }
 }
 
@@ -382,13 +403,18 @@ pub type RecordMarker = (String, Option<String>, Option<String>);
 pub fn records_page(
     out: &aws_sdk_route53::operation::list_resource_record_sets::ListResourceRecordSetsOutput,
     name: &str,
-) -> (Vec<String>, Option<RecordMarker>) {
+) -> (Vec<Record>, Option<RecordMarker>) {
     let same = |n: &str| migrator_core::rotate::plan::same_host(n, name);
     let values = out
         .resource_record_sets()
         .iter()
         .filter(|r| same(r.name()) && *r.r#type() == RrType::Cname)
-        .flat_map(|r| r.resource_records().iter().map(|v| v.value().to_string()))
+        .flat_map(|r| {
+            r.resource_records().iter().map(|v| Record {
+                value: v.value().to_string(),
+                ttl: r.ttl(),
+            })
+        })
         .collect();
     let next = match (out.is_truncated(), out.next_record_name()) {
         (true, Some(n)) if same(n) => Some((
@@ -524,7 +550,7 @@ impl RotateAws for Sdk {
         Ok(newest(all.iter().filter_map(snapshot_from).collect()))
     }
 
-    async fn cname(&self, zone: &str, name: &str) -> Result<Option<String>> {
+    async fn cname(&self, zone: &str, name: &str) -> Result<Option<Record>> {
         let client = aws_sdk_route53::Client::new(&self.config);
         let values = all_pages("ListResourceRecordSets", |marker: Option<RecordMarker>| {
             let (start, kind, ident) =
@@ -547,6 +573,18 @@ impl RotateAws for Sdk {
         Ok(values.into_iter().next())
     }
 
+    async fn change_insync(&self, id: &str) -> Result<bool> {
+        let out = aws_sdk_route53::Client::new(&self.config)
+            .get_change()
+            .id(id)
+            .send()
+            .await
+            .map_err(|e| sdk_error(&format!("reading Route53 change `{id}`"), e))?;
+        Ok(out
+            .change_info()
+            .is_some_and(|c| *c.status() == aws_sdk_route53::types::ChangeStatus::Insync))
+    }
+
     async fn secret_exists(&self, id: &str) -> Result<bool> {
         let client = aws_sdk_secretsmanager::Client::new(&self.config);
         match client.describe_secret().secret_id(id).send().await {
@@ -561,8 +599,9 @@ impl RotateAws for Sdk {
         }
     }
 
-    async fn call(&self, call: &Call) -> Result<()> {
+    async fn call(&self, call: &Call) -> Result<Made> {
         let what = call.to_string();
+        let mut made = Made::default();
         let failed = |e: BuildError| Error::usage(format!("{what}: {}", DisplayErrorContext(&e)));
         match call {
             Call::RestoreToPointInTime {
@@ -623,7 +662,7 @@ impl RotateAws for Sdk {
                 );
             }
             Call::ResetMasterPassword { cluster, password } => {
-                send!(
+                let out = send!(
                     self.rds()
                         .modify_db_cluster()
                         .db_cluster_identifier(cluster)
@@ -631,6 +670,10 @@ impl RotateAws for Sdk {
                         .apply_immediately(true),
                     &what
                 );
+                made.password_pending = out
+                    .db_cluster()
+                    .and_then(|c| c.pending_modified_values())
+                    .is_some_and(|p| p.master_user_password().is_some());
             }
             Call::StoreSecret {
                 secret_id,
@@ -686,13 +729,14 @@ impl RotateAws for Sdk {
                     )
                     .build()
                     .map_err(failed)?;
-                send!(
+                let out = send!(
                     aws_sdk_route53::Client::new(&self.config)
                         .change_resource_record_sets()
                         .hosted_zone_id(zone)
                         .change_batch(batch),
                     &what
                 );
+                made.change_id = out.change_info().map(|c| c.id().to_string());
             }
             Call::DeleteInstance { id, .. } => {
                 send!(
@@ -710,7 +754,7 @@ impl RotateAws for Sdk {
                 );
             }
         }
-        Ok(())
+        Ok(made)
     }
 }
 
@@ -885,7 +929,13 @@ mod tests {
             .build()
             .unwrap();
         let (values, next) = records_page(&out, "db.dev.internal");
-        assert_eq!(values, ["old.rds.amazonaws.com"]);
+        assert_eq!(
+            values,
+            [Record {
+                value: "old.rds.amazonaws.com".into(),
+                ttl: Some(60)
+            }]
+        );
         assert_eq!(
             next,
             Some((

@@ -133,6 +133,44 @@ async fn resolve(
     Ok((t, info, left))
 }
 
+/// Checks, before anything is changed, that the settings layered over `base`
+/// (what AWS says of a database whose password is not made yet: a clone
+/// before `scrub`) make a connection: engine, host, user, database name, the
+/// TLS mode and its CA. Connects to nothing and needs no password. The
+/// merged parts, for what the caller stores.
+pub fn preflight(settings: &Settings, base: Parts, sources: &str) -> Result<Parts> {
+    let c = &settings.connection;
+    let url_parts = match settings.database_url.as_deref() {
+        Some(url) => {
+            migrator_core::redact::register_url_password(url);
+            migrator_core::conn::parse_url(url)
+                .map_err(|e| Error::usage(format!("--database-url: {e}")))?
+        }
+        None => Parts::default(),
+    };
+    let flags = Parts {
+        host: c.host.clone(),
+        port: c.port,
+        dbname: c.name.clone(),
+        user: c.user.clone(),
+        ..Parts::default()
+    };
+    let merged = flags.over(url_parts).over(base);
+    let tls = tls(
+        c.tls.or(merged.tls),
+        c.ca_file.clone().or(merged.ca_file.clone()),
+        true,
+    );
+    if c.iam_auth && tls.mode == TlsMode::Disable {
+        return Err(Error::usage(
+            "--iam-auth sends a token as the password: it needs TLS; drop --tls disable",
+        ));
+    }
+    let resolved = migrator_core::conn::complete(merged.clone(), false, sources)?;
+    db::target::target(resolved.into(), &tls)?;
+    Ok(merged)
+}
+
 /// The TLS decision. An AWS source (`--db-secret`, `--rds-cluster`, `--iam-auth`)
 /// defaults to verify-full against the RDS roots compiled in; a CA file replaces
 /// those roots. Anything else defaults to prefer, and verifies only against a CA file.

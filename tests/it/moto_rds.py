@@ -76,8 +76,10 @@ class Reset:
         self.applied = False
 
     def window(self):
+        """When `resetting-master-credentials` shows, and when it is done: never
+        within the response to the change itself, which shows it pending."""
         appears = self.at + setting("reset_appears")
-        return appears, appears + setting("reset_takes")
+        return appears, max(appears + setting("reset_takes"), self.at + 0.2)
 
 
 # (kind, id) -> monotonic time of creation / of the delete request; a reset.

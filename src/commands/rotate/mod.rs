@@ -19,7 +19,7 @@ pub mod steps;
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crate::aws::rotate::{Call, RotateAws, Secret};
+use crate::aws::rotate::{Call, Made, RotateAws, Secret};
 use crate::aws::wait::Deadline;
 use crate::db::{self, ConnectPolicy};
 use crate::interrupt::Interrupt;
@@ -32,7 +32,9 @@ use migrator_core::rotate::plan::{
 };
 use migrator_core::rotate::summary::{RotateReport, StepOutcome, StepResult};
 
-fn unix_now() -> i64 {
+/// Seconds since the epoch by the wall clock (never `--today`): what the
+/// `released-at` tag holds.
+pub fn unix_now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
@@ -190,14 +192,14 @@ impl<A: RotateAws> Rotation<'_, A> {
 
     /// Makes one changing call, or prints it in a dry run. A call on a cluster
     /// is made only if the cluster, read again now, is still ours.
-    pub async fn apply(&mut self, call: Call) -> Result<()> {
+    pub async fn apply(&mut self, call: Call) -> Result<Made> {
         if let Some(id) = call.cluster() {
             self.guard(id).await?;
         }
         self.calls.push(call.to_string());
         if self.dry() {
             crate::output::stdout(&format!("would call: {call}"));
-            return Ok(());
+            return Ok(Made::default());
         }
         tracing::info!(call = %call, "AWS");
         self.aws.call(&call).await
@@ -238,6 +240,7 @@ impl<A: RotateAws> Rotation<'_, A> {
             tags,
         })
         .await
+        .map(|_| ())
     }
 
     /// Today's clone and its lifecycle; in a dry run of `rotate run`, as the
@@ -332,6 +335,113 @@ impl<A: RotateAws> Rotation<'_, A> {
         .await
     }
 
+    /// Polls until the cluster itself is `available` (its writer may be missing
+    /// or still starting). A cluster this run has just created may not be
+    /// listed for a while (eventual consistency): until the deadline, not
+    /// found means not yet.
+    async fn wait_cluster(&self, id: &str, deadline: Deadline) -> Result<Cluster> {
+        let mut attempt = 0;
+        let mut last = String::new();
+        loop {
+            let seen = self.aws.cluster(id).await?;
+            let status = seen
+                .as_ref()
+                .map_or("not listed yet", |c| c.status.as_str())
+                .to_string();
+            if status != last {
+                tracing::info!(cluster = id, status = %status, "RDS cluster status");
+                last = status.clone();
+            }
+            if let Some(c) = seen
+                && c.status == "available"
+            {
+                return Ok(c);
+            }
+            self.pause(
+                &mut attempt,
+                deadline,
+                &format!("RDS cluster `{id}` ({status})"),
+            )
+            .await?;
+        }
+    }
+
+    /// After ModifyDBCluster with a new master password: polls until the
+    /// change is in effect (`plan::password_in_effect`). AWS applies it
+    /// asynchronously, `resetting-master-credentials` may show only after a
+    /// while, and a login with the new password fails until then: an
+    /// authentication error is final, so no login is tried before.
+    async fn wait_password(&self, id: &str, made: &Made, deadline: Deadline) -> Result<Cluster> {
+        let started = Instant::now();
+        let mut seen = made.password_pending;
+        let mut attempt = 0;
+        let mut last = String::new();
+        loop {
+            let c = self
+                .aws
+                .cluster(id)
+                .await?
+                .ok_or_else(|| Error::usage(format!("RDS cluster `{id}` not found")))?;
+            let status = format!(
+                "{}{}",
+                c.status,
+                if c.password_pending {
+                    ", new master password pending"
+                } else {
+                    ""
+                }
+            );
+            if status != last {
+                tracing::info!(cluster = id, status = %status, "RDS cluster status");
+                last = status.clone();
+            }
+            let settled = started.elapsed() >= PASSWORD_SETTLE;
+            if migrator_core::rotate::plan::password_in_effect(&c, &mut seen, settled) {
+                if !seen {
+                    tracing::warn!(
+                        cluster = id,
+                        "the new master password never showed as pending; assuming it is in                          effect after {} s",
+                        PASSWORD_SETTLE.as_secs()
+                    );
+                }
+                return Ok(c);
+            }
+            self.pause(
+                &mut attempt,
+                deadline,
+                &format!("the new master password of `{id}` ({status})"),
+            )
+            .await?;
+        }
+    }
+
+    /// Preflight of the connection `scrub`, `migrate` and `ready` make to a
+    /// clone like `c`: what the user's flags and URL leave to the cluster must
+    /// be there (a source without DatabaseName, and no --db-name, fails here),
+    /// and the TLS settings must hold (a verifying mode needs its CA). Checked
+    /// before the first changing call of the step that needs it. The parts
+    /// the clone's connection will have (no password).
+    fn check_connection(&self, c: &Cluster) -> Result<migrator_core::conn::Parts> {
+        let base = migrator_core::conn::Parts {
+            engine: c.engine.as_deref().and_then(migrator_core::conn::engine_of),
+            host: c.endpoint.clone(),
+            port: c.port,
+            dbname: c.database_name.clone(),
+            user: c.master_username.clone(),
+            ..Default::default()
+        };
+        let sources = format!(
+            "cluster `{}`{}",
+            c.id,
+            if c.database_name.is_none() {
+                ", which has no DatabaseName"
+            } else {
+                ""
+            }
+        );
+        crate::db::resolve::preflight(self.settings, base, &sources)
+    }
+
     /// The settings for reaching the clone's database: the clone as
     /// `--rds-cluster`, the master secret as `--db-secret`, under the user's
     /// URL and `--db-*` flags.
@@ -358,6 +468,10 @@ impl<A: RotateAws> Rotation<'_, A> {
         .await
     }
 }
+
+/// How long `scrub` waits for a sign of the new master password (pending, or
+/// `resetting-master-credentials`) before taking it as applied between looks.
+const PASSWORD_SETTLE: Duration = Duration::from_secs(30);
 
 /// A cluster known only by name: today's clone in a dry run, before it exists.
 fn stub(id: &str) -> Cluster {

@@ -7,7 +7,7 @@ use std::collections::{HashMap, VecDeque};
 
 use super::*;
 use crate::aws::Clusters;
-use crate::aws::rotate::{Call, Instance, RotateAws, Snapshot};
+use crate::aws::rotate::{Call, Instance, Made, Record, RotateAws, Snapshot};
 use crate::settings::Action;
 use migrator_core::rotate::plan::{Cluster, DNS_TAG, Day, LIFECYCLE_TAG, Member, Prefix};
 
@@ -111,15 +111,22 @@ impl RotateAws for Fake {
         Ok(None)
     }
 
-    async fn cname(&self, _zone: &str, _name: &str) -> Result<Option<String>> {
-        Ok(self.record.borrow().clone())
+    async fn cname(&self, _zone: &str, _name: &str) -> Result<Option<Record>> {
+        Ok(self.record.borrow().clone().map(|value| Record {
+            value,
+            ttl: Some(60),
+        }))
+    }
+
+    async fn change_insync(&self, _id: &str) -> Result<bool> {
+        Ok(true)
     }
 
     async fn secret_exists(&self, _id: &str) -> Result<bool> {
         Ok(true)
     }
 
-    async fn call(&self, call: &Call) -> Result<()> {
+    async fn call(&self, call: &Call) -> Result<Made> {
         self.made.borrow_mut().push(call.clone());
         let mut clusters = self.clusters.borrow_mut();
         match call {
@@ -161,7 +168,7 @@ impl RotateAws for Fake {
             Call::UpsertCname { value, .. } => *self.record.borrow_mut() = Some(value.clone()),
             _ => {}
         }
-        Ok(())
+        Ok(Made::default())
     }
 }
 

@@ -1,5 +1,8 @@
 //! `rotate clone`: today's clone of `--source-cluster` and its writer, tagged
-//! `lifecycle=created`.
+//! `lifecycle=created`. The writer is created once the restored cluster is
+//! `available`: RDS refuses CreateDBInstance before (InvalidDBClusterStateFault).
+//! Everything the calls need (engine, the writer's class) is found before the
+//! first one.
 
 use super::super::{Outcome, Rotation};
 use crate::aws::rotate::{Call, RotateAws};
@@ -56,7 +59,8 @@ impl CloneFrom {
                 lifecycle,
                 create_writer: Some(writer),
             } => {
-                create_writer(r, &source, &writer, &id, engine).await?;
+                let class = instance_class(r, &source).await?;
+                create_writer(r, &writer, &id, engine, class).await?;
                 r.assume(lifecycle);
                 r.done(format!(
                     "today's clone `{id}` already exists ({LIFECYCLE_TAG}={lifecycle}) without a \
@@ -64,6 +68,8 @@ impl CloneFrom {
                 ))
             }
             ClonePlan::Create { id } => {
+                // Preflight: what the writer needs, before the restore.
+                let class = instance_class(r, &source).await?;
                 let placement = Placement {
                     subnet_group: r
                         .rotate
@@ -121,7 +127,7 @@ impl CloneFrom {
                     how
                 };
                 let writer = migrator_core::rotate::plan::writer_id(&id);
-                create_writer(r, &source, &writer, &id, engine).await?;
+                create_writer(r, &writer, &id, engine, class).await?;
                 r.assume(Lifecycle::Created);
                 r.done(format!(
                     "{}created `{id}` ({how} of `{source_id}`) and its writer `{writer}`, \
@@ -133,15 +139,18 @@ impl CloneFrom {
     }
 }
 
-/// The clone's writer, of the class `instance_class` finds.
-async fn create_writer<A: RotateAws>(
+/// The clone's writer, once the cluster is available (waiting at most
+/// `--timeout`; in a dry run, not at all).
+pub async fn create_writer<A: RotateAws>(
     r: &mut Rotation<'_, A>,
-    source: &Cluster,
     writer: &str,
     cluster: &str,
     engine: String,
+    class: String,
 ) -> Result<()> {
-    let class = instance_class(r, source).await?;
+    if !r.dry() {
+        r.wait_cluster(cluster, r.deadline()).await?;
+    }
     r.apply(Call::CreateWriter {
         id: writer.to_string(),
         cluster: cluster.to_string(),
@@ -149,10 +158,11 @@ async fn create_writer<A: RotateAws>(
         class,
     })
     .await
+    .map(|_| ())
 }
 
 /// `--instance-class`, else the source writer's class.
-async fn instance_class<A: RotateAws>(r: &Rotation<'_, A>, source: &Cluster) -> Result<String> {
+pub async fn instance_class<A: RotateAws>(r: &Rotation<'_, A>, source: &Cluster) -> Result<String> {
     if let Some(c) = &r.rotate.instance_class {
         return Ok(c.clone());
     }

@@ -38,23 +38,27 @@ impl Scrub {
             .and_then(migrator_core::conn::engine_of)
             .ok_or_else(|| Error::usage(format!("`{}`: unknown engine", c.id)))?;
         scrub::check_files(&files, engine)?;
+        // Preflight: the connection made after the password change must be
+        // possible before anything changes.
+        let parts = r.check_connection(&c)?;
         // The secret first: a crash after it leaves the clone unscrubbed, and
         // the next run makes a new password; never a password set but not kept.
         let password = new_password()?;
         let create = !r.aws.secret_exists(&secret_id).await?;
         r.apply(Call::StoreSecret {
             secret_id: secret_id.clone(),
-            value: Secret::new(secret_json(&c, &password)),
+            value: Secret::new(secret_json(&c, parts.dbname.as_deref(), &password)),
             create,
         })
         .await?;
-        r.apply(Call::ResetMasterPassword {
-            cluster: c.id.clone(),
-            password,
-        })
-        .await?;
+        let made = r
+            .apply(Call::ResetMasterPassword {
+                cluster: c.id.clone(),
+                password,
+            })
+            .await?;
         let deadline = r.deadline();
-        tokio::time::sleep(r.rotate.poll).await;
+        r.wait_password(&c.id, &made, deadline).await?;
         let c = r.wait_available(&c.id, deadline).await?;
         let mut db = r.connect_db(&c.id, &secret_id).await?;
         let disable = to_disable(r, &mut db, engine, &c).await?;
@@ -146,8 +150,9 @@ async fn dry_run<A: RotateAws>(
     r.done(lines.join("\n"))
 }
 
-/// The secret's JSON: what `--db-secret` reads (RDS's format).
-fn secret_json(c: &Cluster, password: &Secret) -> String {
+/// The secret's JSON: what `--db-secret` reads (RDS's format). `dbname`: the
+/// cluster's, else the one the user's flags or URL name.
+fn secret_json(c: &Cluster, dbname: Option<&str>, password: &Secret) -> String {
     let engine = match c.engine.as_deref().and_then(migrator_core::conn::engine_of) {
         Some(Engine::Mysql) => "mysql",
         _ => "postgres",
@@ -158,7 +163,7 @@ fn secret_json(c: &Cluster, password: &Secret) -> String {
         "port": c.port,
         "username": c.master_username,
         "password": password.expose(),
-        "dbname": c.database_name,
+        "dbname": c.database_name.as_deref().or(dbname),
         "dbClusterIdentifier": c.id,
     })
     .to_string()
