@@ -532,6 +532,10 @@ pub struct RotateArgs {
     /// The cluster to clone (`clone`).
     #[arg(long, env = "MIGRATOR_ROTATE_SOURCE_CLUSTER", value_name = "ID")]
     pub source_cluster: Option<String>,
+    /// A plain RDS instance to clone (`clone`) from its newest automated snapshot
+    /// (RDS for PostgreSQL/MySQL); `--source-cluster` naming an instance does the same.
+    #[arg(long, env = "MIGRATOR_ROTATE_SOURCE_INSTANCE", value_name = "ID")]
+    pub source_instance: Option<String>,
     /// Restore the source's latest automated snapshot instead of a copy-on-write clone.
     #[arg(long, env = "MIGRATOR_ROTATE_FROM_SNAPSHOT")]
     pub from_snapshot: bool,
@@ -649,6 +653,7 @@ impl RotateArgs {
         RotateSettings {
             prefix: self.name_prefix,
             source: some(self.source_cluster),
+            source_instance: some(self.source_instance),
             from_snapshot: self.from_snapshot,
             placement: Placement {
                 subnet_group: some(self.subnet_group),

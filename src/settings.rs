@@ -219,6 +219,8 @@ impl Which {
 pub struct RotateSettings {
     pub prefix: String,
     pub source: Option<String>,
+    /// `--source-instance`: the source is a plain RDS instance.
+    pub source_instance: Option<String>,
     pub from_snapshot: bool,
     pub placement: Placement,
     pub instance_class: Option<String>,

@@ -1,17 +1,18 @@
 //! `migrator rotate` end to end: the real binary against moto (RDS, Route53,
-//! Secrets Manager) and the local PostgreSQL / MariaDB standing in for the
-//! clone's database (`--database-url` overrides the clone's endpoint, as a
-//! test-only host override would).
+//! Secrets Manager) made to behave like AWS by `moto_rds.py`, and the local
+//! PostgreSQL / MariaDB standing in for the clone's database (`--database-url`
+//! overrides the clone's endpoint, as a test-only host override would).
 //!
-//! What moto does not have is covered by unit tests in `src/commands/rotate/`:
-//! DescribeDBClusters never pages (`aws::tests::every_page_of_clusters_is_read`),
-//! CloneGroupId is never set and the 15-clone limit not enforced
-//! (`plan::tests::clone_respects_aurora_limit_of_fifteen`), clusters are
-//! `available` on the second describe and instances at once, never
-//! `backing-up` or `resetting-master-credentials`, and deletions are immediate
-//! (`tests::ready_waits_through_the_clones_states_then_tags_it`,
-//! `tests::clean_deletes_instances_first_and_waits_for_the_cluster_to_go`,
-//! `tests::clean_resumes_a_deletion_already_under_way`).
+//! The plain tests run on [`instant`]: moto's speed, with the states AWS shows
+//! in between (a new password pending, Route53 changes PENDING). One test runs
+//! two mornings under slow transitions, eventual consistency and throttling,
+//! with the new master password valid in MariaDB only once RDS would have
+//! applied it. What the harness does not have is covered by unit tests in
+//! `src/commands/rotate/`: DescribeDBClusters never pages
+//! (`aws::tests::every_page_of_clusters_is_read`), CloneGroupId is never set and
+//! the 15-clone limit not enforced (`plan::tests::clone_respects_aurora_limit_of_fifteen`),
+//! and clusters are never `backing-up`
+//! (`tests::ready_waits_through_the_clones_states_then_tags_it`).
 //!
 //! The scrub step disables every login of the server that is not kept, and the
 //! local servers are shared: each test keeps every login that exists when it
@@ -47,6 +48,8 @@ struct World {
     /// password the harness changes when RDS would, and the URL without
     /// credentials (they come from the master secret).
     master: Option<String>,
+    /// `--source-cluster` of every command (`None`: the test passes a source).
+    source: Option<&'static str>,
     _one_at_a_time: MutexGuard<'static, ()>,
 }
 
@@ -182,6 +185,7 @@ fn setup_like(engine: Engine, mut like: Value, own_master: bool) -> Option<World
         personal,
         keep_sql,
         master: master_login,
+        source: Some("prod-db"),
         _one_at_a_time: serial,
     })
 }
@@ -208,13 +212,11 @@ impl Drop for World {
 impl World {
     /// `migrator rotate STEP` with every flag, on `day`.
     fn cmd(&self, step: &str, day: &str, extra: &[&str]) -> Cmd {
-        let mut args = vec![
-            "rotate",
-            step,
-            "--name-prefix",
-            PREFIX,
-            "--source-cluster",
-            "prod-db",
+        let mut args = vec!["rotate", step, "--name-prefix", PREFIX];
+        if let Some(source) = self.source {
+            args.extend(["--source-cluster", source]);
+        }
+        args.extend([
             "--today",
             day,
             "--master-secret",
@@ -225,7 +227,7 @@ impl World {
             &self.zone,
             "--timeout",
             "60",
-        ];
+        ]);
         args.extend_from_slice(extra);
         let mut cmd = Cmd::on(&self.db, &self.migrations, &args)
             .env("MIGRATOR_TLS", "prefer")
@@ -755,4 +757,83 @@ fn scrub_checks_its_connection_settings_before_any_change() {
         w.clusters().get(&day_id(DAY1)).map(String::as_str),
         Some("ready")
     );
+}
+
+/// RDS for PostgreSQL, a plain instance: the newest automated snapshot is
+/// restored (RestoreDBInstanceFromDBSnapshot), the new master password set with
+/// ModifyDBInstance, then scrub, migrate, the name, and yesterday's instance
+/// deleted (DeleteDBInstance) — under instances that take their time.
+#[test]
+fn an_rds_instance_rotates_from_its_newest_automated_snapshot() {
+    let like = json!({
+        "rds": {
+            "existing": ["prod-db", "prod-db-1", "prod-pg"],
+            "instance_creating": 2,
+            "not_found": 1,
+            "reset_appears": 1,
+            "reset_takes": 1,
+            "deleting": 1,
+        },
+        "route53": {"insync_after": 1},
+    });
+    let Some(mut w) = setup_like(Engine::Pg, like, false) else {
+        return;
+    };
+    w.moto.boto(&format!(
+        "rds.create_db_instance(DBInstanceIdentifier='prod-pg', Engine='postgres', \
+         DBInstanceClass='db.t4g.medium', MasterUsername='postgres', \
+         MasterUserPassword='prod-password-1', DBName='{}', AllocatedStorage=20)",
+        w.db.name
+    ));
+    let instances = |w: &World| -> BTreeMap<String, String> {
+        w.moto
+            .boto(
+                "for i in rds.describe_db_instances()['DBInstances']:\n    \
+                 if i.get('DBClusterIdentifier'): continue\n    \
+                 t = {x['Key']: x['Value'] for x in i.get('TagList', [])}\n    \
+                 print(i['DBInstanceIdentifier'], t.get('lifecycle', '-'))",
+            )
+            .lines()
+            .filter_map(|l| l.split_once(' '))
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
+    };
+    let (day1, day2) = (day_id(DAY1), day_id(DAY2));
+    // Found under --source-cluster: it is an instance.
+    w.source = Some("prod-pg");
+    let run = w.run("run", DAY1, &[]);
+    run.code(0)
+        .has("restore of snapshot `rds:prod-pg-")
+        .has("of the RDS instance `prod-pg`");
+    for step in ["ready", "scrub", "migrate", "connect"] {
+        run.has(&format!("{step}: done"));
+    }
+    assert_eq!(
+        instances(&w).get(&day1).map(String::as_str),
+        Some("connected")
+    );
+    let endpoint = w.moto.boto(&format!(
+        "print(rds.describe_db_instances(DBInstanceIdentifier='{day1}')['DBInstances'][0]['Endpoint']['Address'])"
+    ));
+    assert_eq!(w.record(), endpoint, "the name points at the instance");
+    assert_eq!(
+        w.emails(),
+        "user1@example.invalid\nuser2@example.invalid",
+        "masked"
+    );
+    assert!(w.db.table_exists("orders"), "migrated");
+    assert_eq!(w.stored_password().len(), 32);
+    assert_eq!(events(&w.moto, "password_applied")[0]["kind"], "instance");
+
+    // Named as an instance.
+    w.source = None;
+    let run = w.run("run", DAY2, &["--source-instance", "prod-pg"]);
+    run.code(0)
+        .has("connect: done")
+        .has(&format!("deleted `{day1}` (lifecycle=aborted)"));
+    let after = instances(&w);
+    assert!(!after.contains_key(&day1), "{after:?}");
+    assert_eq!(after.get(&day2).map(String::as_str), Some("connected"));
+    assert_eq!(after.get("prod-pg").map(String::as_str), Some("-"));
+    assert!(events(&w.moto, "refused").is_empty(), "{}", w.moto.log());
 }

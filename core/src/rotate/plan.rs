@@ -235,6 +235,9 @@ pub struct Cluster {
     /// PendingModifiedValues.MasterUserPassword: a new master password is on
     /// its way and not yet in effect.
     pub password_pending: bool,
+    /// A plain RDS DB instance (RDS for PostgreSQL/MySQL), not an Aurora
+    /// cluster: no members, no writer, the same tags and endpoint.
+    pub instance: bool,
 }
 
 impl Cluster {
@@ -394,7 +397,7 @@ pub fn plan_clone(
         Today::Ours(c, lifecycle) => Ok(ClonePlan::Exists {
             id: c.id.clone(),
             lifecycle,
-            create_writer: (c.members.is_empty() && lifecycle != Lifecycle::Aborted)
+            create_writer: (!c.instance && c.members.is_empty() && lifecycle != Lifecycle::Aborted)
                 .then(|| writer_id(&c.id)),
         }),
         Today::Missing => {

@@ -193,8 +193,8 @@ impl<A: RotateAws> Rotation<'_, A> {
     /// Makes one changing call, or prints it in a dry run. A call on a cluster
     /// is made only if the cluster, read again now, is still ours.
     pub async fn apply(&mut self, call: Call) -> Result<Made> {
-        if let Some(id) = call.cluster() {
-            self.guard(id).await?;
+        if let Some((id, instance)) = call.guarded() {
+            self.guard(id, instance).await?;
         }
         self.calls.push(call.to_string());
         if self.dry() {
@@ -207,12 +207,15 @@ impl<A: RotateAws> Rotation<'_, A> {
 
     /// The safety rule on fresh tags. In a dry run, a cluster that does not
     /// exist yet (it would be created) passes: there is nothing to protect.
-    async fn guard(&self, id: &str) -> Result<()> {
-        let Some(c) = self.aws.cluster(id).await? else {
+    async fn guard(&self, id: &str, instance: bool) -> Result<()> {
+        let Some(c) = self.fetch(id, instance).await? else {
             if self.dry() {
                 return Ok(());
             }
-            return Err(Error::usage(format!("RDS cluster `{id}` does not exist")));
+            return Err(Error::usage(format!(
+                "RDS {} `{id}` does not exist",
+                if instance { "instance" } else { "cluster" }
+            )));
         };
         let tags = self.aws.tags(&c.arn).await?;
         migrator_core::rotate::plan::may_touch(id, &tags, &self.prefix)
@@ -238,6 +241,7 @@ impl<A: RotateAws> Rotation<'_, A> {
             cluster: c.id.clone(),
             arn: c.arn.clone(),
             tags,
+            instance: c.instance,
         })
         .await
         .map(|_| ())
@@ -323,8 +327,13 @@ impl<A: RotateAws> Rotation<'_, A> {
         Deadline::from_now(self.rotate.timeout, "--timeout")
     }
 
-    /// Polls until the cluster and its writer are `available`.
-    async fn wait_available(&self, id: &str, deadline: Deadline) -> Result<Cluster> {
+    /// Polls until the cluster and its writer (or the plain instance) are
+    /// `available`.
+    async fn wait_available(&self, c: &Cluster, deadline: Deadline) -> Result<Cluster> {
+        let id = c.id.as_str();
+        if c.instance {
+            return self.wait_until_available(id, true, deadline).await;
+        }
         crate::aws::wait::until_available(
             self.aws,
             id,
@@ -335,21 +344,40 @@ impl<A: RotateAws> Rotation<'_, A> {
         .await
     }
 
+    /// A cluster, or a plain instance (`instance`), as RDS tells it now.
+    async fn fetch(&self, id: &str, instance: bool) -> Result<Option<Cluster>> {
+        if instance {
+            self.aws.standalone(id).await
+        } else {
+            self.aws.cluster(id).await
+        }
+    }
+
     /// Polls until the cluster itself is `available` (its writer may be missing
     /// or still starting). A cluster this run has just created may not be
     /// listed for a while (eventual consistency): until the deadline, not
     /// found means not yet.
     async fn wait_cluster(&self, id: &str, deadline: Deadline) -> Result<Cluster> {
+        self.wait_until_available(id, false, deadline).await
+    }
+
+    /// [`Self::wait_cluster`] for a cluster or a plain instance.
+    async fn wait_until_available(
+        &self,
+        id: &str,
+        instance: bool,
+        deadline: Deadline,
+    ) -> Result<Cluster> {
         let mut attempt = 0;
         let mut last = String::new();
         loop {
-            let seen = self.aws.cluster(id).await?;
+            let seen = self.fetch(id, instance).await?;
             let status = seen
                 .as_ref()
                 .map_or("not listed yet", |c| c.status.as_str())
                 .to_string();
             if status != last {
-                tracing::info!(cluster = id, status = %status, "RDS cluster status");
+                tracing::info!(resource = id, status = %status, "RDS status");
                 last = status.clone();
             }
             if let Some(c) = seen
@@ -360,7 +388,10 @@ impl<A: RotateAws> Rotation<'_, A> {
             self.pause(
                 &mut attempt,
                 deadline,
-                &format!("RDS cluster `{id}` ({status})"),
+                &format!(
+                    "RDS {} `{id}` ({status})",
+                    if instance { "instance" } else { "cluster" }
+                ),
             )
             .await?;
         }
@@ -371,17 +402,22 @@ impl<A: RotateAws> Rotation<'_, A> {
     /// asynchronously, `resetting-master-credentials` may show only after a
     /// while, and a login with the new password fails until then: an
     /// authentication error is final, so no login is tried before.
-    async fn wait_password(&self, id: &str, made: &Made, deadline: Deadline) -> Result<Cluster> {
+    async fn wait_password(
+        &self,
+        id: &str,
+        instance: bool,
+        made: &Made,
+        deadline: Deadline,
+    ) -> Result<Cluster> {
         let started = Instant::now();
         let mut seen = made.password_pending;
         let mut attempt = 0;
         let mut last = String::new();
         loop {
             let c = self
-                .aws
-                .cluster(id)
+                .fetch(id, instance)
                 .await?
-                .ok_or_else(|| Error::usage(format!("RDS cluster `{id}` not found")))?;
+                .ok_or_else(|| Error::usage(format!("RDS resource `{id}` not found")))?;
             let status = format!(
                 "{}{}",
                 c.status,
@@ -445,15 +481,16 @@ impl<A: RotateAws> Rotation<'_, A> {
     /// The settings for reaching the clone's database: the clone as
     /// `--rds-cluster`, the master secret as `--db-secret`, under the user's
     /// URL and `--db-*` flags.
-    fn clone_settings(&self, id: &str, master_secret: &str) -> Settings {
+    fn clone_settings(&self, c: &Cluster, master_secret: &str) -> Settings {
         let mut s = self.settings.clone();
-        s.connection.rds_cluster = Some(id.to_string());
+        // A plain instance: the secret names its endpoint.
+        s.connection.rds_cluster = (!c.instance).then(|| c.id.clone());
         s.connection.db_secret = Some(master_secret.to_string());
         s
     }
 
-    async fn connect_db(&self, id: &str, master_secret: &str) -> Result<db::AnyDriver> {
-        let s = self.clone_settings(id, master_secret);
+    async fn connect_db(&self, c: &Cluster, master_secret: &str) -> Result<db::AnyDriver> {
+        let s = self.clone_settings(c, master_secret);
         let (target, info, left) = crate::db::resolve::target(&s, self.interrupt).await?;
         db::connect(
             &target,

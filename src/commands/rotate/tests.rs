@@ -111,6 +111,14 @@ impl RotateAws for Fake {
         Ok(None)
     }
 
+    async fn standalone(&self, _id: &str) -> Result<Option<Cluster>> {
+        Ok(None)
+    }
+
+    async fn latest_instance_snapshot(&self, _id: &str) -> Result<Option<Snapshot>> {
+        Ok(None)
+    }
+
     async fn cname(&self, _zone: &str, _name: &str) -> Result<Option<Record>> {
         Ok(self.record.borrow().clone().map(|value| Record {
             value,

@@ -75,6 +75,21 @@ impl Clean {
 /// without a final snapshot, then waits until RDS no longer knows it.
 async fn delete<A: RotateAws>(r: &mut Rotation<'_, A>, c: &Cluster) -> Result<()> {
     let deadline = r.deadline();
+    if c.instance {
+        if c.status != "deleting" {
+            r.apply(Call::DeleteStandalone { id: c.id.clone() }).await?;
+        }
+        if r.dry() {
+            return Ok(());
+        }
+        let mut attempt = 0;
+        while r.aws.standalone(&c.id).await?.is_some() {
+            r.pause(&mut attempt, deadline, &format!("`{}` to be deleted", c.id))
+                .await?;
+        }
+        tracing::info!(instance = %c.id, "deleted");
+        return Ok(());
+    }
     if c.status != "deleting" {
         for m in &c.members {
             let status = r.aws.instance(&m.id).await?.map(|i| i.status);

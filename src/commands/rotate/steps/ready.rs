@@ -42,7 +42,7 @@ impl Ready {
         let started = Instant::now();
         let deadline = r.deadline();
         let mut wrote = String::new();
-        if c.writer().is_none() {
+        if !c.instance && c.writer().is_none() {
             let c = r.wait_cluster(&c.id, deadline).await?;
             if c.writer().is_none() {
                 writer_for(r, &c).await?;
@@ -52,7 +52,7 @@ impl Ready {
                 );
             }
         }
-        let c = r.wait_available(&c.id, deadline).await?;
+        let c = r.wait_available(&c, deadline).await?;
         let (engine, host, port) = address(r, &c)?;
         let mut attempt = 0;
         let available = Instant::now();

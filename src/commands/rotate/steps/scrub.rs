@@ -55,12 +55,13 @@ impl Scrub {
             .apply(Call::ResetMasterPassword {
                 cluster: c.id.clone(),
                 password,
+                instance: c.instance,
             })
             .await?;
         let deadline = r.deadline();
-        r.wait_password(&c.id, &made, deadline).await?;
-        let c = r.wait_available(&c.id, deadline).await?;
-        let mut db = r.connect_db(&c.id, &secret_id).await?;
+        r.wait_password(&c.id, c.instance, &made, deadline).await?;
+        let c = r.wait_available(&c, deadline).await?;
+        let mut db = r.connect_db(&c, &secret_id).await?;
         let disable = to_disable(r, &mut db, engine, &c).await?;
         for a in &disable {
             let sql = scrub::disable_sql(engine, a);
@@ -113,6 +114,7 @@ async fn dry_run<A: RotateAws>(
     r.apply(Call::ResetMasterPassword {
         cluster: id.clone(),
         password: placeholder,
+        instance: target.instance,
     })
     .await?;
     let mut lines = Vec::new();
@@ -125,7 +127,7 @@ async fn dry_run<A: RotateAws>(
     match (&c, engine) {
         (Some(c), Some(engine)) => {
             scrub::check_files(files, engine)?;
-            match r.connect_db(&c.id, secret_id).await {
+            match r.connect_db(c, secret_id).await {
                 Ok(mut db) => {
                     let disable = to_disable(r, &mut db, engine, c).await?;
                     if disable.is_empty() {
@@ -164,7 +166,8 @@ fn secret_json(c: &Cluster, dbname: Option<&str>, password: &Secret) -> String {
         "username": c.master_username,
         "password": password.expose(),
         "dbname": c.database_name.as_deref().or(dbname),
-        "dbClusterIdentifier": c.id,
+        "dbClusterIdentifier": (!c.instance).then_some(&c.id),
+        "dbInstanceIdentifier": c.instance.then_some(&c.id),
     })
     .to_string()
 }
