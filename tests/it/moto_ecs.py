@@ -44,6 +44,11 @@ timeline instead of moto's state manager, in seconds from RunTask:
   code EssentialContainerExited (or the labels').
 - StopTask stops every container still running at once (exit code 143, as after
   SIGTERM; none for a container that never ran), then deprovisioning as above.
+  While the task is MISSING, StopTask fails as DescribeTasks does (task not found).
+- RunTask without a launch type (the cluster's default capacity provider
+  strategy, or `capacityProviderStrategy`) runs the task as Fargate, where moto
+  would look for container instances; the strategy's first provider shows as the
+  task's `capacityProviderName`, which moto leaves out.
 """
 
 import json
@@ -53,6 +58,7 @@ import time
 import uuid
 
 from moto.ecs import models, responses
+from moto.ecs.exceptions import InvalidParameterException
 from moto.moto_api._internal.managed_state_model import ManagedState
 from moto.server import main
 
@@ -289,6 +295,9 @@ def stop_task(self, cluster_str, task_str, reason):
     for arn, task in self.tasks.get(cluster.name, {}).items():
         line = getattr(task, "_timeline", None)
         if arn.endswith(task_id) and line is not None:
+            if time.monotonic() < line.visible:
+                # Eventual consistency holds for StopTask too.
+                raise InvalidParameterException("The referenced task was not found.")
             if line.stop_task is None:
                 line.stop_task = time.monotonic()
                 task.stopped_reason = reason
@@ -325,10 +334,25 @@ original_run_task = responses.EC2ContainerServiceResponse.run_task
 
 
 def run_task(self):
+    strategy = self._get_param("capacityProviderStrategy") or []
+    if not self._get_param("launchType"):
+        # The cluster's default strategy, or the one given: Fargate here (moto
+        # would look for container instances).
+        get_param = self._get_param
+
+        def fargate(name, *args, **kwargs):
+            if name == "launchType":
+                return "FARGATE"
+            return get_param(name, *args, **kwargs)
+
+        self._get_param = fargate
     result = original_run_task(self)
     for task in result.result["tasks"]:
         # As in DescribeTasks: the status first, then the containers.
         _ = task.status
+        # moto ignores the strategy; ECS names the provider the task runs on.
+        if strategy:
+            task.capacity_provider_name = strategy[0].get("capacityProvider")
     if result.result["tasks"]:
         return result
     launch_type = self._get_param("launchType")
