@@ -757,6 +757,17 @@ fn scrub_checks_its_connection_settings_before_any_change() {
         w.clusters().get(&day_id(DAY1)).map(String::as_str),
         Some("ready")
     );
+    // `rotate run` checks it before `clone` restores anything.
+    let run = w.run(
+        "run",
+        DAY2,
+        &["--tls", "verify-full", "--ca-file", "/nonexistent/ca.pem"],
+    );
+    run.code(2).has("/nonexistent/ca.pem");
+    assert!(
+        !w.clusters().contains_key(&day_id(DAY2)),
+        "no clone was made"
+    );
 }
 
 /// RDS for PostgreSQL, a plain instance: the newest automated snapshot is

@@ -92,8 +92,12 @@ impl CloneFrom {
                 ))
             }
             ClonePlan::Create { id } => {
-                // Preflight: what the writer needs, before the restore.
+                // Preflight: what the writer needs, before the restore; in
+                // `rotate run`, what `scrub` will need too.
                 let class = instance_class(r, &source).await?;
+                if !r.alone {
+                    r.check_connection(&source)?;
+                }
                 let placement = Placement {
                     subnet_group: r
                         .rotate
@@ -232,6 +236,10 @@ async fn clone_instance<A: RotateAws>(
         }
         ClonePlan::Create { id } => id,
     };
+    if !r.alone {
+        // In `rotate run`: what `scrub` will need, before the restore.
+        r.check_connection(source)?;
+    }
     // Preflight: the class and the snapshot, before the restore.
     let class = match &r.rotate.instance_class {
         Some(c) => c.clone(),
