@@ -754,8 +754,9 @@ pub struct EcsRunArgs {
     #[arg(long, env = "MIGRATOR_ECS_CONTAINER", value_name = "NAME")]
     pub container: Option<String>,
 
-    /// Replaces the migration container's command (after its entryPoint), e.g.
-    /// "migrator up --to 20261101000000"; split into words like a shell, nothing expanded.
+    /// Replaces the migration container's command, which ECS runs after its
+    /// entryPoint: "up --to 20261101000000" when the entryPoint is the migrator
+    /// binary; split into words like a shell, nothing expanded.
     #[arg(
         long,
         env = "MIGRATOR_ECS_COMMAND",
@@ -786,7 +787,7 @@ pub struct EcsRunArgs {
     pub launch_type: Option<LaunchChoice>,
 
     /// Capacity providers instead of a launch type, comma-separated
-    /// NAME[:WEIGHT[:BASE]], e.g. FARGATE_SPOT:3,FARGATE:1:1.
+    /// NAME, NAME:WEIGHT or NAME:WEIGHT:BASE, e.g. FARGATE_SPOT:3,FARGATE:1:1.
     #[arg(
         long,
         env = "MIGRATOR_ECS_CAPACITY_PROVIDER_STRATEGY",

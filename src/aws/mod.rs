@@ -5,7 +5,7 @@
 //! from the standard chain (env, profile, ECS task role, IMDS); `AWS_ENDPOINT_URL`
 //! is honoured (that is how tests reach moto). Calls are bounded by timeouts and
 //! retried by the SDK's standard retry policy with more attempts than its
-//! default (see [`retries`]). AWS endpoints are trusted through roots
+//! default (see `retries`). AWS endpoints are trusted through roots
 //! compiled into the binary. Nothing here logs a secret value or a token.
 
 pub mod ecs;
