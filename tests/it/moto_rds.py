@@ -77,9 +77,10 @@ class Reset:
 
     def window(self):
         """When `resetting-master-credentials` shows, and when it is done: never
-        within the response to the change itself, which shows it pending."""
+        within a second of the change (its answer, and a describe right after
+        it, show it pending)."""
         appears = self.at + setting("reset_appears")
-        return appears, max(appears + setting("reset_takes"), self.at + 0.2)
+        return appears, max(appears + setting("reset_takes"), self.at + 1.0)
 
 
 # (kind, id) -> monotonic time of creation / of the delete request; a reset.

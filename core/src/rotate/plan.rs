@@ -617,9 +617,9 @@ pub fn released_in(c: &Cluster, wall_now: i64) -> Option<i64> {
     (at > wall_now).then_some(at - wall_now)
 }
 
-/// Where a new master password is: `seen` once the change showed (pending, or
-/// `resetting-master-credentials`); in effect once it showed and the cluster is
-/// `available` with nothing pending. `settled`: no sign came for so long that
+/// Where a new master password is: `seen` once a describe showed the change
+/// (pending, or `resetting-master-credentials`); in effect once it showed and
+/// the cluster is `available` with nothing pending. `settled`: no sign came for so long that
 /// the change must have been applied between two looks.
 pub fn password_in_effect(c: &Cluster, seen: &mut bool, settled: bool) -> bool {
     if c.password_pending || c.status == "resetting-master-credentials" {

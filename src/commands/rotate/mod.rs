@@ -410,7 +410,17 @@ impl<A: RotateAws> Rotation<'_, A> {
         deadline: Deadline,
     ) -> Result<Cluster> {
         let started = Instant::now();
-        let mut seen = made.password_pending;
+        // Only a describe counts as a sign: one right after the change may
+        // still answer from before it (no pending, `available`), which must
+        // not read as "applied" even though the change's own answer showed it
+        // pending.
+        let mut seen = false;
+        if !made.password_pending {
+            tracing::info!(
+                resource = id,
+                "the answer to the change showed no pending master password"
+            );
+        }
         let mut attempt = 0;
         let mut last = String::new();
         loop {
