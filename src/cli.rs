@@ -665,7 +665,7 @@ pub enum EcsCommand {
     /// Start the migration task, print its status changes and its log lines, and
     /// exit with its migration container's exit code. Needs no database URL and no
     /// migrations folder.
-    Run(EcsRunArgs),
+    Run(Box<EcsRunArgs>),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -674,6 +674,30 @@ pub enum EcsLaunchType {
     Fargate,
     #[value(name = "EC2")]
     Ec2,
+}
+
+/// `--launch-type`: FARGATE or EC2 (any case); blank (a pipeline variable set
+/// to "") means none: the cluster's default capacity provider strategy.
+fn launch_type(text: &str) -> Result<LaunchChoice, String> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Ok(LaunchChoice(None));
+    }
+    EcsLaunchType::from_str(text, true)
+        .map(|l| LaunchChoice(Some(l)))
+        .map_err(|_| format!("`{text}` is not a launch type: FARGATE, EC2, or empty for the cluster's default capacity provider strategy"))
+}
+
+/// `--launch-type`'s value; `None`: blank.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LaunchChoice(pub Option<EcsLaunchType>);
+
+/// `--capacity-provider-strategy`'s items (none for a blank value).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Strategy(pub Vec<migrator_core::ecs::CapacityProvider>);
+
+fn strategy(text: &str) -> Result<Strategy, String> {
+    migrator_core::ecs::parse_capacity_providers(text).map(Strategy)
 }
 
 /// The words of `--command`, split like a shell would; none for a blank value
@@ -713,8 +737,9 @@ pub struct EcsRunArgs {
     #[arg(long, env = "MIGRATOR_ECS_CONTAINER", value_name = "NAME")]
     pub container: Option<String>,
 
-    /// Replaces the migration container's command (after its entryPoint), e.g.
-    /// "migrator up --to 20261101000000"; split into words like a shell, nothing expanded.
+    /// Replaces the migration container's command, which ECS runs after its
+    /// entryPoint: "up --to 20261101000000" when the entryPoint is the migrator
+    /// binary; split into words like a shell, nothing expanded.
     #[arg(
         long,
         env = "MIGRATOR_ECS_COMMAND",
@@ -734,15 +759,29 @@ pub struct EcsRunArgs {
     )]
     pub container_env: Vec<Option<(String, String)>>,
 
-    /// Launch type (default: the cluster's default capacity provider strategy).
+    /// Launch type: FARGATE or EC2; empty or not given: the cluster's default
+    /// capacity provider strategy.
     #[arg(
         long,
         env = "MIGRATOR_ECS_LAUNCH_TYPE",
-        value_enum,
-        ignore_case = true,
+        value_parser = launch_type,
         value_name = "TYPE"
     )]
-    pub launch_type: Option<EcsLaunchType>,
+    pub launch_type: Option<LaunchChoice>,
+
+    /// Capacity providers instead of a launch type, comma-separated
+    /// NAME, NAME:WEIGHT or NAME:WEIGHT:BASE, e.g. FARGATE_SPOT:3,FARGATE:1:1.
+    #[arg(
+        long,
+        env = "MIGRATOR_ECS_CAPACITY_PROVIDER_STRATEGY",
+        value_parser = strategy,
+        value_name = "STRATEGY"
+    )]
+    pub capacity_provider_strategy: Option<Strategy>,
+
+    /// Fargate platform version (1.4.0, LATEST); default: ECS's.
+    #[arg(long, env = "MIGRATOR_ECS_PLATFORM_VERSION", value_name = "VERSION")]
+    pub platform_version: Option<String>,
 
     /// Subnets for awsvpc networking, comma-separated (needed by Fargate).
     #[arg(
@@ -782,7 +821,7 @@ pub struct EcsRunArgs {
 }
 
 impl EcsRunArgs {
-    fn into_spec(self) -> RunSpec {
+    fn into_spec(self: Box<Self>) -> RunSpec {
         let ids = |v: Vec<String>| -> Vec<String> {
             v.into_iter()
                 .map(|s| s.trim().to_string())
@@ -803,10 +842,15 @@ impl EcsRunArgs {
             container: self.container.filter(|c| !c.is_empty()),
             command: self.command.map(|c| c.0).filter(|words| !words.is_empty()),
             environment: self.container_env.into_iter().flatten().collect(),
-            launch_type: self.launch_type.map(|l| match l {
+            launch_type: self.launch_type.and_then(|l| l.0).map(|l| match l {
                 EcsLaunchType::Fargate => migrator_core::ecs::LaunchType::Fargate,
                 EcsLaunchType::Ec2 => migrator_core::ecs::LaunchType::Ec2,
             }),
+            capacity_providers: self
+                .capacity_provider_strategy
+                .map(|s| s.0)
+                .unwrap_or_default(),
+            platform_version: trimmed(self.platform_version),
             network,
             timeout: self.timeout,
             logs: !self.no_logs,
@@ -911,7 +955,7 @@ impl Cli {
             }
             Command::Ecs {
                 command: EcsCommand::Run(args),
-            } => Action::EcsRun(args.into_spec()),
+            } => Action::EcsRun(Box::new(args.into_spec())),
             Command::Rotate { step, args } => Action::Rotate {
                 step,
                 rotate: Box::new(args.into_settings()),
@@ -1390,6 +1434,27 @@ mod tests {
         );
         assert!(fails(&["--container-env", "NOVALUE"]));
         assert!(fails(&["--launch-type", "EXTERNAL"]));
+        assert!(fails(&["--capacity-provider-strategy", "FARGATE_SPOT:x"]));
+        let Action::EcsRun(default) = parse(&[
+            "ecs",
+            "run",
+            "--cluster",
+            "c",
+            "--task-definition",
+            "t",
+            "--launch-type",
+            "",
+            "--capacity-provider-strategy",
+            "FARGATE_SPOT:3,FARGATE:1:1",
+            "--platform-version",
+            "1.4.0",
+        ]) else {
+            panic!("not ecs run")
+        };
+        assert_eq!(default.launch_type, None, "blank: the cluster's default");
+        assert_eq!(default.capacity_providers.len(), 2);
+        assert_eq!(default.capacity_providers[0].name, "FARGATE_SPOT");
+        assert_eq!(default.platform_version.as_deref(), Some("1.4.0"));
         assert!(Cli::try_parse_from(["migrator", "ecs", "run", "--cluster", "c"]).is_err());
     }
 

@@ -87,7 +87,7 @@ pub enum Action {
         /// by UTC timestamp.
         sequential: bool,
     },
-    EcsRun(RunSpec),
+    EcsRun(Box<RunSpec>),
     /// A shell completion script, ready to print.
     Completions(String),
     Rotate {

@@ -18,7 +18,13 @@ pub struct RunSpec {
     pub command: Option<Vec<String>>,
     /// Added to (or replacing) the migration container's environment.
     pub environment: Vec<(String, String)>,
+    /// `None` (and no capacity provider strategy): the cluster's default
+    /// capacity provider strategy.
     pub launch_type: Option<LaunchType>,
+    /// Capacity providers to spread the task over (instead of a launch type).
+    pub capacity_providers: Vec<CapacityProvider>,
+    /// Fargate platform version (`1.4.0`, `LATEST`); `None`: ECS's default.
+    pub platform_version: Option<String>,
     /// `awsvpc` networking; `None` leaves the network to the task definition.
     pub network: Option<Network>,
     /// How long to wait for the task to stop before stopping it.
@@ -38,6 +44,8 @@ impl RunSpec {
             command: None,
             environment: vec![],
             launch_type: None,
+            capacity_providers: vec![],
+            platform_version: None,
             network: None,
             timeout,
             logs: true,
@@ -57,7 +65,95 @@ impl RunSpec {
         {
             return Err("--security-groups and --assign-public-ip need --subnets".to_string());
         }
+        if self.launch_type.is_some() && !self.capacity_providers.is_empty() {
+            return Err(
+                "--launch-type and --capacity-provider-strategy exclude each other (RunTask \
+                 takes one or the other): leave one empty"
+                    .to_string(),
+            );
+        }
+        if self.launch_type == Some(LaunchType::Ec2) && self.platform_version.is_some() {
+            return Err(
+                "--platform-version is for Fargate tasks, not --launch-type EC2".to_string(),
+            );
+        }
         Ok(())
+    }
+}
+
+/// One item of a capacity provider strategy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CapacityProvider {
+    pub name: String,
+    /// Relative share of the tasks; ECS's default is 0 (1 when it is the only one).
+    pub weight: Option<i32>,
+    /// Tasks placed on this provider first; ECS's default is 0.
+    pub base: Option<i32>,
+}
+
+/// `--capacity-provider-strategy`: comma-separated `NAME[:WEIGHT[:BASE]]`, e.g.
+/// `FARGATE_SPOT:3,FARGATE:1:1`; blank: none (the cluster's default strategy).
+pub fn parse_capacity_providers(text: &str) -> Result<Vec<CapacityProvider>, String> {
+    let mut out = Vec::new();
+    for item in text.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+        let mut parts = item.split(':');
+        let name = parts.next().unwrap_or_default().trim();
+        let number = |what: &str, max: i32, part: Option<&str>| -> Result<Option<i32>, String> {
+            match part.map(str::trim) {
+                None => Ok(None),
+                Some(p) => match p.parse::<i32>() {
+                    Ok(n) if (0..=max).contains(&n) => Ok(Some(n)),
+                    _ => Err(format!(
+                        "`{item}`: the {what} must be a whole number from 0 to {max}, not `{p}`"
+                    )),
+                },
+            }
+        };
+        let weight = number("weight", 1000, parts.next())?;
+        let base = number("base", 100_000, parts.next())?;
+        if name.is_empty() || parts.next().is_some() {
+            return Err(format!(
+                "`{item}` is not NAME[:WEIGHT[:BASE]] (e.g. FARGATE_SPOT:3,FARGATE:1:1)"
+            ));
+        }
+        out.push(CapacityProvider {
+            name: name.to_string(),
+            weight,
+            base,
+        });
+    }
+    if out.iter().filter(|p| p.base.is_some_and(|b| b > 0)).count() > 1 {
+        return Err("only one capacity provider may have a base above 0".to_string());
+    }
+    Ok(out)
+}
+
+/// The `aws` command that stops `task_arn` (its region read from the ARN), for
+/// a user to run when we could not.
+pub fn stop_command(cluster: &str, task_arn: &str) -> String {
+    let region = task_arn
+        .strip_prefix("arn:")
+        .and_then(|rest| rest.split(':').nth(2))
+        .filter(|r| !r.is_empty())
+        .map(|r| format!(" --region {r}"))
+        .unwrap_or_default();
+    format!(
+        "aws ecs stop-task{region} --cluster {} --task {}",
+        shell_word(cluster),
+        shell_word(task_arn)
+    )
+}
+
+/// `word`, quoted for a POSIX shell when it needs to be.
+fn shell_word(word: &str) -> String {
+    let plain = !word.is_empty()
+        && word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./:=@+,".contains(c));
+    if plain {
+        word.to_string()
+    } else {
+        format!("'{}'", word.replace('\'', "'\\''"))
     }
 }
 
@@ -194,6 +290,62 @@ pub(crate) mod tests {
             ..spec()
         };
         assert!(groups_only.check().unwrap_err().contains("need --subnets"));
+    }
+
+    #[test]
+    fn launch_type_and_capacity_providers_exclude_each_other() {
+        let both = RunSpec {
+            launch_type: Some(LaunchType::Fargate),
+            capacity_providers: parse_capacity_providers("FARGATE_SPOT").unwrap(),
+            ..spec()
+        };
+        assert!(both.check().unwrap_err().contains("exclude each other"));
+        let ec2_version = RunSpec {
+            launch_type: Some(LaunchType::Ec2),
+            platform_version: Some("1.4.0".into()),
+            ..spec()
+        };
+        assert!(ec2_version.check().unwrap_err().contains("Fargate"));
+    }
+
+    #[test]
+    fn capacity_provider_strategies() {
+        let p = |name: &str, weight, base| CapacityProvider {
+            name: name.into(),
+            weight,
+            base,
+        };
+        assert_eq!(
+            parse_capacity_providers("FARGATE_SPOT:3, FARGATE:1:1"),
+            Ok(vec![
+                p("FARGATE_SPOT", Some(3), None),
+                p("FARGATE", Some(1), Some(1))
+            ])
+        );
+        assert_eq!(
+            parse_capacity_providers("FARGATE_SPOT"),
+            Ok(vec![p("FARGATE_SPOT", None, None)])
+        );
+        assert_eq!(parse_capacity_providers(" "), Ok(vec![]));
+        for bad in ["A:x", ":1", "A:1:2:3", "A:-1", "A:1001", "A:1:1,B:1:2"] {
+            assert!(parse_capacity_providers(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn the_stop_command_names_region_cluster_and_task() {
+        assert_eq!(
+            stop_command(
+                "deploy",
+                "arn:aws:ecs:eu-west-1:123456789012:task/deploy/8d1e5c2a9f0b4c3d"
+            ),
+            "aws ecs stop-task --region eu-west-1 --cluster deploy --task \
+             arn:aws:ecs:eu-west-1:123456789012:task/deploy/8d1e5c2a9f0b4c3d"
+        );
+        assert_eq!(
+            stop_command("my cluster", "8d1e5c2a"),
+            "aws ecs stop-task --cluster 'my cluster' --task 8d1e5c2a"
+        );
     }
 
     #[test]

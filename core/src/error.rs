@@ -35,6 +35,9 @@ pub enum ExitStatus {
     TaskTimeout,
     /// `ecs run`: the migration container's own non-zero exit code, passed through.
     TaskExit(u8),
+    /// `ecs run`: the run ended while its task may still be running, and StopTask
+    /// could not be sent: the task's ARN and the command that stops it are printed.
+    TaskUnwatched,
     /// `rotate` refused: a cluster it would act on lacks the name prefix or our
     /// lifecycle tag, today's clone is not in a state the step can start from, or
     /// the source has no room for another clone. Nothing changed.
@@ -49,7 +52,7 @@ impl ExitStatus {
     /// Every status with a code of its own; `TaskExit` passes a container's
     /// code through and has none. README's exit-code table lists exactly these
     /// (tests/it/docs.rs checks it).
-    pub const FIXED: [ExitStatus; 13] = [
+    pub const FIXED: [ExitStatus; 14] = [
         ExitStatus::Success,
         ExitStatus::MigrationFailed,
         ExitStatus::Usage,
@@ -63,6 +66,7 @@ impl ExitStatus {
         ExitStatus::TaskTimeout,
         ExitStatus::Interrupted,
         ExitStatus::Terminated,
+        ExitStatus::TaskUnwatched,
     ];
 
     /// A stable name for the status, for machines reading the logs
@@ -81,6 +85,7 @@ impl ExitStatus {
             ExitStatus::TaskFailed => "task_failed",
             ExitStatus::TaskTimeout => "task_timeout",
             ExitStatus::TaskExit(_) => "task_exit",
+            ExitStatus::TaskUnwatched => "task_unwatched",
             ExitStatus::Interrupted => "interrupted",
             ExitStatus::Terminated => "terminated",
         }
@@ -100,6 +105,7 @@ impl ExitStatus {
             ExitStatus::TaskFailed => 11,
             ExitStatus::TaskTimeout => 12,
             ExitStatus::TaskExit(code) => code,
+            ExitStatus::TaskUnwatched => 9,
             ExitStatus::Interrupted => 130,
             ExitStatus::Terminated => 143,
         }
@@ -368,6 +374,18 @@ pub enum Error {
         container: String,
         code: u8,
     },
+    /// `ecs run`: we stop following a task that may still be running and could
+    /// not stop it; the message names it and the command that stops it.
+    #[error(
+        "{why}; task {task} may still be running and migrator could not stop it: stop it with \
+         `{command}`",
+        command = crate::ecs::stop_command(.cluster, .task)
+    )]
+    TaskUnwatched {
+        task: String,
+        cluster: String,
+        why: String,
+    },
     /// The clone rotation would not act: the safety rule, the lifecycle order or
     /// the clone limit said no. Nothing changed.
     #[error("refused, nothing changed: {0}")]
@@ -412,6 +430,7 @@ impl Error {
             Error::TaskFailed(_) => ExitStatus::TaskFailed,
             Error::TaskTimeout { .. } => ExitStatus::TaskTimeout,
             Error::TaskExited { code, .. } => ExitStatus::TaskExit(*code),
+            Error::TaskUnwatched { .. } => ExitStatus::TaskUnwatched,
             Error::RotateRefused(_) => ExitStatus::RotateRefused,
         }
     }
@@ -474,6 +493,19 @@ mod tests {
             assert_eq!(exited.exit_status().code(), code, "passed through");
         }
         assert_eq!(Error::RotateRefused("x".into()).exit_status().code(), 7);
+        let unwatched = Error::TaskUnwatched {
+            task: "arn:aws:ecs:eu-west-1:1:task/deploy/abc".into(),
+            cluster: "deploy".into(),
+            why: "StopTask failed".into(),
+        };
+        assert_eq!(unwatched.exit_status().code(), 9);
+        assert!(
+            unwatched.to_string().contains(
+                "`aws ecs stop-task --region eu-west-1 --cluster deploy --task \
+                 arn:aws:ecs:eu-west-1:1:task/deploy/abc`"
+            ),
+            "{unwatched}"
+        );
     }
 
     #[test]

@@ -7,8 +7,8 @@
 //! prints anything; StopTask is only ever called by the caller's decision.
 
 use aws_sdk_ecs::types::{
-    AssignPublicIp, AwsVpcConfiguration, ContainerOverride, Failure, KeyValuePair, LaunchType,
-    NetworkConfiguration, Task, TaskDefinition, TaskOverride,
+    AssignPublicIp, AwsVpcConfiguration, CapacityProviderStrategyItem, ContainerOverride, Failure,
+    KeyValuePair, LaunchType, NetworkConfiguration, Task, TaskDefinition, TaskOverride,
 };
 use aws_types::SdkConfig;
 
@@ -81,6 +81,26 @@ fn overrides(spec: &RunSpec, container: &str) -> Option<TaskOverride> {
     )
 }
 
+/// `--capacity-provider-strategy`; `None` when not given (a launch type, or the
+/// cluster's default strategy).
+fn strategy(spec: &RunSpec) -> Result<Option<Vec<CapacityProviderStrategyItem>>> {
+    if spec.capacity_providers.is_empty() {
+        return Ok(None);
+    }
+    spec.capacity_providers
+        .iter()
+        .map(|p| {
+            CapacityProviderStrategyItem::builder()
+                .capacity_provider(&p.name)
+                .set_weight(p.weight)
+                .set_base(p.base)
+                .build()
+                .map_err(|e| Error::usage(format!("--capacity-provider-strategy: {e}")))
+        })
+        .collect::<Result<Vec<_>>>()
+        .map(Some)
+}
+
 fn network(network: &spec::Network) -> Result<NetworkConfiguration> {
     let vpc = AwsVpcConfiguration::builder()
         .set_subnets(Some(network.subnets.clone()))
@@ -128,6 +148,8 @@ impl Ecs for SdkEcs {
                 spec::LaunchType::Fargate => LaunchType::Fargate,
                 spec::LaunchType::Ec2 => LaunchType::Ec2,
             }))
+            .set_capacity_provider_strategy(strategy(spec)?)
+            .set_platform_version(spec.platform_version.clone())
             .set_network_configuration(network)
             .set_overrides(overrides(spec, request.container))
             .send()
@@ -257,6 +279,21 @@ mod tests {
         assert_eq!(c.command(), ["migrator", "up"]);
         assert_eq!(c.environment()[0].name(), Some("MIGRATOR_ENV"));
         assert_eq!(c.environment()[0].value(), Some("staging-1"));
+    }
+
+    #[test]
+    fn capacity_provider_strategy_items() {
+        assert_eq!(strategy(&spec()).unwrap(), None);
+        let s = RunSpec {
+            capacity_providers: spec::parse_capacity_providers("FARGATE_SPOT:3,FARGATE:1:1")
+                .unwrap(),
+            ..spec()
+        };
+        let items = strategy(&s).unwrap().unwrap();
+        assert_eq!(items[0].capacity_provider(), "FARGATE_SPOT");
+        assert_eq!((items[0].weight(), items[0].base()), (3, 0));
+        assert_eq!(items[1].capacity_provider(), "FARGATE");
+        assert_eq!((items[1].weight(), items[1].base()), (1, 1));
     }
 
     #[test]

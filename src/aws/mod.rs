@@ -4,7 +4,8 @@
 //! One small trait ([`Aws`]) with the SDK behind it. Credentials and region come
 //! from the standard chain (env, profile, ECS task role, IMDS); `AWS_ENDPOINT_URL`
 //! is honoured (that is how tests reach moto). Calls are bounded by timeouts and
-//! retried by the SDK's own retry policy. AWS endpoints are trusted through roots
+//! retried by the SDK's standard retry policy with more attempts than its
+//! default (see `retries`). AWS endpoints are trusted through roots
 //! compiled into the binary. Nothing here logs a secret value or a token.
 
 pub mod ecs;
@@ -14,6 +15,7 @@ pub mod wait;
 use std::time::Duration;
 
 use aws_config::BehaviorVersion;
+use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_smithy_http_client::tls::{self, TlsContext, TrustStore, rustls_provider::CryptoMode};
 use aws_smithy_types::error::display::DisplayErrorContext;
@@ -63,6 +65,7 @@ impl Sdk {
             .build_https();
         let config = aws_config::defaults(BehaviorVersion::latest())
             .http_client(http)
+            .retry_config(retries())
             .timeout_config(
                 TimeoutConfig::builder()
                     .connect_timeout(Duration::from_secs(5))
@@ -77,6 +80,19 @@ impl Sdk {
         }
         Ok(Sdk { config })
     }
+}
+
+/// The SDK's standard retry mode (throttling and transient errors, with
+/// jittered exponential backoff and its retry quota), with 8 attempts instead of
+/// 3: a run that polls ECS for an hour makes thousands of calls, and with 3
+/// attempts one throttled call in five (what a busy account sees) fails one call
+/// in 125. The backoff is 0.5 s doubling to 10 s, so that all 8 attempts fit in
+/// the 45 s operation timeout below.
+fn retries() -> RetryConfig {
+    RetryConfig::standard()
+        .with_max_attempts(8)
+        .with_initial_backoff(Duration::from_millis(500))
+        .with_max_backoff(Duration::from_secs(10))
 }
 
 /// Maps an SDK error (of any AWS service) to one line: the operation, then the

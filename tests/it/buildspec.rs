@@ -178,10 +178,13 @@ fn its_migrator_commands_use_real_flags() {
 }
 
 /// Runs the migration step as CodeBuild would (bash, the variables set), with a
-/// `docker` that hands out this build's binary as the image's migrator.
-fn run_step(moto: &Moto, step: &str, run_migrations: &str) -> (i32, String) {
+/// `docker` that hands out this build's binary as the image's migrator and
+/// writes what it pushes to `pushed` (one image a line): (exit code, output,
+/// pushed images).
+fn run_step(moto: &Moto, step: &str, run_migrations: &str) -> (i32, String, String) {
     let fake = tempfile::tempdir().unwrap();
     let docker = fake.path().join("docker");
+    let pushed = fake.path().join("pushed");
     std::fs::write(
         &docker,
         format!(
@@ -190,9 +193,11 @@ fn run_step(moto: &Moto, step: &str, run_migrations: &str) -> (i32, String) {
                create) echo c0ffee ;;\n\
                cp) cp '{}' \"$3\" ;;\n\
                rm) ;;\n\
+               push) echo \"$2\" >> '{}' ;;\n\
                *) echo \"unexpected: docker $*\" >&2; exit 99 ;;\n\
              esac\n",
-            bin().display()
+            bin().display(),
+            pushed.display()
         ),
     )
     .unwrap();
@@ -214,12 +219,15 @@ fn run_step(moto: &Moto, step: &str, run_migrations: &str) -> (i32, String) {
         .env("PATH", path)
         .env("RUN_MIGRATIONS", run_migrations)
         .env("IMAGE", "registry.test/shop:abc123")
+        .env("IMAGE_REPO_URI", "registry.test/shop")
         .env("IMAGE_MIGRATOR_PATH", "/usr/local/bin/migrator")
         .env("STAGE", "staging-1")
         .env("ECS_CLUSTER", "deploy")
         .env("MIGRATION_TASK_DEFINITION", "shop-migrate")
         .env("MIGRATION_CONTAINER", "")
         .env("LAUNCH_TYPE", "FARGATE")
+        .env("CAPACITY_PROVIDER_STRATEGY", "")
+        .env("PLATFORM_VERSION", "")
         .env("SUBNETS", "")
         .env("SECURITY_GROUPS", "")
         .env("MIGRATION_TIMEOUT", "5m")
@@ -231,7 +239,8 @@ fn run_step(moto: &Moto, step: &str, run_migrations: &str) -> (i32, String) {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_no_secret(&text);
-    (out.status.code().unwrap_or(-1), text)
+    let pushed = std::fs::read_to_string(&pushed).unwrap_or_default();
+    (out.status.code().unwrap_or(-1), text, pushed)
 }
 
 #[test]
@@ -254,19 +263,24 @@ fn its_migration_step_fails_with_the_migration_and_is_switched_by_one_variable()
     moto.stop_tasks_now();
     let step = migration_step(&spec);
 
-    let (code, text) = run_step(&moto, &step, "false");
+    let (code, text, pushed) = run_step(&moto, &step, "false");
     assert_eq!(code, 0, "{text}");
     assert!(text.contains("the migrations were not run"), "{text}");
     assert!(
         moto.task_arns("deploy").is_empty(),
         "no task when switched off"
     );
+    assert_eq!(
+        pushed, "registry.test/shop:staging-1\n",
+        "switched off: STAGE"
+    );
 
-    let (code, text) = run_step(&moto, &step, "true");
+    let (code, text, pushed) = run_step(&moto, &step, "true");
     assert_eq!(
         code, 3,
         "the build fails with the migration's code:\n{text}"
     );
+    assert_eq!(pushed, "", "a failed migration leaves STAGE where it was");
     assert!(
         text.contains("container migrate (migration): exit code 3"),
         "{text}"
@@ -276,5 +290,54 @@ fn its_migration_step_fails_with_the_migration_and_is_switched_by_one_variable()
     assert_eq!(
         task["overrides"]["containerOverrides"][0]["environment"],
         json!([{"name": "MIGRATOR_ENV", "value": "staging-1"}])
+    );
+
+    // The migration passes (a new revision exits 0): only then STAGE is pushed.
+    moto.register(
+        "shop-migrate",
+        json!([{
+            "name": "migrate",
+            "image": "registry.test/shop:staging-1-migrate",
+            "essential": true,
+            "memory": 128,
+        }]),
+    );
+    let (code, text, pushed) = run_step(&moto, &step, "true");
+    assert_eq!(code, 0, "{text}");
+    assert_eq!(pushed, "registry.test/shop:staging-1\n", "{text}");
+}
+
+/// The image tags are pushed in this order: the build's own and the migration
+/// task's before the migration, STAGE only after it succeeded.
+#[test]
+fn stage_is_pushed_only_after_the_migrations_succeeded() {
+    let Some(spec) = buildspec() else { return };
+    let all = commands(&spec);
+    let position = |needle: &str| {
+        all.iter()
+            .position(|(_, c)| c.contains(needle))
+            .unwrap_or_else(|| panic!("no command with {needle}"))
+    };
+    assert!(position("docker push \"$IMAGE\"") < position("migrator ecs run"));
+    assert!(
+        position("docker push \"$IMAGE_REPO_URI:$MIGRATION_IMAGE_TAG\"")
+            < position("migrator ecs run")
+    );
+    let step = migration_step(&spec);
+    let run = step.find("migrator ecs run").unwrap();
+    let stage = step
+        .find("docker push \"$IMAGE_REPO_URI:$STAGE\"")
+        .expect("STAGE is pushed by the migration step");
+    assert!(run < stage, "{step}");
+    assert!(
+        step[..stage].trim_end().ends_with("&&"),
+        "STAGE is pushed only when ecs run succeeded: {step}"
+    );
+    assert_eq!(
+        all.iter()
+            .filter(|(_, c)| c.contains("docker push \"$IMAGE_REPO_URI:$STAGE\""))
+            .count(),
+        1,
+        "STAGE is pushed nowhere else"
     );
 }

@@ -20,6 +20,7 @@
 mod buildspec;
 mod common;
 mod connect;
+mod doc_commands;
 mod dockerfile;
 mod docs;
 mod ecs;
@@ -28,6 +29,7 @@ mod fake_http;
 mod formats;
 mod layers;
 mod moto;
+mod moto_like;
 mod notify;
 mod proxy;
 mod rotate;

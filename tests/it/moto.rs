@@ -1,11 +1,18 @@
 //! The one moto harness: real AWS APIs (Secrets Manager, RDS, Route53, ECS,
-//! CloudWatch Logs, EC2) on 127.0.0.1 for the binary under test.
+//! CloudWatch Logs, EC2) on 127.0.0.1 for the binary under test, made to behave
+//! like AWS where the test asks for it.
 //!
-//! - [`Moto::start`]: a server of the test's own on a free port, for tests that
-//!   change global moto state (rotate).
-//! - [`Moto::start_ecs`]: the same with `tests/it/moto_ecs.py` loaded, which adds
-//!   the ECS task fields moto does not model (see its docstring). moto's
-//!   state-manager transitions are global to a server, so each ECS test has its own.
+//! Every server runs moto with `tests/it/moto_like.py` loaded, which reads the
+//! behaviour from `MOTO_LIKE` (a JSON object; see its docstring): throttling on
+//! a share of the binary's calls (`moto_throttle.py`), ECS task timelines with
+//! MISSING answers and slow transitions (`moto_ecs.py`, which also adds the task
+//! fields moto does not model), and RDS/Route53 behaviour (`moto_rds.py`, when
+//! present). Nothing configured: moto's own instant behaviour.
+//!
+//! - [`Moto::start_like`]: a server of the test's own with that behaviour.
+//! - [`Moto::start`] / [`Moto::start_ecs`]: the same with nothing configured, for
+//!   tests that change global moto state (rotate; moto's state-manager
+//!   transitions, which the plain ECS tests steer, are global to a server).
 //! - [`Moto::shared`]: one server for the whole test process, for tests that
 //!   only create uniquely named things (connect).
 //!
@@ -13,7 +20,7 @@
 //! and is killed when its `Moto` is dropped. [`Moto::env`] / [`Moto::aws_env`]
 //! give the binary the endpoint, region and fake credentials; [`Moto::boto`]
 //! seeds and reads the server with boto3; the ECS and Logs calls below speak
-//! the JSON protocol directly.
+//! the JSON protocol directly; [`Moto::like_stats`] says what the harness did.
 //!
 //! Where python3 cannot import moto's server and boto3, every constructor
 //! returns `None` after `common::unavailable(Component::Moto, ..)`: the test
@@ -39,9 +46,9 @@ pub struct Moto {
     log: tempfile::NamedTempFile,
 }
 
-/// Runs moto's server in Python, with the ECS shim when the third argument is
-/// `ecs`, and exits when its parent (the test process) is gone, so that no
-/// server outlives the tests (the shared one is never dropped).
+/// Runs moto's server in Python with `moto_like.py` (from the folder in the
+/// second argument) loaded, and exits when its parent (the test process) is
+/// gone, so that no server outlives the tests (the shared one is never dropped).
 const LAUNCHER: &str = "\
 import os, sys, threading, time
 parent = os.getppid()
@@ -50,9 +57,8 @@ def watch():
         time.sleep(0.5)
     os._exit(0)
 threading.Thread(target=watch, daemon=True).start()
-if sys.argv[2] == 'ecs':
-    sys.path.insert(0, sys.argv[3])
-    import moto_ecs
+sys.path.insert(0, sys.argv[2])
+import moto_like
 from moto.server import main
 main(['-H', '127.0.0.1', '-p', sys.argv[1]])
 ";
@@ -82,13 +88,21 @@ fn installed() -> Result<(), String> {
 impl Moto {
     /// A plain moto server of this test's own, or `None` (said) without moto.
     pub fn start() -> Option<Moto> {
-        Self::launch(false)
+        Self::launch(&json!({}))
     }
 
-    /// A moto server of this test's own with the ECS shim, or `None` (said)
-    /// without moto.
+    /// A moto server of this test's own for the ECS tests, or `None` (said)
+    /// without moto. The same as [`Self::start`]: the ECS shim is always loaded.
     pub fn start_ecs() -> Option<Moto> {
-        Self::launch(true)
+        Self::launch(&json!({}))
+    }
+
+    /// A moto server of this test's own that behaves as `like` says (the
+    /// `MOTO_LIKE` object of `tests/it/moto_like.py`, e.g.
+    /// `{"throttle": 0.2, "ecs": {"missing": 60}}`), or `None` (said) without moto.
+    pub fn start_like(like: Value) -> Option<Moto> {
+        assert!(like.is_object(), "MOTO_LIKE is a JSON object: {like}");
+        Self::launch(&like)
     }
 
     /// The plain server shared by this test process, or `None` (said) without moto.
@@ -98,17 +112,17 @@ impl Moto {
             unavailable(Component::Moto, &why);
             return None;
         }
-        Some(SHARED.get_or_init(|| Self::launch(false).expect("moto is installed")))
+        Some(SHARED.get_or_init(|| Self::launch(&json!({})).expect("moto is installed")))
     }
 
-    fn launch(ecs: bool) -> Option<Moto> {
+    fn launch(like: &Value) -> Option<Moto> {
         if let Err(why) = installed() {
             unavailable(Component::Moto, &why);
             return None;
         }
         // A free port can be taken between our check and moto's bind: try again.
         for _ in 0..3 {
-            if let Some(moto) = Self::spawn(ecs) {
+            if let Some(moto) = Self::spawn(like) {
                 return Some(moto);
             }
         }
@@ -116,7 +130,7 @@ impl Moto {
     }
 
     /// A server on a free port; `None` when it exited before listening.
-    fn spawn(ecs: bool) -> Option<Moto> {
+    fn spawn(like: &Value) -> Option<Moto> {
         let port = free_port();
         let log = tempfile::NamedTempFile::new().unwrap();
         let mut child = Command::new("python3")
@@ -124,9 +138,9 @@ impl Moto {
                 "-c",
                 LAUNCHER,
                 &port.to_string(),
-                if ecs { "ecs" } else { "plain" },
                 concat!(env!("CARGO_MANIFEST_DIR"), "/tests/it"),
             ])
+            .env("MOTO_LIKE", like.to_string())
             .stdin(Stdio::null())
             .stdout(log.reopen().unwrap())
             .stderr(log.reopen().unwrap())
@@ -184,6 +198,23 @@ impl Moto {
         self.env(Cmd::new(args))
     }
 
+    /// What the harness counted of the binary's calls:
+    /// `{"calls": {"ecs:DescribeTasks": 12, ..}, "throttled": {..}}`.
+    pub fn like_stats(&self) -> Value {
+        let (status, body) = self.get("/moto-like/stats");
+        assert_eq!(status, 200, "/moto-like/stats: {body}");
+        serde_json::from_str(&body).expect("stats are JSON")
+    }
+
+    /// How many of the binary's calls were refused with a throttling error.
+    pub fn throttled(&self) -> u64 {
+        let stats = self.like_stats();
+        stats["throttled"]
+            .as_object()
+            .map(|m| m.values().filter_map(Value::as_u64).sum())
+            .unwrap_or(0)
+    }
+
     /// The server's own log, for failure messages.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.log.path()).unwrap_or_default()
@@ -230,14 +261,29 @@ impl Moto {
 /// ECS, CloudWatch Logs and EC2 by plain JSON/query calls (no boto3 process per
 /// call: the `ecs run` tests poll).
 impl Moto {
-    /// One HTTP request; (status, body).
+    /// One POST request; (status, body).
     fn http(&self, path: &str, headers: &[(&str, &str)], body: &str) -> (u16, String) {
+        self.request("POST", path, headers, body)
+    }
+
+    /// One GET request; (status, body).
+    fn get(&self, path: &str) -> (u16, String) {
+        self.request("GET", path, &[], "")
+    }
+
+    fn request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> (u16, String) {
         let mut stream = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
         stream
             .set_read_timeout(Some(Duration::from_secs(30)))
             .unwrap();
         let mut request = format!(
-            "POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nConnection: close\r\n\
+            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nConnection: close\r\n\
              Content-Length: {}\r\n",
             self.port,
             body.len()

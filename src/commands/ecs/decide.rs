@@ -10,8 +10,11 @@ use migrator_core::backoff::Backoff;
 use std::time::{Duration, SystemTime};
 
 use aws_sdk_ecs::types::{
-    Container, ContainerDefinition, Failure, LogDriver, Task, TaskDefinition, TaskStopCode,
+    Container, ContainerDefinition, Failure, LogDriver, NetworkMode, Task, TaskDefinition,
+    TaskStopCode,
 };
+
+use migrator_core::ecs::RunSpec;
 
 use migrator_core::error::{Error, Result};
 
@@ -22,6 +25,12 @@ pub const STOPPED: &str = "STOPPED";
 pub const FIRST_POLL: Duration = Duration::from_secs(1);
 /// The longest wait between two DescribeTasks calls.
 pub const MAX_POLL: Duration = Duration::from_secs(10);
+/// The longest wait between two DescribeTasks calls while the task runs: the
+/// migration container's exit is seen this soon after it happened.
+pub const RUNNING_POLL: Duration = Duration::from_secs(2);
+/// The first wait after DescribeTasks did not know the task (eventual
+/// consistency right after RunTask): it then doubles up to [`MAX_POLL`].
+pub const FIRST_MISSING_POLL: Duration = Duration::from_secs(2);
 
 /// The container whose exit code is the migration's, and where its logs are.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -159,6 +168,22 @@ fn logs_of(def: &ContainerDefinition, name: &str) -> Logs {
     }
 }
 
+/// What RunTask would refuse, found in the task definition before any task is
+/// started: a task definition in the `awsvpc` network mode (every Fargate one)
+/// needs `--subnets`.
+pub fn preflight(td: &TaskDefinition, spec: &RunSpec) -> Result<(), String> {
+    let awsvpc = td.network_mode() == Some(&NetworkMode::Awsvpc);
+    if awsvpc && spec.network.is_none() {
+        return Err(
+            "it uses the awsvpc network mode, so RunTask needs a network configuration: give \
+             --subnets (MIGRATOR_ECS_SUBNETS), and --security-groups unless the VPC's default \
+             group will do"
+                .to_string(),
+        );
+    }
+    Ok(())
+}
+
 /// The task RunTask started, or why it started none.
 pub fn started<'a>(tasks: &'a [Task], failures: &[Failure]) -> Result<&'a Task, String> {
     if let Some(task) = tasks.first() {
@@ -195,14 +220,38 @@ pub fn may_have_logs(status: &str) -> bool {
 }
 
 /// The wait before the next DescribeTasks: short right after a change (more
-/// follow: PENDING → RUNNING), then doubling up to [`MAX_POLL`]. No cap on how
-/// long we keep polling: `--timeout` is the only limit.
-pub fn next_poll(previous: Duration, changed: bool) -> Duration {
-    if changed {
-        FIRST_POLL
+/// follow: PENDING → RUNNING), then doubling up to [`MAX_POLL`], or up to
+/// [`RUNNING_POLL`] while the task runs (its end is what we wait for). No cap
+/// on how long we keep polling: `--timeout` is the only limit.
+pub fn next_poll(previous: Duration, changed: bool, status: &str) -> Duration {
+    let max = if status == "RUNNING" {
+        RUNNING_POLL
     } else {
-        Backoff::new(FIRST_POLL, MAX_POLL).after(previous)
+        MAX_POLL
+    };
+    if changed {
+        FIRST_POLL.min(max)
+    } else {
+        Backoff::new(FIRST_POLL, max).after(previous)
     }
+}
+
+/// The wait before asking again about a task DescribeTasks did not know:
+/// doubling from [`FIRST_MISSING_POLL`] up to [`MAX_POLL`] while it stays unknown.
+pub fn missing_poll(previous: Option<Duration>) -> Duration {
+    match previous {
+        None => FIRST_MISSING_POLL,
+        Some(p) => Backoff::new(FIRST_MISSING_POLL, MAX_POLL).after(p),
+    }
+}
+
+/// Whether the migration container has stopped with an exit code: the verdict
+/// is known, whatever the task's other containers (a sidecar) and its network
+/// interface still take to stop.
+pub fn migration_exited(task: &Task, target: &Target) -> bool {
+    task.containers()
+        .iter()
+        .any(|c| c.name() == Some(target.container.as_str()) && c.exit_code().is_some())
 }
 
 /// `2026-11-22T01:48:12Z` (UTC, whole seconds).
@@ -269,9 +318,12 @@ fn container_line(c: &Container, migration: &str, essential: &[String]) -> Strin
     } else if essential.iter().any(|e| e == name) {
         line.push_str(" (essential)");
     }
-    match c.exit_code() {
-        Some(code) => line.push_str(&format!(": exit code {code}")),
-        None => line.push_str(": no exit code"),
+    match (c.exit_code(), c.last_status()) {
+        (Some(code), _) => line.push_str(&format!(": exit code {code}")),
+        (None, Some(status)) if status != STOPPED => {
+            line.push_str(&format!(": still {status}"));
+        }
+        (None, _) => line.push_str(": no exit code"),
     }
     if let Some(reason) = c.reason().filter(|r| !r.is_empty()) {
         line.push_str(&format!(" ({reason})"));
@@ -421,7 +473,7 @@ mod tests {
     fn container(name: &str, exit: Option<i32>, reason: Option<&str>) -> Container {
         Container::builder()
             .name(name)
-            .last_status(if exit.is_some() { "STOPPED" } else { "PENDING" })
+            .last_status(STOPPED)
             .set_exit_code(exit)
             .set_reason(reason.map(str::to_string))
             .build()
@@ -564,11 +616,92 @@ mod tests {
         let mut d = FIRST_POLL;
         let mut seen = vec![];
         for _ in 0..6 {
-            d = next_poll(d, false);
+            d = next_poll(d, false, "PENDING");
             seen.push(d.as_secs());
         }
         assert_eq!(seen, [2, 4, 8, 10, 10, 10]);
-        assert_eq!(next_poll(MAX_POLL, true), FIRST_POLL);
+        assert_eq!(next_poll(MAX_POLL, true, "PENDING"), FIRST_POLL);
+        assert_eq!(
+            next_poll(MAX_POLL, false, "RUNNING"),
+            RUNNING_POLL,
+            "a running task is asked about often enough to see its end within seconds"
+        );
+    }
+
+    #[test]
+    fn a_missing_task_is_asked_about_with_a_growing_pause() {
+        let mut seen = vec![];
+        let mut d = None;
+        for _ in 0..5 {
+            let next = missing_poll(d);
+            seen.push(next.as_secs());
+            d = Some(next);
+        }
+        assert_eq!(seen, [2, 4, 8, 10, 10]);
+    }
+
+    #[test]
+    fn the_verdict_comes_when_the_migration_container_exits() {
+        let running = |name: &str| {
+            Container::builder()
+                .name(name)
+                .last_status("RUNNING")
+                .build()
+        };
+        let task = |containers: Vec<Container>| {
+            Task::builder()
+                .task_arn(ARN)
+                .last_status("RUNNING")
+                .desired_status(STOPPED)
+                .set_containers(Some(containers))
+                .build()
+        };
+        let target = target_of("migrate", &["migrate"]);
+        assert!(!migration_exited(
+            &task(vec![running("migrate"), running("envoy")]),
+            &target
+        ));
+        let sidecar = task(vec![container("migrate", Some(3), None), running("envoy")]);
+        assert!(
+            migration_exited(&sidecar, &target),
+            "a sidecar does not delay it"
+        );
+        let v = verdict(&sidecar, &target);
+        assert_eq!(v.outcome, Outcome::Exited(3));
+        assert_eq!(
+            v.containers,
+            [
+                "  container migrate (migration): exit code 3",
+                "  container envoy: still RUNNING"
+            ]
+        );
+        assert!(!migration_exited(
+            &task(vec![container("envoy", Some(0), None), running("migrate")]),
+            &target
+        ));
+    }
+
+    #[test]
+    fn awsvpc_without_subnets_is_caught_before_run_task() {
+        let awsvpc = TaskDefinition::builder()
+            .network_mode(NetworkMode::Awsvpc)
+            .build();
+        let spec = RunSpec::new("deploy", "shop-migrate", Duration::from_secs(60));
+        let err = preflight(&awsvpc, &spec).unwrap_err();
+        assert!(err.contains("awsvpc") && err.contains("--subnets"), "{err}");
+        let with_network = RunSpec {
+            network: Some(migrator_core::ecs::Network {
+                subnets: vec!["subnet-1".into()],
+                security_groups: vec![],
+                assign_public_ip: false,
+            }),
+            ..spec.clone()
+        };
+        assert_eq!(preflight(&awsvpc, &with_network), Ok(()));
+        let bridge = TaskDefinition::builder()
+            .network_mode(NetworkMode::Bridge)
+            .build();
+        assert_eq!(preflight(&bridge, &spec), Ok(()));
     }
 
     #[test]

@@ -1,12 +1,16 @@
 //! `migrator ecs run`: the CI side of a deploy. Starts the migration task on ECS,
-//! follows it until it stops, shows its status changes and its migration
-//! container's log lines on stdout, and exits with that container's exit code,
-//! so that a failed migration fails the build.
+//! follows it until its migration container has exited, shows its status
+//! changes and that container's log lines on stdout, and exits with that
+//! container's exit code, so that a failed migration fails the build. It does
+//! not wait for the rest of the task (a sidecar, the network interface's
+//! deprovisioning) once the verdict is known.
 //!
 //! This module only sequences IO (`client`); every judgement is `decide`'s, and
 //! the request is `spec`'s. It never connects to a database, never reads
 //! migration files, and stops no task but the one it started, and that one only
-//! when `--timeout` is reached or a signal arrives.
+//! when `--timeout` is reached, a signal arrives, or it can no longer follow it.
+//! It never ends while its task may still run without either having stopped it
+//! or naming the task and the command that stops it (exit 9).
 
 pub mod decide;
 
@@ -20,19 +24,23 @@ use crate::aws::ecs::{Ecs, Logs, RunRequest};
 use crate::interrupt::Interrupt;
 use crate::output;
 use migrator_core::ecs::RunSpec;
-use migrator_core::error::{Error, Result, Signal};
+use migrator_core::error::{Error, ExitStatus, Result, Signal};
 
 /// How often the log stream is read while the task runs.
 const LOG_POLL: Duration = Duration::from_secs(2);
-/// After STOPPED, the log stream is read again (every [`LOG_POLL`]) while lines
-/// keep arriving, at most this many times: the `awslogs` driver ships a
-/// container's last lines shortly after it exited.
-const DRAIN_ROUNDS: usize = 5;
+/// Once the migration container has exited, the log stream is read again every
+/// [`DRAIN_PAUSE`] until a read brings nothing new, for at most [`DRAIN_BOUND`]:
+/// the `awslogs` driver ships a container's last lines shortly after it exited.
+const DRAIN_PAUSE: Duration = Duration::from_secs(1);
+const DRAIN_BOUND: Duration = Duration::from_secs(3);
 /// Pages read in one go; the next read continues where this one stopped.
 const MAX_PAGES: usize = 50;
-/// DescribeTasks failing this many times in a row (after the SDK's own retries)
-/// ends the wait: we no longer know what the task does.
-const MAX_DESCRIBE_FAILURES: u32 = 5;
+/// AWS refusing DescribeTasks this many times in a row (after the SDK's own
+/// retries; access denied, no such cluster) ends the wait: the task is stopped,
+/// or named with its stop command. Not reaching AWS, and DescribeTasks not
+/// knowing the task yet (MISSING), do not count: those are waited out until
+/// `--timeout`.
+const MAX_DESCRIBE_REFUSALS: u32 = 5;
 /// After StopTask on timeout, how long to keep following the task (and showing
 /// its last log lines) for it to reach STOPPED. Longer than ECS's largest
 /// container `stopTimeout` (120 s).
@@ -45,6 +53,8 @@ pub async fn run(spec: &RunSpec, interrupt: &Interrupt) -> Result<()> {
     let ecs = crate::aws::ecs::SdkEcs::new(&sdk.config);
     let td = ecs.task_definition(&spec.task_definition).await?;
     let target = decide::target(&td, spec.container.as_deref())
+        .map_err(|e| Error::usage(format!("task definition `{}`: {e}", spec.task_definition)))?;
+    decide::preflight(&td, spec)
         .map_err(|e| Error::usage(format!("task definition `{}`: {e}", spec.task_definition)))?;
     let logs = match (&target.logs, spec.logs) {
         (_, false) => None,
@@ -108,19 +118,29 @@ pub async fn execute<E: Ecs, L: Logs>(
     let watch = Watch {
         ecs,
         spec,
+        target,
         arn: &arn,
         interrupt,
     };
-    let (stopped, timed_out) = watch.follow(task, follower.as_mut()).await?;
+    let (ended, timed_out) = watch.follow(task, follower.as_mut()).await?;
     if let Some(f) = follower.as_mut() {
         f.drain(interrupt).await;
     }
-    let verdict = decide::verdict(&stopped, target);
+    let verdict = decide::verdict(&ended, target);
     for line in &verdict.containers {
         output::stdout(line);
     }
     for warning in &verdict.warnings {
         tracing::warn!("{warning}");
+    }
+    if decide::status(&ended) != STOPPED {
+        output::stdout(&format!(
+            "{} task {} is still {} (its other containers and network interface stop on \
+             their own): not waiting for STOPPED, the migration container has exited",
+            decide::timestamp(SystemTime::now()),
+            decide::task_id(&arn),
+            decide::status(&ended)
+        ));
     }
     if timed_out {
         return Err(Error::TaskTimeout {
@@ -153,13 +173,14 @@ async fn unless_interrupted<T>(interrupt: &Interrupt, fut: impl Future<Output = 
 struct Watch<'a, E> {
     ecs: &'a E,
     spec: &'a RunSpec,
+    target: &'a Target,
     arn: &'a str,
     interrupt: &'a Interrupt,
 }
 
 impl<E: Ecs> Watch<'_, E> {
-    /// Polls the task until it is STOPPED: the stopped task, and whether it was
-    /// stopped because `--timeout` was reached.
+    /// Polls the task until its migration container has exited or the task is
+    /// STOPPED: the last answer, and whether `--timeout` made us stop the task.
     async fn follow<L: Logs>(
         &self,
         first: &Task,
@@ -167,15 +188,16 @@ impl<E: Ecs> Watch<'_, E> {
     ) -> Result<(Task, bool)> {
         let mut status = decide::status(first).to_string();
         output::stdout(&decide::status_line(SystemTime::now(), first));
-        if status == STOPPED {
+        if status == STOPPED || decide::migration_exited(first, self.target) {
             return Ok((first.clone(), false));
         }
         let mut deadline = Instant::now() + self.spec.timeout;
         let mut timed_out = false;
         let mut delay = decide::FIRST_POLL;
+        let mut missing: Option<Duration> = None;
         let mut next_describe = Instant::now() + delay;
         let mut next_logs = Instant::now();
-        let mut failures = 0;
+        let mut refusals = 0;
         loop {
             if let Some(signal) = self.interrupt.signal() {
                 return Err(self.stop_on_signal(signal).await);
@@ -187,8 +209,10 @@ impl<E: Ecs> Watch<'_, E> {
                         task: self.arn.to_string(),
                         timeout: migrator_core::duration::format(self.spec.timeout),
                         stopped: format!(
-                            "StopTask was sent, but the task had not stopped {}s later",
-                            STOP_GRACE.as_secs()
+                            "StopTask was sent, but the task had not stopped {}s later; if it \
+                             still runs: {}",
+                            STOP_GRACE.as_secs(),
+                            migrator_core::ecs::stop_command(&self.spec.cluster, self.arn)
                         ),
                     });
                 }
@@ -209,30 +233,50 @@ impl<E: Ecs> Watch<'_, E> {
                 };
                 match answer {
                     Ok(Some(task)) => {
-                        failures = 0;
+                        refusals = 0;
+                        if missing.take().is_some() {
+                            tracing::info!(task = self.arn, "DescribeTasks knows the task now");
+                        }
                         let changed = decide::status(&task) != status;
                         if changed {
                             status = decide::status(&task).to_string();
                             output::stdout(&decide::status_line(SystemTime::now(), &task));
                         }
-                        if status == STOPPED {
+                        if status == STOPPED || decide::migration_exited(&task, self.target) {
                             return Ok((task, timed_out));
                         }
-                        delay = decide::next_poll(delay, changed);
+                        delay = decide::next_poll(delay, changed, &status);
                     }
                     Ok(None) => {
-                        failures += 1;
-                        tracing::warn!(task = self.arn, "DescribeTasks does not know the task");
-                        if failures >= MAX_DESCRIBE_FAILURES {
-                            return Err(self.lost("DescribeTasks no longer knows it"));
+                        // Right after RunTask, DescribeTasks may not know the task
+                        // for a while (eventual consistency): it runs all the same,
+                        // so we keep asking, less often, until --timeout.
+                        if missing.is_none() {
+                            tracing::warn!(
+                                task = self.arn,
+                                "DescribeTasks does not know the task (yet): still following it"
+                            );
                         }
+                        let pause = decide::missing_poll(missing);
+                        missing = Some(pause);
+                        delay = pause;
+                    }
+                    Err(e) if e.exit_status() == ExitStatus::Unreachable => {
+                        tracing::warn!(error = %e, "DescribeTasks failed; trying again");
+                        delay = decide::missing_poll(Some(delay));
                     }
                     Err(e) => {
-                        failures += 1;
-                        tracing::warn!(error = %e, "DescribeTasks failed; trying again");
-                        if failures >= MAX_DESCRIBE_FAILURES {
-                            return Err(self.lost(&e.to_string()));
+                        refusals += 1;
+                        tracing::warn!(error = %e, "DescribeTasks refused; trying again");
+                        if refusals >= MAX_DESCRIBE_REFUSALS {
+                            return Err(self
+                                .abandon(&format!(
+                                    "DescribeTasks was refused {MAX_DESCRIBE_REFUSALS} times in \
+                                     a row: {e}"
+                                ))
+                                .await);
                         }
+                        delay = decide::missing_poll(Some(delay));
                     }
                 }
                 next_describe = Instant::now() + delay;
@@ -257,14 +301,27 @@ impl<E: Ecs> Watch<'_, E> {
         }
     }
 
-    fn lost(&self, why: &str) -> Error {
-        Error::Unreachable {
-            target: "ECS".to_string(),
-            message: format!(
-                "lost track of task {} after {MAX_DESCRIBE_FAILURES} failed DescribeTasks \
-                 calls; it may still be running: {why}",
-                self.arn
-            ),
+    /// We can no longer follow the task: stop it, or else name it and the
+    /// command that stops it.
+    async fn abandon(&self, why: &str) -> Error {
+        let reason = "migrator ecs run: cannot follow the task".to_string();
+        match self
+            .ecs
+            .stop_task(&self.spec.cluster, self.arn, &reason)
+            .await
+        {
+            Ok(()) => Error::Unreachable {
+                target: "ECS".to_string(),
+                message: format!(
+                    "cannot follow task {}: {why}; stopped it with StopTask",
+                    self.arn
+                ),
+            },
+            Err(e) => Error::TaskUnwatched {
+                task: self.arn.to_string(),
+                cluster: self.spec.cluster.clone(),
+                why: format!("{why}; StopTask failed too: {e}"),
+            },
         }
     }
 
@@ -278,10 +335,10 @@ impl<E: Ecs> Watch<'_, E> {
         self.ecs
             .stop_task(&self.spec.cluster, self.arn, &reason)
             .await
-            .map_err(|e| Error::TaskTimeout {
+            .map_err(|e| Error::TaskUnwatched {
                 task: self.arn.to_string(),
-                timeout,
-                stopped: format!("StopTask failed, the task may still be running: {e}"),
+                cluster: self.spec.cluster.clone(),
+                why: format!("--timeout {timeout} reached, and StopTask failed: {e}"),
             })
     }
 
@@ -296,8 +353,9 @@ impl<E: Ecs> Watch<'_, E> {
         {
             Ok(()) => format!("stopped task {} (StopTask)", self.arn),
             Err(e) => format!(
-                "StopTask failed, task {} may still be running: {e}",
-                self.arn
+                "StopTask failed, task {} may still be running: {e}; stop it with `{}`",
+                self.arn,
+                migrator_core::ecs::stop_command(&self.spec.cluster, self.arn)
             ),
         };
         Error::Interrupted {
@@ -370,21 +428,24 @@ impl<L: Logs> Follower<L> {
         printed
     }
 
-    /// After STOPPED: reads until no more lines arrive.
+    /// Once the migration container has exited: reads until a read brings
+    /// nothing new, for at most [`DRAIN_BOUND`].
     async fn drain(&mut self, interrupt: &Interrupt) {
-        for round in 0..DRAIN_ROUNDS {
-            let Some(printed) = unless_interrupted(interrupt, self.poll()).await else {
-                return;
-            };
-            if round > 0 && printed == 0 {
-                break;
-            }
-            if round + 1 < DRAIN_ROUNDS
-                && unless_interrupted(interrupt, tokio::time::sleep(LOG_POLL))
-                    .await
-                    .is_none()
+        let bound = Instant::now() + DRAIN_BOUND;
+        if unless_interrupted(interrupt, self.poll()).await.is_none() {
+            return;
+        }
+        while Instant::now() + DRAIN_PAUSE <= bound {
+            if unless_interrupted(interrupt, tokio::time::sleep(DRAIN_PAUSE))
+                .await
+                .is_none()
             {
                 return;
+            }
+            match unless_interrupted(interrupt, self.poll()).await {
+                None => return,
+                Some(0) => break,
+                Some(_) => {}
             }
         }
         if !self.found {
