@@ -532,6 +532,10 @@ pub struct RotateArgs {
     /// The cluster to clone (`clone`).
     #[arg(long, env = "MIGRATOR_ROTATE_SOURCE_CLUSTER", value_name = "ID")]
     pub source_cluster: Option<String>,
+    /// A plain RDS instance to clone (`clone`) from its newest automated snapshot
+    /// (RDS for PostgreSQL/MySQL); `--source-cluster` naming an instance does the same.
+    #[arg(long, env = "MIGRATOR_ROTATE_SOURCE_INSTANCE", value_name = "ID")]
+    pub source_instance: Option<String>,
     /// Restore the source's latest automated snapshot instead of a copy-on-write clone.
     #[arg(long, env = "MIGRATOR_ROTATE_FROM_SNAPSHOT")]
     pub from_snapshot: bool,
@@ -606,6 +610,17 @@ pub struct RotateArgs {
     /// The day whose clone the steps act on (YYYY-MM-DD; default: today, UTC). For tests.
     #[arg(long, env = "MIGRATOR_ROTATE_TODAY", value_parser = parse_day, value_name = "DATE")]
     pub today: Option<migrator_core::rotate::plan::Day>,
+    /// `ready` fails (exit 3) when the database stays unreachable this long once
+    /// RDS says it is available: a name that does not resolve, a refused
+    /// connection, no route, no answer (a security group).
+    #[arg(
+        long,
+        env = "MIGRATOR_ROTATE_UNREACHABLE_AFTER",
+        default_value = "5m",
+        value_parser = duration::parse,
+        value_name = "DURATION"
+    )]
+    pub unreachable_after: Duration,
 }
 
 /// Route53 takes a TTL in whole seconds, up to two days.
@@ -638,6 +653,7 @@ impl RotateArgs {
         RotateSettings {
             prefix: self.name_prefix,
             source: some(self.source_cluster),
+            source_instance: some(self.source_instance),
             from_snapshot: self.from_snapshot,
             placement: Placement {
                 subnet_group: some(self.subnet_group),
@@ -656,6 +672,7 @@ impl RotateArgs {
             dry_run: self.dry_run,
             today: self.today,
             poll: Duration::from_secs(1),
+            unreachable_after: self.unreachable_after,
         }
     }
 }

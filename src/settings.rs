@@ -219,6 +219,8 @@ impl Which {
 pub struct RotateSettings {
     pub prefix: String,
     pub source: Option<String>,
+    /// `--source-instance`: the source is a plain RDS instance.
+    pub source_instance: Option<String>,
     pub from_snapshot: bool,
     pub placement: Placement,
     pub instance_class: Option<String>,
@@ -237,6 +239,9 @@ pub struct RotateSettings {
     pub today: Option<Day>,
     /// First pause between polls (doubling up to 15 s).
     pub poll: Duration,
+    /// `ready`: how long the database may stay unreachable (DNS, refused, no
+    /// route, no answer) once RDS says it is available.
+    pub unreachable_after: Duration,
 }
 
 /// A Slack incoming-webhook URL. A secret: `Debug` never shows it.

@@ -83,6 +83,26 @@ impl Parts {
 }
 
 /// An engine name as RDS, Secrets Manager or a URL scheme spells it.
+/// Whether `name` is an Amazon RDS endpoint (`….rds.amazonaws.com`, China's
+/// `….rds.amazonaws.com.cn`): the names RDS certificates hold and IAM tokens
+/// are checked against.
+pub fn is_rds_endpoint(name: &str) -> bool {
+    let n = name.trim_end_matches('.').to_ascii_lowercase();
+    n.ends_with(".rds.amazonaws.com") || n.ends_with(".rds.amazonaws.com.cn")
+}
+
+/// The RDS endpoint behind `host` when the resolver's canonical name for it
+/// (the end of its CNAME chain) is one and `host` is not: a stable name such
+/// as the rotation's, through which TLS must be verified against, and IAM
+/// tokens signed for, the endpoint.
+pub fn rds_alias_target(host: &str, canonical: &str) -> Option<String> {
+    let same = host
+        .trim_end_matches('.')
+        .eq_ignore_ascii_case(canonical.trim_end_matches('.'));
+    (!same && is_rds_endpoint(canonical) && !is_rds_endpoint(host))
+        .then(|| canonical.trim_end_matches('.').to_string())
+}
+
 pub fn engine_of(name: &str) -> Option<Engine> {
     match name.to_ascii_lowercase().as_str() {
         "postgres" | "postgresql" | "aurora-postgresql" => Some(Engine::Postgres),
@@ -327,6 +347,27 @@ pub fn complete(parts: Parts, password_needed: bool, sources: &str) -> Result<Re
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_cname_to_an_rds_endpoint_is_followed() {
+        let endpoint = "app-dev-20261122.cluster-abc.eu-west-1.rds.amazonaws.com";
+        assert_eq!(
+            super::rds_alias_target("db.dev.internal", &format!("{endpoint}.")),
+            Some(endpoint.to_string())
+        );
+        assert_eq!(super::rds_alias_target(endpoint, endpoint), None);
+        assert_eq!(
+            super::rds_alias_target("db.dev.internal", "db.dev.internal"),
+            None
+        );
+        assert_eq!(
+            super::rds_alias_target("db.dev.internal", "lb.example.com"),
+            None
+        );
+        assert!(super::is_rds_endpoint(
+            "x.cluster-y.cn-north-1.rds.amazonaws.com.cn"
+        ));
+    }
+
     use super::*;
 
     #[test]

@@ -75,6 +75,16 @@ pub enum Call {
         placement: Placement,
         tags: Vec<(String, String)>,
     },
+    /// RDS RestoreDBInstanceFromDBSnapshot: a plain RDS instance's clone.
+    RestoreInstanceFromSnapshot {
+        id: String,
+        snapshot: String,
+        class: String,
+        subnet_group: Option<String>,
+        security_groups: Vec<String>,
+        parameter_group: Option<String>,
+        tags: Vec<(String, String)>,
+    },
     /// RDS CreateDBInstance, the clone's writer.
     CreateWriter {
         id: String,
@@ -82,14 +92,20 @@ pub enum Call {
         engine: String,
         class: String,
     },
-    /// RDS AddTagsToResource on a cluster.
+    /// RDS AddTagsToResource on a cluster (or a plain instance: `instance`).
     AddTags {
         cluster: String,
         arn: String,
         tags: Vec<(String, String)>,
+        instance: bool,
     },
-    /// RDS ModifyDBCluster: a new master password, applied immediately.
-    ResetMasterPassword { cluster: String, password: Secret },
+    /// RDS ModifyDBCluster (ModifyDBInstance for a plain instance): a new
+    /// master password, applied immediately.
+    ResetMasterPassword {
+        cluster: String,
+        password: Secret,
+        instance: bool,
+    },
     /// Secrets Manager CreateSecret (`create`) or PutSecretValue.
     StoreSecret {
         secret_id: String,
@@ -107,20 +123,35 @@ pub enum Call {
     DeleteInstance { id: String, cluster: String },
     /// RDS DeleteDBCluster, without a final snapshot.
     DeleteCluster { id: String },
+    /// RDS DeleteDBInstance of a plain instance (a clone), without a final
+    /// snapshot and with its automated backups.
+    DeleteStandalone { id: String },
 }
 
 impl Call {
     /// The existing cluster this call changes: the one the safety rule is
     /// checked on, on fresh tags, right before the call.
     pub fn cluster(&self) -> Option<&str> {
+        self.guarded().map(|(id, _)| id)
+    }
+
+    /// The existing cluster, or plain instance (`true`), this call changes.
+    pub fn guarded(&self) -> Option<(&str, bool)> {
         match self {
-            Call::CreateWriter { cluster, .. }
-            | Call::AddTags { cluster, .. }
-            | Call::ResetMasterPassword { cluster, .. }
-            | Call::DeleteInstance { cluster, .. } => Some(cluster),
-            Call::DeleteCluster { id } => Some(id),
+            Call::CreateWriter { cluster, .. } | Call::DeleteInstance { cluster, .. } => {
+                Some((cluster, false))
+            }
+            Call::AddTags {
+                cluster, instance, ..
+            }
+            | Call::ResetMasterPassword {
+                cluster, instance, ..
+            } => Some((cluster, *instance)),
+            Call::DeleteCluster { id } => Some((id, false)),
+            Call::DeleteStandalone { id } => Some((id, true)),
             Call::RestoreToPointInTime { .. }
             | Call::RestoreFromSnapshot { .. }
+            | Call::RestoreInstanceFromSnapshot { .. }
             | Call::StoreSecret { .. }
             | Call::UpsertCname { .. } => None,
         }
@@ -185,6 +216,33 @@ impl fmt::Display for Call {
                 placement_text(placement),
                 tags_text(tags)
             ),
+            Call::RestoreInstanceFromSnapshot {
+                id,
+                snapshot,
+                class,
+                subnet_group,
+                security_groups,
+                parameter_group,
+                tags,
+            } => write!(
+                f,
+                "rds RestoreDBInstanceFromDBSnapshot DBInstanceIdentifier={id} \
+                 DBSnapshotIdentifier={snapshot} DBInstanceClass={class}{}{}{} Tags={}",
+                subnet_group
+                    .as_deref()
+                    .map(|g| format!(" DBSubnetGroupName={g}"))
+                    .unwrap_or_default(),
+                if security_groups.is_empty() {
+                    String::new()
+                } else {
+                    format!(" VpcSecurityGroupIds={}", security_groups.join(","))
+                },
+                parameter_group
+                    .as_deref()
+                    .map(|g| format!(" DBParameterGroupName={g}"))
+                    .unwrap_or_default(),
+                tags_text(tags)
+            ),
             Call::CreateWriter {
                 id,
                 cluster,
@@ -200,9 +258,20 @@ impl fmt::Display for Call {
                 "rds AddTagsToResource ResourceName={cluster} Tags={}",
                 tags_text(tags)
             ),
-            Call::ResetMasterPassword { cluster, password } => write!(
+            Call::ResetMasterPassword {
+                cluster,
+                password,
+                instance: false,
+            } => write!(
                 f,
                 "rds ModifyDBCluster DBClusterIdentifier={cluster} MasterUserPassword={password} \
+                 ApplyImmediately=true"
+            ),
+            Call::ResetMasterPassword {
+                cluster, password, ..
+            } => write!(
+                f,
+                "rds ModifyDBInstance DBInstanceIdentifier={cluster} MasterUserPassword={password} \
                  ApplyImmediately=true"
             ),
             Call::StoreSecret {
@@ -236,6 +305,11 @@ impl fmt::Display for Call {
                 f,
                 "rds DeleteDBCluster DBClusterIdentifier={id} SkipFinalSnapshot=true"
             ),
+            Call::DeleteStandalone { id } => write!(
+                f,
+                "rds DeleteDBInstance DBInstanceIdentifier={id} SkipFinalSnapshot=true \
+                 DeleteAutomatedBackups=true"
+            ),
         }
     }
 }
@@ -257,21 +331,46 @@ pub struct Snapshot {
     pub status: String,
 }
 
+/// What a changing call answered that a step waits on.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Made {
+    /// Route53's change (`/change/…`), to follow with GetChange until INSYNC.
+    pub change_id: Option<String>,
+    /// ModifyDBCluster/ModifyDBInstance showed the new master password pending.
+    pub password_pending: bool,
+}
+
+/// A CNAME record: its value and TTL (seconds).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    pub value: String,
+    pub ttl: Option<i64>,
+}
+
 /// What the rotation asks of AWS.
 #[allow(async_fn_in_trait)]
 pub trait RotateAws: Clusters {
-    /// Every cluster of the account and region (DescribeDBClusters, all pages).
+    /// Every cluster of the account and region (DescribeDBClusters, all pages),
+    /// and every plain instance (DescribeDBInstances, those in no cluster), in
+    /// the one model.
     async fn clusters(&self) -> Result<Vec<Cluster>>;
     /// The tags of a cluster, read afresh (ListTagsForResource).
     async fn tags(&self, arn: &str) -> Result<Vec<(String, String)>>;
     /// The newest available automated snapshot of `cluster` (all pages).
     async fn latest_snapshot(&self, cluster: &str) -> Result<Option<Snapshot>>;
-    /// The value of the CNAME `name` in `zone`, if there is one (all pages).
-    async fn cname(&self, zone: &str, name: &str) -> Result<Option<String>>;
+    /// A plain RDS instance (one in no cluster), in the cluster model;
+    /// `None` when RDS does not know it or it belongs to a cluster.
+    async fn standalone(&self, id: &str) -> Result<Option<Cluster>>;
+    /// The newest available automated snapshot of the plain instance `id`.
+    async fn latest_instance_snapshot(&self, id: &str) -> Result<Option<Snapshot>>;
+    /// The CNAME `name` in `zone`, if there is one (all pages).
+    async fn cname(&self, zone: &str, name: &str) -> Result<Option<Record>>;
+    /// Whether a Route53 change is INSYNC (GetChange).
+    async fn change_insync(&self, id: &str) -> Result<bool>;
     /// Whether the secret exists (DescribeSecret).
     async fn secret_exists(&self, id: &str) -> Result<bool>;
     /// Makes one changing call.
-    async fn call(&self, call: &Call) -> Result<()>;
+    async fn call(&self, call: &Call) -> Result<Made>;
 }
 
 /// Follows a list operation's markers to the end. `fetch` gets the marker of
@@ -352,7 +451,55 @@ pub fn cluster_from(c: &DbCluster) -> Cluster {
             .filter_map(|g| g.vpc_security_group_id().map(str::to_string))
             .collect(),
         parameter_group: c.db_cluster_parameter_group().map(str::to_string),
+        password_pending: c
+            .pending_modified_values()
+            .is_some_and(|p| p.master_user_password().is_some()),
+        instance: false,
     }
+}
+
+/// A plain instance from DescribeDBInstances' answer; `None` for a member of
+/// a cluster.
+pub fn instance_from(i: &aws_sdk_rds::types::DbInstance) -> Option<Cluster> {
+    if i.db_cluster_identifier().is_some() {
+        return None;
+    }
+    Some(Cluster {
+        id: i.db_instance_identifier()?.to_string(),
+        arn: i.db_instance_arn().unwrap_or_default().to_string(),
+        status: i.db_instance_status().unwrap_or("unknown").to_string(),
+        tags: pairs(i.tag_list()),
+        created: i.instance_create_time().map(|t| t.secs()),
+        endpoint: i.endpoint().and_then(|e| e.address()).map(str::to_string),
+        port: i
+            .endpoint()
+            .and_then(|e| e.port())
+            .and_then(|p| u16::try_from(p).ok()),
+        engine: i.engine().map(str::to_string),
+        engine_version: i.engine_version().map(str::to_string),
+        database_name: i.db_name().map(str::to_string),
+        master_username: i.master_username().map(str::to_string),
+        members: Vec::new(),
+        clone_group_id: None,
+        subnet_group: i
+            .db_subnet_group()
+            .and_then(|g| g.db_subnet_group_name())
+            .map(str::to_string),
+        security_groups: i
+            .vpc_security_groups()
+            .iter()
+            .filter_map(|g| g.vpc_security_group_id().map(str::to_string))
+            .collect(),
+        parameter_group: i
+            .db_parameter_groups()
+            .first()
+            .and_then(|g| g.db_parameter_group_name())
+            .map(str::to_string),
+        password_pending: i
+            .pending_modified_values()
+            .is_some_and(|p| p.master_user_password().is_some()),
+        instance: true,
+    })
 }
 
 /// An automated snapshot from DescribeDBClusterSnapshots' answer.
@@ -382,13 +529,18 @@ pub type RecordMarker = (String, Option<String>, Option<String>);
 pub fn records_page(
     out: &aws_sdk_route53::operation::list_resource_record_sets::ListResourceRecordSetsOutput,
     name: &str,
-) -> (Vec<String>, Option<RecordMarker>) {
+) -> (Vec<Record>, Option<RecordMarker>) {
     let same = |n: &str| migrator_core::rotate::plan::same_host(n, name);
     let values = out
         .resource_record_sets()
         .iter()
         .filter(|r| same(r.name()) && *r.r#type() == RrType::Cname)
-        .flat_map(|r| r.resource_records().iter().map(|v| v.value().to_string()))
+        .flat_map(|r| {
+            r.resource_records().iter().map(|v| Record {
+                value: v.value().to_string(),
+                ttl: r.ttl(),
+            })
+        })
         .collect();
     let next = match (out.is_truncated(), out.next_record_name()) {
         (true, Some(n)) if same(n) => Some((
@@ -489,7 +641,71 @@ impl RotateAws for Sdk {
             .try_collect()
             .await
             .map_err(|e| sdk_error("listing RDS clusters", e))?;
-        Ok(clusters.iter().map(cluster_from).collect())
+        let instances: Vec<_> = self
+            .rds()
+            .describe_db_instances()
+            .into_paginator()
+            .page_size(100)
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .map_err(|e| sdk_error("listing RDS instances", e))?;
+        Ok(clusters
+            .iter()
+            .map(cluster_from)
+            .chain(instances.iter().filter_map(instance_from))
+            .collect())
+    }
+
+    async fn standalone(&self, id: &str) -> Result<Option<Cluster>> {
+        let result = self
+            .rds()
+            .describe_db_instances()
+            .db_instance_identifier(id)
+            .send()
+            .await;
+        match result {
+            Ok(out) => Ok(out
+                .db_instances()
+                .iter()
+                .filter_map(instance_from)
+                .find(|c| c.id == id)),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_db_instance_not_found_fault()) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(sdk_error(&format!("describing RDS instance `{id}`"), e)),
+        }
+    }
+
+    async fn latest_instance_snapshot(&self, id: &str) -> Result<Option<Snapshot>> {
+        let all: Vec<_> = self
+            .rds()
+            .describe_db_snapshots()
+            .db_instance_identifier(id)
+            .snapshot_type("automated")
+            .into_paginator()
+            .page_size(100)
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .map_err(|e| sdk_error(&format!("listing the automated snapshots of `{id}`"), e))?;
+        Ok(newest(
+            all.iter()
+                .filter_map(|s| {
+                    Some(Snapshot {
+                        id: s.db_snapshot_identifier()?.to_string(),
+                        arn: s.db_snapshot_arn().map(str::to_string),
+                        created: s.snapshot_create_time().map(|t| t.secs()),
+                        status: s.status().unwrap_or("unknown").to_string(),
+                    })
+                })
+                .collect(),
+        ))
     }
 
     async fn tags(&self, arn: &str) -> Result<Vec<(String, String)>> {
@@ -524,7 +740,7 @@ impl RotateAws for Sdk {
         Ok(newest(all.iter().filter_map(snapshot_from).collect()))
     }
 
-    async fn cname(&self, zone: &str, name: &str) -> Result<Option<String>> {
+    async fn cname(&self, zone: &str, name: &str) -> Result<Option<Record>> {
         let client = aws_sdk_route53::Client::new(&self.config);
         let values = all_pages("ListResourceRecordSets", |marker: Option<RecordMarker>| {
             let (start, kind, ident) =
@@ -547,6 +763,18 @@ impl RotateAws for Sdk {
         Ok(values.into_iter().next())
     }
 
+    async fn change_insync(&self, id: &str) -> Result<bool> {
+        let out = aws_sdk_route53::Client::new(&self.config)
+            .get_change()
+            .id(id)
+            .send()
+            .await
+            .map_err(|e| sdk_error(&format!("reading Route53 change `{id}`"), e))?;
+        Ok(out
+            .change_info()
+            .is_some_and(|c| *c.status() == aws_sdk_route53::types::ChangeStatus::Insync))
+    }
+
     async fn secret_exists(&self, id: &str) -> Result<bool> {
         let client = aws_sdk_secretsmanager::Client::new(&self.config);
         match client.describe_secret().secret_id(id).send().await {
@@ -561,8 +789,9 @@ impl RotateAws for Sdk {
         }
     }
 
-    async fn call(&self, call: &Call) -> Result<()> {
+    async fn call(&self, call: &Call) -> Result<Made> {
         let what = call.to_string();
+        let mut made = Made::default();
         let failed = |e: BuildError| Error::usage(format!("{what}: {}", DisplayErrorContext(&e)));
         match call {
             Call::RestoreToPointInTime {
@@ -597,6 +826,30 @@ impl RotateAws for Sdk {
                     .set_engine_version(engine_version.clone());
                 send!(placed!(request, placement, tags), &what);
             }
+            Call::RestoreInstanceFromSnapshot {
+                id,
+                snapshot,
+                class,
+                subnet_group,
+                security_groups,
+                parameter_group,
+                tags,
+            } => {
+                send!(
+                    self.rds()
+                        .restore_db_instance_from_db_snapshot()
+                        .db_instance_identifier(id)
+                        .db_snapshot_identifier(snapshot)
+                        .db_instance_class(class)
+                        .set_db_subnet_group_name(subnet_group.clone())
+                        .set_vpc_security_group_ids(
+                            (!security_groups.is_empty()).then(|| security_groups.clone())
+                        )
+                        .set_db_parameter_group_name(parameter_group.clone())
+                        .set_tags(Some(sdk_tags(tags))),
+                    &what
+                );
+            }
             Call::CreateWriter {
                 id,
                 cluster,
@@ -622,8 +875,28 @@ impl RotateAws for Sdk {
                     &what
                 );
             }
-            Call::ResetMasterPassword { cluster, password } => {
-                send!(
+            Call::ResetMasterPassword {
+                cluster,
+                password,
+                instance: true,
+            } => {
+                let out = send!(
+                    self.rds()
+                        .modify_db_instance()
+                        .db_instance_identifier(cluster)
+                        .master_user_password(password.expose())
+                        .apply_immediately(true),
+                    &what
+                );
+                made.password_pending = out
+                    .db_instance()
+                    .and_then(|c| c.pending_modified_values())
+                    .is_some_and(|p| p.master_user_password().is_some());
+            }
+            Call::ResetMasterPassword {
+                cluster, password, ..
+            } => {
+                let out = send!(
                     self.rds()
                         .modify_db_cluster()
                         .db_cluster_identifier(cluster)
@@ -631,6 +904,10 @@ impl RotateAws for Sdk {
                         .apply_immediately(true),
                     &what
                 );
+                made.password_pending = out
+                    .db_cluster()
+                    .and_then(|c| c.pending_modified_values())
+                    .is_some_and(|p| p.master_user_password().is_some());
             }
             Call::StoreSecret {
                 secret_id,
@@ -686,13 +963,14 @@ impl RotateAws for Sdk {
                     )
                     .build()
                     .map_err(failed)?;
-                send!(
+                let out = send!(
                     aws_sdk_route53::Client::new(&self.config)
                         .change_resource_record_sets()
                         .hosted_zone_id(zone)
                         .change_batch(batch),
                     &what
                 );
+                made.change_id = out.change_info().map(|c| c.id().to_string());
             }
             Call::DeleteInstance { id, .. } => {
                 send!(
@@ -709,8 +987,18 @@ impl RotateAws for Sdk {
                     &what
                 );
             }
+            Call::DeleteStandalone { id } => {
+                send!(
+                    self.rds()
+                        .delete_db_instance()
+                        .db_instance_identifier(id)
+                        .skip_final_snapshot(true)
+                        .delete_automated_backups(true),
+                    &what
+                );
+            }
         }
-        Ok(())
+        Ok(made)
     }
 }
 
@@ -885,7 +1173,13 @@ mod tests {
             .build()
             .unwrap();
         let (values, next) = records_page(&out, "db.dev.internal");
-        assert_eq!(values, ["old.rds.amazonaws.com"]);
+        assert_eq!(
+            values,
+            [Record {
+                value: "old.rds.amazonaws.com".into(),
+                ttl: Some(60)
+            }]
+        );
         assert_eq!(
             next,
             Some((
@@ -911,6 +1205,7 @@ mod tests {
             Call::ResetMasterPassword {
                 cluster: "app-dev-20261122".into(),
                 password: pw.clone(),
+                instance: false,
             },
             Call::StoreSecret {
                 secret_id: "app/dev/master".into(),

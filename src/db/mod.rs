@@ -186,6 +186,13 @@ fn explained(message: String) -> String {
         "bytes at EOF",
         "connection closed",
     ];
+    if message.contains("NotValidForName") || message.contains("not valid for name") {
+        return format!(
+            "{message}; the server's certificate does not name the host connected to: through \
+             an alias of the database that is not a CNAME to its RDS endpoint (a CNAME is \
+             followed), connect to the name the certificate holds, or use --tls verify-ca"
+        );
+    }
     if CLOSED.iter().any(|c| message.contains(c)) {
         format!(
             "the server closed the connection during the handshake ({message}); check that \

@@ -51,7 +51,7 @@ async fn resolve(
     };
     let plain = !c.uses_aws();
     if plain && flags == Parts::default() {
-        let parts = url_parts.ok_or_else(|| {
+        let mut parts = url_parts.ok_or_else(|| {
             Error::usage("no database: pass --database-url or set DATABASE_URL (or --db-secret / --rds-cluster)")
         })?;
         let tls = tls(
@@ -59,6 +59,11 @@ async fn resolve(
             c.ca_file.clone().or(parts.ca_file.clone()),
             false,
         );
+        if tls.mode == TlsMode::VerifyFull
+            && let Some(host) = parts.host.as_mut()
+        {
+            follow_rds_alias(host).await;
+        }
         let (t, info) = db::target::target(parts, &tls)?;
         return Ok((t, info, settings.wait));
     }
@@ -120,6 +125,9 @@ async fn resolve(
         ));
     }
     let mut resolved = migrator_core::conn::complete(merged, !c.iam_auth, &sources.join(", "))?;
+    if c.iam_auth || tls.mode == TlsMode::VerifyFull {
+        follow_rds_alias(&mut resolved.host).await;
+    }
     if c.iam_auth {
         let aws = aws.as_ref().expect("aws loaded for --iam-auth");
         resolved.password = Some(
@@ -131,6 +139,98 @@ async fn resolve(
     let (t, info) = db::target::target(resolved.into(), &tls)?;
     let left = settings.wait.map(|w| w.saturating_sub(started.elapsed()));
     Ok((t, info, left))
+}
+
+/// Checks, before anything is changed, that the settings layered over `base`
+/// (what AWS says of a database whose password is not made yet: a clone
+/// before `scrub`) make a connection: engine, host, user, database name, the
+/// TLS mode and its CA. Connects to nothing and needs no password. The
+/// merged parts, for what the caller stores.
+pub fn preflight(settings: &Settings, base: Parts, sources: &str) -> Result<Parts> {
+    let c = &settings.connection;
+    let url_parts = match settings.database_url.as_deref() {
+        Some(url) => {
+            migrator_core::redact::register_url_password(url);
+            migrator_core::conn::parse_url(url)
+                .map_err(|e| Error::usage(format!("--database-url: {e}")))?
+        }
+        None => Parts::default(),
+    };
+    let flags = Parts {
+        host: c.host.clone(),
+        port: c.port,
+        dbname: c.name.clone(),
+        user: c.user.clone(),
+        ..Parts::default()
+    };
+    let merged = flags.over(url_parts).over(base);
+    let tls = tls(
+        c.tls.or(merged.tls),
+        c.ca_file.clone().or(merged.ca_file.clone()),
+        true,
+    );
+    if c.iam_auth && tls.mode == TlsMode::Disable {
+        return Err(Error::usage(
+            "--iam-auth sends a token as the password: it needs TLS; drop --tls disable",
+        ));
+    }
+    let resolved = migrator_core::conn::complete(merged.clone(), false, sources)?;
+    db::target::target(resolved.into(), &tls)?;
+    Ok(merged)
+}
+
+/// A host that is a CNAME to an RDS endpoint (the rotation's stable name) is
+/// replaced by that endpoint: its certificate names the endpoint, and RDS
+/// checks IAM tokens against it. The address is the same; the log says so.
+async fn follow_rds_alias(host: &mut String) {
+    if migrator_core::conn::is_rds_endpoint(host) {
+        return;
+    }
+    let name = host.clone();
+    let canonical = tokio::task::spawn_blocking(move || canonical_name(&name))
+        .await
+        .ok()
+        .flatten();
+    if let Some(endpoint) = canonical.and_then(|c| migrator_core::conn::rds_alias_target(host, &c))
+    {
+        tracing::info!(
+            alias = %host,
+            endpoint = %endpoint,
+            "the host is a CNAME to an RDS endpoint: connecting to the endpoint, verifying TLS \
+             against it and signing IAM tokens for it"
+        );
+        *host = endpoint;
+    }
+}
+
+/// The resolver's canonical name for `host` (getaddrinfo with AI_CANONNAME:
+/// the end of its CNAME chain), or `None` when it does not resolve.
+fn canonical_name(host: &str) -> Option<String> {
+    let c_host = std::ffi::CString::new(host).ok()?;
+    // SAFETY: an all-zero addrinfo is the documented "no hints" value; the
+    // fields set after it are plain integers.
+    let mut hints: libc::addrinfo = unsafe { std::mem::zeroed() };
+    hints.ai_flags = libc::AI_CANONNAME;
+    hints.ai_socktype = libc::SOCK_STREAM;
+    let mut found: *mut libc::addrinfo = std::ptr::null_mut();
+    // SAFETY: `c_host` is a NUL-terminated string that outlives the call, the
+    // service is NULL (allowed with a node), and `found` receives a list that
+    // is freed below exactly once.
+    let rc = unsafe { libc::getaddrinfo(c_host.as_ptr(), std::ptr::null(), &hints, &mut found) };
+    if rc != 0 || found.is_null() {
+        return None;
+    }
+    // SAFETY: `found` is the non-null head of the list getaddrinfo returned;
+    // its ai_canonname, when not NULL, is a NUL-terminated string owned by the
+    // list, copied before the list is freed.
+    let name = unsafe {
+        let p = (*found).ai_canonname;
+        let name =
+            (!p.is_null()).then(|| std::ffi::CStr::from_ptr(p).to_string_lossy().into_owned());
+        libc::freeaddrinfo(found);
+        name
+    };
+    name
 }
 
 /// The TLS decision. An AWS source (`--db-secret`, `--rds-cluster`, `--iam-auth`)
@@ -155,6 +255,15 @@ const CLUSTER_POLL: Backoff = Backoff::new(Duration::from_millis(500), Duration:
 mod tests {
     use super::*;
     use std::path::PathBuf;
+
+    #[tokio::test]
+    async fn a_name_that_is_no_alias_of_an_rds_endpoint_stays() {
+        assert!(canonical_name("localhost").is_some());
+        assert_eq!(canonical_name("no-such-host.invalid"), None);
+        let mut host = "localhost".to_string();
+        follow_rds_alias(&mut host).await;
+        assert_eq!(host, "localhost");
+    }
 
     #[test]
     fn aws_sources_verify_against_the_rds_roots_unless_a_ca_file_replaces_them() {

@@ -1,17 +1,18 @@
 //! `migrator rotate` end to end: the real binary against moto (RDS, Route53,
-//! Secrets Manager) and the local PostgreSQL / MariaDB standing in for the
-//! clone's database (`--database-url` overrides the clone's endpoint, as a
-//! test-only host override would).
+//! Secrets Manager) made to behave like AWS by `moto_rds.py`, and the local
+//! PostgreSQL / MariaDB standing in for the clone's database (`--database-url`
+//! overrides the clone's endpoint, as a test-only host override would).
 //!
-//! What moto does not have is covered by unit tests in `src/commands/rotate/`:
-//! DescribeDBClusters never pages (`aws::tests::every_page_of_clusters_is_read`),
-//! CloneGroupId is never set and the 15-clone limit not enforced
-//! (`plan::tests::clone_respects_aurora_limit_of_fifteen`), clusters are
-//! `available` on the second describe and instances at once, never
-//! `backing-up` or `resetting-master-credentials`, and deletions are immediate
-//! (`tests::ready_waits_through_the_clones_states_then_tags_it`,
-//! `tests::clean_deletes_instances_first_and_waits_for_the_cluster_to_go`,
-//! `tests::clean_resumes_a_deletion_already_under_way`).
+//! The plain tests run on [`instant`]: moto's speed, with the states AWS shows
+//! in between (a new password pending, Route53 changes PENDING). One test runs
+//! two mornings under slow transitions, eventual consistency and throttling,
+//! with the new master password valid in MariaDB only once RDS would have
+//! applied it. What the harness does not have is covered by unit tests in
+//! `src/commands/rotate/`: DescribeDBClusters never pages
+//! (`aws::tests::every_page_of_clusters_is_read`), CloneGroupId is never set and
+//! the 15-clone limit not enforced (`plan::tests::clone_respects_aurora_limit_of_fifteen`),
+//! and clusters are never `backing-up`
+//! (`tests::ready_waits_through_the_clones_states_then_tags_it`).
 //!
 //! The scrub step disables every login of the server that is not kept, and the
 //! local servers are shared: each test keeps every login that exists when it
@@ -20,6 +21,8 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Mutex, MutexGuard};
+
+use serde_json::{Value, json};
 
 use crate::common::{Cmd, Dir, Engine, Run, TestDb, engines, unique};
 use crate::moto::Moto;
@@ -41,19 +44,73 @@ struct World {
     /// that a role another test process made since (roles are cluster-wide on
     /// PostgreSQL) is kept too, and only `personal` is ever disabled.
     keep_sql: String,
+    /// On the AWS-like harness: the clone's master, a login of its own whose
+    /// password the harness changes when RDS would, and the URL without
+    /// credentials (they come from the master secret).
+    master: Option<String>,
+    /// `--source-cluster` of every command (`None`: the test passes a source).
+    source: Option<&'static str>,
     _one_at_a_time: MutexGuard<'static, ()>,
 }
 
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
+/// The seeded source cluster and its writer: there already, never `creating`.
+const EXISTING: [&str; 2] = ["prod-db", "prod-db-1"];
+
+/// moto as fast as it goes, but with the states AWS shows in between (a new
+/// master password pending in the answer to ModifyDBCluster, Route53 changes
+/// PENDING): the plain rotate tests.
+fn instant() -> Value {
+    json!({"rds": {"existing": EXISTING}, "route53": {}})
+}
+
 fn setup(engine: Engine) -> Option<World> {
+    setup_like(engine, instant(), false)
+}
+
+/// A world on moto behaving as `like` says. `own_master`: the clone's master
+/// is a MariaDB login of the test's own, whose password the harness changes
+/// when RDS would apply the new one (`password_command`), and the binary
+/// connects with the master secret's credentials only.
+fn setup_like(engine: Engine, mut like: Value, own_master: bool) -> Option<World> {
     let serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let moto = Moto::start()?;
     let db = TestDb::new(engine);
+    let master_login = own_master.then(|| unique("rot_master"));
+    if let Some(m) = &master_login {
+        assert_eq!(engine, Engine::My, "only MariaDB checks passwords here");
+        let mut create = String::new();
+        let mut alter = String::new();
+        for host in MYSQL_HOSTS {
+            create.push_str(&format!(
+                "CREATE USER '{m}'@'{host}' IDENTIFIED BY 'prod-password-1'; \
+                 GRANT ALL PRIVILEGES ON *.* TO '{m}'@'{host}' WITH GRANT OPTION; "
+            ));
+            alter.push_str(&format!(
+                "ALTER USER '{{user}}'@'{host}' IDENTIFIED BY '{{password}}'; "
+            ));
+        }
+        db.sql(&create);
+        let url = db.url();
+        let port = url.rsplit_once(':').unwrap().1.split('/').next().unwrap();
+        like["rds"]["password_command"] = json!([
+            "mariadb",
+            "-h",
+            db.host(),
+            "-P",
+            port,
+            "-u",
+            "root",
+            "-e",
+            alter
+        ]);
+    }
+    let moto = Moto::start_like(like)?;
     let personal = unique("rot_personal");
-    let (rds_engine, master) = match engine {
-        Engine::Pg => ("aurora-postgresql", "postgres"),
-        Engine::My => ("aurora-mysql", "root"),
+    let (rds_engine, master) = match (engine, &master_login) {
+        (Engine::Pg, _) => ("aurora-postgresql", "postgres"),
+        (Engine::My, Some(m)) => ("aurora-mysql", m.as_str()),
+        (Engine::My, None) => ("aurora-mysql", "root"),
     };
     db.sql(
         "CREATE TABLE users (id INT PRIMARY KEY, email VARCHAR(200), phone VARCHAR(40)); \
@@ -127,9 +184,13 @@ fn setup(engine: Engine) -> Option<World> {
         zone,
         personal,
         keep_sql,
+        master: master_login,
+        source: Some("prod-db"),
         _one_at_a_time: serial,
     })
 }
+
+const MYSQL_HOSTS: [&str; 3] = ["%", "localhost", "127.0.0.1"];
 
 impl Drop for World {
     fn drop(&mut self) {
@@ -138,19 +199,24 @@ impl Drop for World {
             Engine::My => format!("DROP USER IF EXISTS '{}'@'%'", self.personal),
         };
         let _ = self.db.try_sql(&drop);
+        if let Some(m) = &self.master {
+            for host in MYSQL_HOSTS {
+                let _ = self
+                    .db
+                    .try_sql(&format!("DROP USER IF EXISTS '{m}'@'{host}'"));
+            }
+        }
     }
 }
 
 impl World {
     /// `migrator rotate STEP` with every flag, on `day`.
     fn cmd(&self, step: &str, day: &str, extra: &[&str]) -> Cmd {
-        let mut args = vec![
-            "rotate",
-            step,
-            "--name-prefix",
-            PREFIX,
-            "--source-cluster",
-            "prod-db",
+        let mut args = vec!["rotate", step, "--name-prefix", PREFIX];
+        if let Some(source) = self.source {
+            args.extend(["--source-cluster", source]);
+        }
+        args.extend([
             "--today",
             day,
             "--master-secret",
@@ -161,13 +227,22 @@ impl World {
             &self.zone,
             "--timeout",
             "60",
-            "--tls",
-            "prefer",
-        ];
+        ]);
         args.extend_from_slice(extra);
-        let cmd = Cmd::on(&self.db, &self.migrations, &args)
+        let mut cmd = Cmd::on(&self.db, &self.migrations, &args)
+            .env("MIGRATOR_TLS", "prefer")
+            .env("MIGRATOR_ROTATE_TTL", "1")
             .env("MIGRATOR_ROTATE_SCRUB_DIR", self.scrub.path())
             .env("MIGRATOR_ROTATE_KEEP_LOGINS", self.db.sql(&self.keep_sql));
+        if self.master.is_some() {
+            // No credentials: they come from the master secret.
+            let url = self.db.url();
+            let (scheme, rest) = url.split_once("://").unwrap();
+            cmd = cmd.env(
+                "DATABASE_URL",
+                format!("{scheme}://{}", rest.split_once('@').unwrap().1),
+            );
+        }
         self.moto.env(cmd)
     }
 
@@ -236,6 +311,16 @@ impl World {
     fn emails(&self) -> String {
         self.db.sql("SELECT email FROM users ORDER BY id")
     }
+}
+
+/// The harness's events (`moto-like {json}` lines of moto's log) named `name`.
+fn events(moto: &Moto, name: &str) -> Vec<Value> {
+    moto.log()
+        .lines()
+        .filter_map(|l| l.strip_prefix("moto-like "))
+        .filter_map(|j| serde_json::from_str::<Value>(j).ok())
+        .filter(|e| e["event"] == name)
+        .collect()
 }
 
 fn day_id(day: &str) -> String {
@@ -527,4 +612,228 @@ fn one_slack_message_per_run_with_every_step() {
         .run()
         .code(0);
     assert_eq!(slack.requests().len(), 1);
+}
+
+/// AWS as it behaves: clusters and instances take seconds to be created and
+/// are not listed at first, the new master password shows pending, then
+/// `resetting-master-credentials`, and is valid (in the MariaDB standing in
+/// for the clone) only after that; deletions take a while; Route53 changes
+/// are PENDING before INSYNC; and 20 % of the binary's calls are throttled.
+/// Two mornings of `rotate run` end as under the instant model, and:
+/// CreateDBInstance never meets a cluster that is not available (the harness
+/// would refuse it, and log it), `scrub` logs in with the new password only
+/// once it is in effect (an earlier login fails: the old one is still set),
+/// and `clean` deletes yesterday's clone only after INSYNC + TTL.
+#[test]
+fn rotate_run_rides_out_slow_transitions_eventual_consistency_and_throttling() {
+    let like = json!({
+        "throttle": 0.2,
+        "seed": 15,
+        "rds": {
+            "existing": EXISTING,
+            "cluster_creating": 3,
+            "instance_creating": 2,
+            "not_found": 1,
+            "reset_appears": 2,
+            "reset_takes": 2,
+            "deleting": 2,
+        },
+        "route53": {"insync_after": 2},
+    });
+    let Some(w) = setup_like(Engine::My, like, true) else {
+        return;
+    };
+    let (day1, day2) = (day_id(DAY1), day_id(DAY2));
+    let run = w.run("run", DAY1, &[]);
+    run.code(0);
+    assert_no_password(&w, &run);
+    for step in ["clone", "ready", "scrub", "migrate", "connect"] {
+        run.has(&format!("{step}: done"));
+    }
+    assert_eq!(
+        w.clusters().get(&day1).map(String::as_str),
+        Some("connected")
+    );
+    assert_eq!(
+        w.emails(),
+        "user1@example.invalid\nuser2@example.invalid",
+        "masked"
+    );
+    assert!(w.db.table_exists("orders"), "migrated");
+    let applied = events(&w.moto, "password_applied");
+    assert_eq!(applied.len(), 1, "{}", w.moto.log());
+    assert_eq!(applied[0]["ok"], true, "the harness set the new password");
+
+    let ttl = 3;
+    let run = w.run("run", DAY2, &["--ttl", &ttl.to_string()]);
+    run.code(0)
+        .has("connect: done")
+        .has(&format!("deleted `{day1}` (lifecycle=aborted)"));
+    let clusters = w.clusters();
+    assert!(!clusters.contains_key(&day1), "{clusters:?}");
+    assert_eq!(clusters.get(&day2).map(String::as_str), Some("connected"));
+    assert_eq!(w.record(), w.endpoint(&day2));
+
+    let refused = events(&w.moto, "refused");
+    assert!(refused.is_empty(), "AWS refused calls: {refused:?}");
+    let changes = events(&w.moto, "change");
+    let deleted = events(&w.moto, "delete_cluster");
+    assert_eq!((changes.len(), deleted.len()), (2, 1), "{}", w.moto.log());
+    let insync_at = changes[1]["insync_at"].as_f64().unwrap();
+    let deleted_at = deleted[0]["t"].as_f64().unwrap();
+    assert!(
+        deleted_at >= insync_at + ttl as f64,
+        "yesterday's clone was deleted {:.1} s after INSYNC, before the TTL ({ttl} s) passed",
+        deleted_at - insync_at
+    );
+    assert!(w.moto.throttled() > 0, "{}", w.moto.like_stats());
+}
+
+#[test]
+fn clean_keeps_the_replaced_clone_while_resolvers_may_hold_the_old_record() {
+    let Some(w) = setup(Engine::Pg) else { return };
+    let day1 = day_id(DAY1);
+    w.run("run", DAY1, &[]).code(0);
+    let run = w.run("run", DAY2, &["--ttl", "2h"]);
+    run.code(0)
+        .has("kept until migrator:released-at=")
+        .has(&format!("kept `{day1}` for "))
+        .has("clean: nothing to do");
+    assert_eq!(w.clusters().get(&day1).map(String::as_str), Some("aborted"));
+}
+
+#[test]
+fn ready_names_an_unreachable_database_after_the_bound() {
+    let Some(w) = setup(Engine::Pg) else { return };
+    w.run("clone", DAY1, &[]).code(0);
+    let closed = crate::common::free_port().to_string();
+    let started = std::time::Instant::now();
+    let run = w.run(
+        "ready",
+        DAY1,
+        &["--db-port", &closed, "--unreachable-after", "2s"],
+    );
+    run.code(3)
+        .has("refused the connection")
+        .has("after RDS said it is available")
+        .has("--unreachable-after");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(30),
+        "not the whole --timeout"
+    );
+    assert_eq!(
+        w.clusters().get(&day_id(DAY1)).map(String::as_str),
+        Some("created")
+    );
+}
+
+#[test]
+fn scrub_checks_its_connection_settings_before_any_change() {
+    let Some(w) = setup(Engine::Pg) else { return };
+    w.run("clone", DAY1, &[]).code(0);
+    w.run("ready", DAY1, &[]).code(0);
+    let run = w.run(
+        "scrub",
+        DAY1,
+        &["--tls", "verify-full", "--ca-file", "/nonexistent/ca.pem"],
+    );
+    run.code(2).has("/nonexistent/ca.pem");
+    assert_eq!(w.stored_password(), "", "no secret was created");
+    let report = w.run(
+        "scrub",
+        DAY1,
+        &[
+            "--output",
+            "json",
+            "--tls",
+            "verify-full",
+            "--ca-file",
+            "/nonexistent/ca.pem",
+        ],
+    );
+    let steps = report.json()["steps"].clone();
+    assert_eq!(steps[0]["calls"], json!([]), "no changing call: {steps}");
+    assert_eq!(
+        w.clusters().get(&day_id(DAY1)).map(String::as_str),
+        Some("ready")
+    );
+}
+
+/// RDS for PostgreSQL, a plain instance: the newest automated snapshot is
+/// restored (RestoreDBInstanceFromDBSnapshot), the new master password set with
+/// ModifyDBInstance, then scrub, migrate, the name, and yesterday's instance
+/// deleted (DeleteDBInstance) — under instances that take their time.
+#[test]
+fn an_rds_instance_rotates_from_its_newest_automated_snapshot() {
+    let like = json!({
+        "rds": {
+            "existing": ["prod-db", "prod-db-1", "prod-pg"],
+            "instance_creating": 2,
+            "not_found": 1,
+            "reset_appears": 1,
+            "reset_takes": 1,
+            "deleting": 1,
+        },
+        "route53": {"insync_after": 1},
+    });
+    let Some(mut w) = setup_like(Engine::Pg, like, false) else {
+        return;
+    };
+    w.moto.boto(&format!(
+        "rds.create_db_instance(DBInstanceIdentifier='prod-pg', Engine='postgres', \
+         DBInstanceClass='db.t4g.medium', MasterUsername='postgres', \
+         MasterUserPassword='prod-password-1', DBName='{}', AllocatedStorage=20)",
+        w.db.name
+    ));
+    let instances = |w: &World| -> BTreeMap<String, String> {
+        w.moto
+            .boto(
+                "for i in rds.describe_db_instances()['DBInstances']:\n    \
+                 if i.get('DBClusterIdentifier'): continue\n    \
+                 t = {x['Key']: x['Value'] for x in i.get('TagList', [])}\n    \
+                 print(i['DBInstanceIdentifier'], t.get('lifecycle', '-'))",
+            )
+            .lines()
+            .filter_map(|l| l.split_once(' '))
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
+    };
+    let (day1, day2) = (day_id(DAY1), day_id(DAY2));
+    // Found under --source-cluster: it is an instance.
+    w.source = Some("prod-pg");
+    let run = w.run("run", DAY1, &[]);
+    run.code(0)
+        .has("restore of snapshot `rds:prod-pg-")
+        .has("of the RDS instance `prod-pg`");
+    for step in ["ready", "scrub", "migrate", "connect"] {
+        run.has(&format!("{step}: done"));
+    }
+    assert_eq!(
+        instances(&w).get(&day1).map(String::as_str),
+        Some("connected")
+    );
+    let endpoint = w.moto.boto(&format!(
+        "print(rds.describe_db_instances(DBInstanceIdentifier='{day1}')['DBInstances'][0]['Endpoint']['Address'])"
+    ));
+    assert_eq!(w.record(), endpoint, "the name points at the instance");
+    assert_eq!(
+        w.emails(),
+        "user1@example.invalid\nuser2@example.invalid",
+        "masked"
+    );
+    assert!(w.db.table_exists("orders"), "migrated");
+    assert_eq!(w.stored_password().len(), 32);
+    assert_eq!(events(&w.moto, "password_applied")[0]["kind"], "instance");
+
+    // Named as an instance.
+    w.source = None;
+    let run = w.run("run", DAY2, &["--source-instance", "prod-pg"]);
+    run.code(0)
+        .has("connect: done")
+        .has(&format!("deleted `{day1}` (lifecycle=aborted)"));
+    let after = instances(&w);
+    assert!(!after.contains_key(&day1), "{after:?}");
+    assert_eq!(after.get(&day2).map(String::as_str), Some("connected"));
+    assert_eq!(after.get("prod-pg").map(String::as_str), Some("-"));
+    assert!(events(&w.moto, "refused").is_empty(), "{}", w.moto.log());
 }

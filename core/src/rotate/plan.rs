@@ -21,6 +21,9 @@ pub const LIFECYCLE_TAG: &str = "lifecycle";
 pub const SOURCE_TAG: &str = "migrator:source";
 /// The DNS name a connected clone answers to.
 pub const DNS_TAG: &str = "migrator:dns-name";
+/// On a clone `connect` replaced: when (seconds since the epoch, wall clock) no
+/// resolver can still hold the record that pointed at it (INSYNC + TTL).
+pub const RELEASED_TAG: &str = "migrator:released-at";
 /// Aurora's limit of copy-on-write clones in one clone group.
 pub const CLONE_LIMIT: usize = 15;
 /// Longest prefix: `{prefix}YYYYMMDD-writer` must fit RDS's 63 characters.
@@ -229,6 +232,12 @@ pub struct Cluster {
     pub subnet_group: Option<String>,
     pub security_groups: Vec<String>,
     pub parameter_group: Option<String>,
+    /// PendingModifiedValues.MasterUserPassword: a new master password is on
+    /// its way and not yet in effect.
+    pub password_pending: bool,
+    /// A plain RDS DB instance (RDS for PostgreSQL/MySQL), not an Aurora
+    /// cluster: no members, no writer, the same tags and endpoint.
+    pub instance: bool,
 }
 
 impl Cluster {
@@ -388,7 +397,7 @@ pub fn plan_clone(
         Today::Ours(c, lifecycle) => Ok(ClonePlan::Exists {
             id: c.id.clone(),
             lifecycle,
-            create_writer: (c.members.is_empty() && lifecycle != Lifecycle::Aborted)
+            create_writer: (!c.instance && c.members.is_empty() && lifecycle != Lifecycle::Aborted)
                 .then(|| writer_id(&c.id)),
         }),
         Today::Missing => {
@@ -601,9 +610,57 @@ pub fn plan_clean(clusters: &[Cluster], prefix: &Prefix, now: i64, max_age: i64)
     out
 }
 
+/// Seconds until a clone `connect` replaced may go: a resolver may still hand
+/// out the record that pointed at it until its `released-at` tag. `None`: now.
+pub fn released_in(c: &Cluster, wall_now: i64) -> Option<i64> {
+    let at: i64 = c.tag(RELEASED_TAG)?.parse().ok()?;
+    (at > wall_now).then_some(at - wall_now)
+}
+
+/// Where a new master password is: `seen` once the change showed (pending, or
+/// `resetting-master-credentials`); in effect once it showed and the cluster is
+/// `available` with nothing pending. `settled`: no sign came for so long that
+/// the change must have been applied between two looks.
+pub fn password_in_effect(c: &Cluster, seen: &mut bool, settled: bool) -> bool {
+    if c.password_pending || c.status == "resetting-master-credentials" {
+        *seen = true;
+        return false;
+    }
+    c.status == "available" && (*seen || settled)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_released_clone_waits_for_its_tag() {
+        let mut c = Cluster::default();
+        assert_eq!(released_in(&c, 100), None);
+        c.tags.push((RELEASED_TAG.into(), "160".into()));
+        assert_eq!(released_in(&c, 100), Some(60));
+        assert_eq!(released_in(&c, 160), None);
+    }
+
+    #[test]
+    fn a_password_is_in_effect_only_after_it_showed() {
+        let mut seen = false;
+        let mut c = Cluster {
+            status: "available".into(),
+            ..Cluster::default()
+        };
+        // A stale answer right after ModifyDBCluster: nothing shows yet.
+        assert!(!password_in_effect(&c, &mut seen, false));
+        c.password_pending = true;
+        assert!(!password_in_effect(&c, &mut seen, false));
+        c.password_pending = false;
+        c.status = "resetting-master-credentials".into();
+        assert!(!password_in_effect(&c, &mut seen, false));
+        c.status = "available".into();
+        assert!(password_in_effect(&c, &mut seen, false));
+        let mut never = false;
+        assert!(password_in_effect(&c, &mut never, true), "settled");
+    }
 
     #[test]
     fn readiness_needs_cluster_and_writer_available() {

@@ -19,7 +19,7 @@ pub mod steps;
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crate::aws::rotate::{Call, RotateAws, Secret};
+use crate::aws::rotate::{Call, Made, RotateAws, Secret};
 use crate::aws::wait::Deadline;
 use crate::db::{self, ConnectPolicy};
 use crate::interrupt::Interrupt;
@@ -32,7 +32,9 @@ use migrator_core::rotate::plan::{
 };
 use migrator_core::rotate::summary::{RotateReport, StepOutcome, StepResult};
 
-fn unix_now() -> i64 {
+/// Seconds since the epoch by the wall clock (never `--today`): what the
+/// `released-at` tag holds.
+pub fn unix_now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
@@ -190,14 +192,14 @@ impl<A: RotateAws> Rotation<'_, A> {
 
     /// Makes one changing call, or prints it in a dry run. A call on a cluster
     /// is made only if the cluster, read again now, is still ours.
-    pub async fn apply(&mut self, call: Call) -> Result<()> {
-        if let Some(id) = call.cluster() {
-            self.guard(id).await?;
+    pub async fn apply(&mut self, call: Call) -> Result<Made> {
+        if let Some((id, instance)) = call.guarded() {
+            self.guard(id, instance).await?;
         }
         self.calls.push(call.to_string());
         if self.dry() {
             crate::output::stdout(&format!("would call: {call}"));
-            return Ok(());
+            return Ok(Made::default());
         }
         tracing::info!(call = %call, "AWS");
         self.aws.call(&call).await
@@ -205,12 +207,15 @@ impl<A: RotateAws> Rotation<'_, A> {
 
     /// The safety rule on fresh tags. In a dry run, a cluster that does not
     /// exist yet (it would be created) passes: there is nothing to protect.
-    async fn guard(&self, id: &str) -> Result<()> {
-        let Some(c) = self.aws.cluster(id).await? else {
+    async fn guard(&self, id: &str, instance: bool) -> Result<()> {
+        let Some(c) = self.fetch(id, instance).await? else {
             if self.dry() {
                 return Ok(());
             }
-            return Err(Error::usage(format!("RDS cluster `{id}` does not exist")));
+            return Err(Error::usage(format!(
+                "RDS {} `{id}` does not exist",
+                if instance { "instance" } else { "cluster" }
+            )));
         };
         let tags = self.aws.tags(&c.arn).await?;
         migrator_core::rotate::plan::may_touch(id, &tags, &self.prefix)
@@ -236,8 +241,10 @@ impl<A: RotateAws> Rotation<'_, A> {
             cluster: c.id.clone(),
             arn: c.arn.clone(),
             tags,
+            instance: c.instance,
         })
         .await
+        .map(|_| ())
     }
 
     /// Today's clone and its lifecycle; in a dry run of `rotate run`, as the
@@ -320,8 +327,13 @@ impl<A: RotateAws> Rotation<'_, A> {
         Deadline::from_now(self.rotate.timeout, "--timeout")
     }
 
-    /// Polls until the cluster and its writer are `available`.
-    async fn wait_available(&self, id: &str, deadline: Deadline) -> Result<Cluster> {
+    /// Polls until the cluster and its writer (or the plain instance) are
+    /// `available`.
+    async fn wait_available(&self, c: &Cluster, deadline: Deadline) -> Result<Cluster> {
+        let id = c.id.as_str();
+        if c.instance {
+            return self.wait_until_available(id, true, deadline).await;
+        }
         crate::aws::wait::until_available(
             self.aws,
             id,
@@ -332,18 +344,153 @@ impl<A: RotateAws> Rotation<'_, A> {
         .await
     }
 
+    /// A cluster, or a plain instance (`instance`), as RDS tells it now.
+    async fn fetch(&self, id: &str, instance: bool) -> Result<Option<Cluster>> {
+        if instance {
+            self.aws.standalone(id).await
+        } else {
+            self.aws.cluster(id).await
+        }
+    }
+
+    /// Polls until the cluster itself is `available` (its writer may be missing
+    /// or still starting). A cluster this run has just created may not be
+    /// listed for a while (eventual consistency): until the deadline, not
+    /// found means not yet.
+    async fn wait_cluster(&self, id: &str, deadline: Deadline) -> Result<Cluster> {
+        self.wait_until_available(id, false, deadline).await
+    }
+
+    /// [`Self::wait_cluster`] for a cluster or a plain instance.
+    async fn wait_until_available(
+        &self,
+        id: &str,
+        instance: bool,
+        deadline: Deadline,
+    ) -> Result<Cluster> {
+        let mut attempt = 0;
+        let mut last = String::new();
+        loop {
+            let seen = self.fetch(id, instance).await?;
+            let status = seen
+                .as_ref()
+                .map_or("not listed yet", |c| c.status.as_str())
+                .to_string();
+            if status != last {
+                tracing::info!(resource = id, status = %status, "RDS status");
+                last = status.clone();
+            }
+            if let Some(c) = seen
+                && c.status == "available"
+            {
+                return Ok(c);
+            }
+            self.pause(
+                &mut attempt,
+                deadline,
+                &format!(
+                    "RDS {} `{id}` ({status})",
+                    if instance { "instance" } else { "cluster" }
+                ),
+            )
+            .await?;
+        }
+    }
+
+    /// After ModifyDBCluster with a new master password: polls until the
+    /// change is in effect (`plan::password_in_effect`). AWS applies it
+    /// asynchronously, `resetting-master-credentials` may show only after a
+    /// while, and a login with the new password fails until then: an
+    /// authentication error is final, so no login is tried before.
+    async fn wait_password(
+        &self,
+        id: &str,
+        instance: bool,
+        made: &Made,
+        deadline: Deadline,
+    ) -> Result<Cluster> {
+        let started = Instant::now();
+        let mut seen = made.password_pending;
+        let mut attempt = 0;
+        let mut last = String::new();
+        loop {
+            let c = self
+                .fetch(id, instance)
+                .await?
+                .ok_or_else(|| Error::usage(format!("RDS resource `{id}` not found")))?;
+            let status = format!(
+                "{}{}",
+                c.status,
+                if c.password_pending {
+                    ", new master password pending"
+                } else {
+                    ""
+                }
+            );
+            if status != last {
+                tracing::info!(cluster = id, status = %status, "RDS cluster status");
+                last = status.clone();
+            }
+            let settled = started.elapsed() >= PASSWORD_SETTLE;
+            if migrator_core::rotate::plan::password_in_effect(&c, &mut seen, settled) {
+                if !seen {
+                    tracing::warn!(
+                        cluster = id,
+                        "the new master password never showed as pending; assuming it is in                          effect after {} s",
+                        PASSWORD_SETTLE.as_secs()
+                    );
+                }
+                return Ok(c);
+            }
+            self.pause(
+                &mut attempt,
+                deadline,
+                &format!("the new master password of `{id}` ({status})"),
+            )
+            .await?;
+        }
+    }
+
+    /// Preflight of the connection `scrub`, `migrate` and `ready` make to a
+    /// clone like `c`: what the user's flags and URL leave to the cluster must
+    /// be there (a source without DatabaseName, and no --db-name, fails here),
+    /// and the TLS settings must hold (a verifying mode needs its CA). Checked
+    /// before the first changing call of the step that needs it. The parts
+    /// the clone's connection will have (no password).
+    fn check_connection(&self, c: &Cluster) -> Result<migrator_core::conn::Parts> {
+        let base = migrator_core::conn::Parts {
+            engine: c.engine.as_deref().and_then(migrator_core::conn::engine_of),
+            host: c.endpoint.clone(),
+            port: c.port,
+            dbname: c.database_name.clone(),
+            user: c.master_username.clone(),
+            ..Default::default()
+        };
+        let sources = format!(
+            "cluster `{}`{}",
+            c.id,
+            if c.database_name.is_none() {
+                ", which has no DatabaseName"
+            } else {
+                ""
+            }
+        );
+        crate::db::resolve::preflight(self.settings, base, &sources)
+    }
+
     /// The settings for reaching the clone's database: the clone as
     /// `--rds-cluster`, the master secret as `--db-secret`, under the user's
     /// URL and `--db-*` flags.
-    fn clone_settings(&self, id: &str, master_secret: &str) -> Settings {
+    fn clone_settings(&self, c: &Cluster, master_secret: &str) -> Settings {
         let mut s = self.settings.clone();
-        s.connection.rds_cluster = Some(id.to_string());
+        // A plain instance: the secret names its endpoint.
+        s.connection.rds_cluster = (!c.instance).then(|| c.id.clone());
         s.connection.db_secret = Some(master_secret.to_string());
         s
     }
 
-    async fn connect_db(&self, id: &str, master_secret: &str) -> Result<db::AnyDriver> {
-        let s = self.clone_settings(id, master_secret);
+    async fn connect_db(&self, c: &Cluster, master_secret: &str) -> Result<db::AnyDriver> {
+        let s = self.clone_settings(c, master_secret);
         let (target, info, left) = crate::db::resolve::target(&s, self.interrupt).await?;
         db::connect(
             &target,
@@ -358,6 +505,10 @@ impl<A: RotateAws> Rotation<'_, A> {
         .await
     }
 }
+
+/// How long `scrub` waits for a sign of the new master password (pending, or
+/// `resetting-master-credentials`) before taking it as applied between looks.
+const PASSWORD_SETTLE: Duration = Duration::from_secs(30);
 
 /// A cluster known only by name: today's clone in a dry run, before it exists.
 fn stub(id: &str) -> Cluster {

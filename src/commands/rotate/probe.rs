@@ -23,6 +23,11 @@ pub enum Answer {
     Accepting,
     /// It answered, but not with a greeting (starting up, too many connections, …).
     NotYet(String),
+    /// Nothing answered: the name does not resolve, the connection is refused
+    /// or finds no route, or nothing comes back in time (a security group
+    /// dropping the packets). Once RDS says the database is available, this
+    /// lasting is a network problem, not a start-up.
+    Unreachable(String),
 }
 
 /// Reads PostgreSQL's answer to the SSLRequest.
@@ -58,10 +63,33 @@ pub fn mysql_answer(bytes: &[u8]) -> Answer {
 
 /// Connects to `host:port` and reads the greeting, within `limit`.
 pub async fn probe(engine: Engine, host: &str, port: u16, limit: Duration) -> Answer {
-    let work = async {
-        let mut stream = TcpStream::connect((host, port))
+    let connect = async {
+        let addrs: Vec<_> = tokio::net::lookup_host((host, port))
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| format!("the name {host} does not resolve: {e}"))?
+            .collect();
+        let mut last = format!("the name {host} resolves to no address");
+        for addr in addrs {
+            match TcpStream::connect(addr).await {
+                Ok(s) => return Ok(s),
+                Err(e) => last = unreachable_why(addr, &e),
+            }
+        }
+        Err(last)
+    };
+    let stream = match tokio::time::timeout(limit, connect).await {
+        Err(_) => {
+            return Answer::Unreachable(format!(
+                "no answer to a connection within {} s (a security group or network ACL \
+                 dropping the packets?)",
+                limit.as_secs_f64().ceil()
+            ));
+        }
+        Ok(Err(why)) => return Answer::Unreachable(why),
+        Ok(Ok(s)) => s,
+    };
+    let work = async move {
+        let mut stream = stream;
         if engine == Engine::Postgres {
             stream
                 .write_all(&SSL_REQUEST)
@@ -74,12 +102,25 @@ pub async fn probe(engine: Engine, host: &str, port: u16, limit: Duration) -> An
         Ok::<_, String>(buf)
     };
     match tokio::time::timeout(limit, work).await {
-        Err(_) => Answer::NotYet(format!("no answer within {} s", limit.as_secs())),
+        Err(_) => Answer::NotYet(format!("no greeting within {} s", limit.as_secs())),
         Ok(Err(e)) => Answer::NotYet(e),
         Ok(Ok(bytes)) => match engine {
             Engine::Postgres => postgres_answer(&bytes),
             Engine::Mysql => mysql_answer(&bytes),
         },
+    }
+}
+
+/// A failed TCP connection, said as what it means.
+fn unreachable_why(addr: std::net::SocketAddr, e: &std::io::Error) -> String {
+    use std::io::ErrorKind;
+    match e.kind() {
+        ErrorKind::ConnectionRefused => format!("{addr} refused the connection"),
+        ErrorKind::HostUnreachable | ErrorKind::NetworkUnreachable => {
+            format!("no route to {addr}: {e}")
+        }
+        ErrorKind::TimedOut => format!("no answer from {addr}: {e}"),
+        _ => format!("cannot connect to {addr}: {e}"),
     }
 }
 
@@ -105,13 +146,31 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn nothing_listening_is_not_yet() {
+    async fn a_name_that_does_not_resolve_is_unreachable() {
+        let answer = probe(
+            Engine::Postgres,
+            "no-such-host.invalid",
+            5432,
+            Duration::from_secs(5),
+        )
+        .await;
+        let Answer::Unreachable(why) = answer else {
+            panic!("{answer:?}")
+        };
+        assert!(why.contains("does not resolve"), "{why}");
+    }
+
+    #[tokio::test]
+    async fn nothing_listening_is_unreachable() {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
             .unwrap()
             .port();
         let answer = probe(Engine::Postgres, "127.0.0.1", port, Duration::from_secs(2)).await;
-        assert!(matches!(answer, Answer::NotYet(_)), "{answer:?}");
+        let Answer::Unreachable(why) = answer else {
+            panic!("{answer:?}")
+        };
+        assert!(why.contains("refused"), "{why}");
     }
 }

@@ -7,7 +7,7 @@ use std::collections::{HashMap, VecDeque};
 
 use super::*;
 use crate::aws::Clusters;
-use crate::aws::rotate::{Call, Instance, RotateAws, Snapshot};
+use crate::aws::rotate::{Call, Instance, Made, Record, RotateAws, Snapshot};
 use crate::settings::Action;
 use migrator_core::rotate::plan::{Cluster, DNS_TAG, Day, LIFECYCLE_TAG, Member, Prefix};
 
@@ -111,15 +111,30 @@ impl RotateAws for Fake {
         Ok(None)
     }
 
-    async fn cname(&self, _zone: &str, _name: &str) -> Result<Option<String>> {
-        Ok(self.record.borrow().clone())
+    async fn standalone(&self, _id: &str) -> Result<Option<Cluster>> {
+        Ok(None)
+    }
+
+    async fn latest_instance_snapshot(&self, _id: &str) -> Result<Option<Snapshot>> {
+        Ok(None)
+    }
+
+    async fn cname(&self, _zone: &str, _name: &str) -> Result<Option<Record>> {
+        Ok(self.record.borrow().clone().map(|value| Record {
+            value,
+            ttl: Some(60),
+        }))
+    }
+
+    async fn change_insync(&self, _id: &str) -> Result<bool> {
+        Ok(true)
     }
 
     async fn secret_exists(&self, _id: &str) -> Result<bool> {
         Ok(true)
     }
 
-    async fn call(&self, call: &Call) -> Result<()> {
+    async fn call(&self, call: &Call) -> Result<Made> {
         self.made.borrow_mut().push(call.clone());
         let mut clusters = self.clusters.borrow_mut();
         match call {
@@ -132,6 +147,18 @@ impl RotateAws for Fake {
             }
             Call::CreateWriter { id, cluster, .. } => {
                 let c = clusters.iter_mut().find(|c| &c.id == cluster).unwrap();
+                assert_eq!(
+                    c.status, "available",
+                    "RDS refuses CreateDBInstance in a cluster that is not available"
+                );
+                self.instances.borrow_mut().insert(
+                    id.clone(),
+                    Instance {
+                        id: id.clone(),
+                        status: "creating".into(),
+                        class: None,
+                    },
+                );
                 c.members.push(Member {
                     id: id.clone(),
                     writer: true,
@@ -161,7 +188,7 @@ impl RotateAws for Fake {
             Call::UpsertCname { value, .. } => *self.record.borrow_mut() = Some(value.clone()),
             _ => {}
         }
-        Ok(())
+        Ok(Made::default())
     }
 }
 
@@ -291,6 +318,53 @@ async fn ready_waits_through_the_clones_states_then_tags_it() {
     let (outcome, _) = again.step(&env.step(Which::Ready)).await.unwrap();
     assert_eq!(outcome, StepOutcome::NothingToDo);
     assert_eq!(fake.made().len(), 1);
+}
+
+/// `clone` ended before the restored cluster was available: `ready` creates
+/// the writer once it is, never before.
+#[tokio::test]
+async fn ready_creates_a_missing_writer_once_the_cluster_is_available() {
+    let port = fake_postgres().await.to_string();
+    let env = Env::new(&[
+        "ready",
+        "--name-prefix",
+        "app-dev-",
+        "--today",
+        TODAY,
+        "--instance-class",
+        "db.t4g.medium",
+        "--db-host",
+        "127.0.0.1",
+        "--db-port",
+        &port,
+    ]);
+    let mut clone = cluster("app-dev-20261122", Some("created"));
+    clone.members.clear();
+    clone.status = "creating".into();
+    let fake = Fake::with(vec![clone]);
+    fake.cluster_script.borrow_mut().insert(
+        "app-dev-20261122".into(),
+        ["creating", "creating", "available"]
+            .map(String::from)
+            .into(),
+    );
+    fake.instance_script.borrow_mut().insert(
+        "app-dev-20261122-writer".into(),
+        ["creating", "available"].map(String::from).into(),
+    );
+    let mut r = env.rotation(&fake);
+    let (outcome, message) = r.step(&env.step(Which::Ready)).await.unwrap();
+    assert_eq!(outcome, StepOutcome::Done, "{message}");
+    assert!(message.contains("created its missing writer"), "{message}");
+    assert_eq!(
+        fake.made(),
+        [
+            "rds CreateDBInstance DBInstanceIdentifier=app-dev-20261122-writer \
+             DBClusterIdentifier=app-dev-20261122 Engine=aurora-postgresql \
+             DBInstanceClass=db.t4g.medium",
+            "rds AddTagsToResource ResourceName=app-dev-20261122 Tags=lifecycle=ready"
+        ]
+    );
 }
 
 #[tokio::test]

@@ -1,5 +1,8 @@
 //! `rotate clone`: today's clone of `--source-cluster` and its writer, tagged
-//! `lifecycle=created`.
+//! `lifecycle=created`. The writer is created once the restored cluster is
+//! `available`: RDS refuses CreateDBInstance before (InvalidDBClusterStateFault).
+//! Everything the calls need (engine, the writer's class) is found before the
+//! first one.
 
 use super::super::{Outcome, Rotation};
 use crate::aws::rotate::{Call, RotateAws};
@@ -8,18 +11,42 @@ use migrator_core::error::{Error, Result};
 use migrator_core::rotate::plan::{ClonePlan, Cluster, LIFECYCLE_TAG, Lifecycle};
 use migrator_core::rotate::summary::StepOutcome;
 
-/// What `clone` needs: the cluster to clone.
+/// What `clone` needs: the cluster (or plain instance) to clone.
 #[derive(Debug)]
 pub struct CloneFrom {
     pub source: String,
+    /// `--source-instance`: a plain RDS instance.
+    pub instance: bool,
 }
 
 impl CloneFrom {
     pub async fn run<A: RotateAws>(&self, r: &mut Rotation<'_, A>) -> Result<Outcome> {
         let source_id = self.source.clone();
-        let Some(source) = r.aws.cluster(&source_id).await? else {
+        let cluster = if self.instance {
+            None
+        } else {
+            r.aws.cluster(&source_id).await?
+        };
+        let Some(source) = cluster else {
+            // A plain RDS instance: named so, or found under --source-cluster.
+            if let Some(source) = r.aws.standalone(&source_id).await? {
+                if !self.instance {
+                    tracing::info!(source = %source_id, "the source is a plain RDS instance");
+                }
+                return clone_instance(r, &source).await;
+            }
             return Err(Error::usage(format!(
-                "--source-cluster `{source_id}`: no such RDS cluster"
+                "{} `{source_id}`: no such RDS {}",
+                if self.instance {
+                    "--source-instance"
+                } else {
+                    "--source-cluster"
+                },
+                if self.instance {
+                    "instance (in no cluster)"
+                } else {
+                    "cluster or instance"
+                }
             )));
         };
         let clusters = r.aws.clusters().await?;
@@ -56,7 +83,8 @@ impl CloneFrom {
                 lifecycle,
                 create_writer: Some(writer),
             } => {
-                create_writer(r, &source, &writer, &id, engine).await?;
+                let class = instance_class(r, &source).await?;
+                create_writer(r, &writer, &id, engine, class).await?;
                 r.assume(lifecycle);
                 r.done(format!(
                     "today's clone `{id}` already exists ({LIFECYCLE_TAG}={lifecycle}) without a \
@@ -64,6 +92,8 @@ impl CloneFrom {
                 ))
             }
             ClonePlan::Create { id } => {
+                // Preflight: what the writer needs, before the restore.
+                let class = instance_class(r, &source).await?;
                 let placement = Placement {
                     subnet_group: r
                         .rotate
@@ -121,7 +151,7 @@ impl CloneFrom {
                     how
                 };
                 let writer = migrator_core::rotate::plan::writer_id(&id);
-                create_writer(r, &source, &writer, &id, engine).await?;
+                create_writer(r, &writer, &id, engine, class).await?;
                 r.assume(Lifecycle::Created);
                 r.done(format!(
                     "{}created `{id}` ({how} of `{source_id}`) and its writer `{writer}`, \
@@ -133,15 +163,18 @@ impl CloneFrom {
     }
 }
 
-/// The clone's writer, of the class `instance_class` finds.
-async fn create_writer<A: RotateAws>(
+/// The clone's writer, once the cluster is available (waiting at most
+/// `--timeout`; in a dry run, not at all).
+pub async fn create_writer<A: RotateAws>(
     r: &mut Rotation<'_, A>,
-    source: &Cluster,
     writer: &str,
     cluster: &str,
     engine: String,
+    class: String,
 ) -> Result<()> {
-    let class = instance_class(r, source).await?;
+    if !r.dry() {
+        r.wait_cluster(cluster, r.deadline()).await?;
+    }
     r.apply(Call::CreateWriter {
         id: writer.to_string(),
         cluster: cluster.to_string(),
@@ -149,10 +182,11 @@ async fn create_writer<A: RotateAws>(
         class,
     })
     .await
+    .map(|_| ())
 }
 
 /// `--instance-class`, else the source writer's class.
-async fn instance_class<A: RotateAws>(r: &Rotation<'_, A>, source: &Cluster) -> Result<String> {
+pub async fn instance_class<A: RotateAws>(r: &Rotation<'_, A>, source: &Cluster) -> Result<String> {
     if let Some(c) = &r.rotate.instance_class {
         return Ok(c.clone());
     }
@@ -171,4 +205,95 @@ async fn instance_class<A: RotateAws>(r: &Rotation<'_, A>, source: &Cluster) -> 
                 "cannot read the class of `{writer}`; pass --instance-class"
             ))
         })
+}
+
+/// A plain RDS instance's clone: RestoreDBInstanceFromDBSnapshot of its newest
+/// automated snapshot, of `--instance-class` or the source's class, with the
+/// source's subnet group, security groups and DB parameter group unless flags
+/// say otherwise. An instance has no writer to add.
+async fn clone_instance<A: RotateAws>(
+    r: &mut Rotation<'_, A>,
+    source: &Cluster,
+) -> Result<Outcome> {
+    let source_id = source.id.clone();
+    let clusters = r.aws.clusters().await?;
+    let plan = migrator_core::rotate::plan::plan_clone(&clusters, source, &r.prefix, r.day, false)
+        .map_err(Error::RotateRefused)?;
+    let id = match plan {
+        ClonePlan::Exists { id, lifecycle, .. } => {
+            r.assume(lifecycle);
+            return Ok((
+                StepOutcome::NothingToDo,
+                format!(
+                    "today's clone `{id}` already exists ({LIFECYCLE_TAG}={lifecycle}); not \
+                     creating another"
+                ),
+            ));
+        }
+        ClonePlan::Create { id } => id,
+    };
+    // Preflight: the class and the snapshot, before the restore.
+    let class = match &r.rotate.instance_class {
+        Some(c) => c.clone(),
+        None => r
+            .aws
+            .instance(&source_id)
+            .await?
+            .and_then(|i| i.class)
+            .ok_or_else(|| {
+                Error::usage(format!(
+                    "cannot read the class of `{source_id}`; pass --instance-class"
+                ))
+            })?,
+    };
+    let snap = r
+        .aws
+        .latest_instance_snapshot(&source_id)
+        .await?
+        .ok_or_else(|| {
+            Error::usage(format!(
+                "`{source_id}` has no available automated snapshot (are automated backups on?)"
+            ))
+        })?;
+    let p = &r.rotate.placement;
+    let call = Call::RestoreInstanceFromSnapshot {
+        id: id.clone(),
+        snapshot: snap.id.clone(),
+        class,
+        subnet_group: p.subnet_group.clone().or(source.subnet_group.clone()),
+        security_groups: if p.security_groups.is_empty() {
+            source.security_groups.clone()
+        } else {
+            p.security_groups.clone()
+        },
+        parameter_group: p.parameter_group.clone().or(source.parameter_group.clone()),
+        tags: vec![
+            (
+                LIFECYCLE_TAG.to_string(),
+                Lifecycle::Created.as_str().to_string(),
+            ),
+            (
+                migrator_core::rotate::plan::SOURCE_TAG.to_string(),
+                source_id.clone(),
+            ),
+        ],
+    };
+    r.apply(call).await?;
+    if !r.dry() {
+        // A new instance may not be listed for a while: the next step looks
+        // for it by listing.
+        let deadline = r.deadline();
+        let mut attempt = 0;
+        while r.aws.standalone(&id).await?.is_none() {
+            r.pause(&mut attempt, deadline, &format!("RDS to list `{id}`"))
+                .await?;
+        }
+    }
+    r.assume(Lifecycle::Created);
+    r.done(format!(
+        "{}created `{id}` (restore of snapshot `{}` of the RDS instance `{source_id}`), \
+         tagged {LIFECYCLE_TAG}=created",
+        r.would(),
+        snap.id
+    ))
 }

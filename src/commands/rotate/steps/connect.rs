@@ -1,10 +1,13 @@
 //! `rotate connect`: points `--dns-name` at the clone (`lifecycle=connected`);
-//! the clone it pointed at before becomes `aborted`.
+//! the clone it pointed at before becomes `aborted`. The step ends once Route53
+//! says the change is INSYNC (GetChange), and tags the replaced clone with
+//! when no resolver can still hold the old answer (now + the record's TTL,
+//! the longer of the old and the new): `clean` keeps it until then.
 
 use super::super::{Outcome, Rotation, stub};
 use crate::aws::rotate::{Call, RotateAws};
 use migrator_core::error::{Error, Result};
-use migrator_core::rotate::plan::{Cluster, LIFECYCLE_TAG, Lifecycle, Step};
+use migrator_core::rotate::plan::{Cluster, LIFECYCLE_TAG, Lifecycle, RELEASED_TAG, Step};
 use migrator_core::rotate::summary::StepOutcome;
 
 /// What `connect` needs: the record to point and its zone.
@@ -30,6 +33,8 @@ impl Connect {
             .clone()
             .ok_or_else(|| Error::usage(format!("`{}` has no endpoint", c.id)))?;
         let record = r.aws.cname(&zone, &name).await?;
+        let old_ttl = record.as_ref().and_then(|x| x.ttl).unwrap_or(0);
+        let record = record.map(|x| x.value);
         let plan = migrator_core::rotate::plan::plan_connect(
             &clusters,
             &r.prefix,
@@ -41,13 +46,17 @@ impl Connect {
         );
         let mut did = Vec::new();
         if plan.upsert {
-            r.apply(Call::UpsertCname {
-                zone: zone.clone(),
-                name: name.clone(),
-                value: endpoint.clone(),
-                ttl: r.rotate.ttl,
-            })
-            .await?;
+            let made = r
+                .apply(Call::UpsertCname {
+                    zone: zone.clone(),
+                    name: name.clone(),
+                    value: endpoint.clone(),
+                    ttl: r.rotate.ttl,
+                })
+                .await?;
+            if let Some(change) = made.change_id {
+                insync(r, &change).await?;
+            }
             did.push(format!(
                 "{}{name} → {endpoint} (was {})",
                 r.would(),
@@ -67,14 +76,18 @@ impl Connect {
                 c.id
             ));
         }
+        // Resolvers may hold the old answer for its TTL after INSYNC.
+        let released = (super::super::unix_now() + old_ttl.max(r.rotate.ttl)).to_string();
         for old in &plan.abort {
             let o = clusters
                 .iter()
                 .find(|x| &x.id == old)
                 .expect("planned from the list");
-            r.tag(o, Lifecycle::Aborted, &[]).await?;
+            r.tag(o, Lifecycle::Aborted, &[(RELEASED_TAG, &released)])
+                .await?;
             did.push(format!(
-                "{}tagged `{old}` {LIFECYCLE_TAG}=aborted",
+                "{}tagged `{old}` {LIFECYCLE_TAG}=aborted (kept until {RELEASED_TAG}={released}: \
+                 INSYNC + TTL)",
                 r.would()
             ));
         }
@@ -87,4 +100,22 @@ impl Connect {
         }
         r.done(did.join("\n"))
     }
+}
+
+/// Polls GetChange until Route53 says the change reached all its servers
+/// (INSYNC), at most `--timeout`.
+async fn insync<A: RotateAws>(r: &Rotation<'_, A>, change: &str) -> Result<()> {
+    let deadline = r.deadline();
+    let mut attempt = 0;
+    while !r.aws.change_insync(change).await? {
+        tracing::info!(change, "Route53 change pending");
+        r.pause(
+            &mut attempt,
+            deadline,
+            &format!("Route53 change `{change}` to be INSYNC"),
+        )
+        .await?;
+    }
+    tracing::info!(change, "Route53 change INSYNC");
+    Ok(())
 }

@@ -26,7 +26,7 @@ impl Migrate {
                 r.clone_id()
             ));
         };
-        let mut s = r.clone_settings(&c.id, &self.master_secret);
+        let mut s = r.clone_settings(&c, &self.master_secret);
         let up = Change::Up {
             to: None,
             single_transaction: false,

@@ -51,8 +51,24 @@ impl Step {
     ) -> std::result::Result<Step, Vec<&'static str>> {
         let m = &mut Vec::new();
         let step = match which {
-            Which::Clone => given(m, "--source-cluster", &rotate.source)
-                .map(|source| Step::Clone(CloneFrom { source })),
+            Which::Clone => match (&rotate.source, &rotate.source_instance) {
+                (Some(_), Some(_)) => {
+                    m.push("only one of --source-cluster and --source-instance");
+                    None
+                }
+                (None, Some(i)) => Some(Step::Clone(CloneFrom {
+                    source: i.clone(),
+                    instance: true,
+                })),
+                _ => given(m, "--source-cluster (or --source-instance)", &rotate.source).map(
+                    |source| {
+                        Step::Clone(CloneFrom {
+                            source,
+                            instance: false,
+                        })
+                    },
+                ),
+            },
             Which::Ready => Some(Step::Ready(Ready)),
             Which::Scrub => given(m, "--master-secret", &rotate.master_secret)
                 .zip(given(m, "--scrub-dir", &rotate.scrub_dir))

@@ -1,5 +1,9 @@
 //! `rotate ready`: waits until the clone and its writer are available and its
-//! database answers, then tags it `lifecycle=ready`.
+//! database answers, then tags it `lifecycle=ready`. A clone still without a
+//! writer (its `clone` ended before the cluster was available) gets it here,
+//! once the cluster is available. A database that stays unreachable once RDS
+//! says it is available (DNS, refused, no route, no answer) fails the step
+//! after `--unreachable-after` (exit 3), named as such.
 
 use std::time::{Duration, Instant};
 
@@ -8,7 +12,7 @@ use crate::aws::rotate::RotateAws;
 use migrator_core::conn::Parts;
 use migrator_core::error::{Error, Result};
 use migrator_core::migration::Engine;
-use migrator_core::rotate::plan::{Cluster, LIFECYCLE_TAG, Lifecycle, Step};
+use migrator_core::rotate::plan::{Cluster, LIFECYCLE_TAG, Lifecycle, SOURCE_TAG, Step};
 use migrator_core::rotate::summary::StepOutcome;
 
 /// `ready` needs no flag of its own.
@@ -37,9 +41,21 @@ impl Ready {
         let c = c.expect("today's clone exists outside a dry run");
         let started = Instant::now();
         let deadline = r.deadline();
-        let c = r.wait_available(&c.id, deadline).await?;
+        let mut wrote = String::new();
+        if !c.instance && c.writer().is_none() {
+            let c = r.wait_cluster(&c.id, deadline).await?;
+            if c.writer().is_none() {
+                writer_for(r, &c).await?;
+                wrote = format!(
+                    "; created its missing writer `{}`",
+                    migrator_core::rotate::plan::writer_id(&c.id)
+                );
+            }
+        }
+        let c = r.wait_available(&c, deadline).await?;
         let (engine, host, port) = address(r, &c)?;
         let mut attempt = 0;
+        let available = Instant::now();
         loop {
             let left = deadline.at.saturating_duration_since(Instant::now());
             let limit = left.clamp(Duration::from_millis(100), Duration::from_secs(10));
@@ -47,23 +63,68 @@ impl Ready {
                 probe::Answer::Accepting => break,
                 probe::Answer::NotYet(why) => {
                     tracing::info!(host = %host, port, why = %why, "database not answering yet");
-                    r.pause(
-                        &mut attempt,
-                        deadline,
-                        &format!("the database at {host}:{port}"),
-                    )
-                    .await?;
+                }
+                probe::Answer::Unreachable(why) => {
+                    if available.elapsed() >= r.rotate.unreachable_after {
+                        return Err(Error::Unreachable {
+                            target: format!("the database of `{}` at {host}:{port}", c.id),
+                            message: format!(
+                                "{why}, {} s after RDS said it is available: check the name \
+                                 (DNS), the security groups and the route from here \
+                                 (--unreachable-after)",
+                                available.elapsed().as_secs()
+                            ),
+                        });
+                    }
+                    tracing::info!(host = %host, port, why = %why, "database unreachable");
                 }
             }
+            r.pause(
+                &mut attempt,
+                deadline,
+                &format!("the database at {host}:{port}"),
+            )
+            .await?;
         }
         r.tag(&c, Lifecycle::Ready, &[]).await?;
         r.done(format!(
-            "`{}` available and its database answering at {host}:{port} after {} s; tagged \
-             {LIFECYCLE_TAG}=ready",
+            "`{}` available and its database answering at {host}:{port} after {} s{wrote}; \
+             tagged {LIFECYCLE_TAG}=ready",
             c.id,
             started.elapsed().as_secs()
         ))
     }
+}
+
+/// Creates the writer a clone lacks: of `--instance-class`, else of the class
+/// of its source's writer (the source is in the clone's tags).
+async fn writer_for<A: RotateAws>(r: &mut Rotation<'_, A>, c: &Cluster) -> Result<()> {
+    let engine = c
+        .engine
+        .clone()
+        .ok_or_else(|| Error::usage(format!("`{}`: RDS names no engine", c.id)))?;
+    let class = match &r.rotate.instance_class {
+        Some(class) => class.clone(),
+        None => {
+            let source_id = c.tag(SOURCE_TAG).ok_or_else(|| {
+                Error::usage(format!(
+                    "`{}` has no writer and no {SOURCE_TAG} tag to copy the class from; pass \
+                     --instance-class",
+                    c.id
+                ))
+            })?;
+            let source = r.aws.cluster(source_id).await?.ok_or_else(|| {
+                Error::usage(format!(
+                    "`{}` has no writer, and its source `{source_id}` is gone; pass \
+                     --instance-class",
+                    c.id
+                ))
+            })?;
+            super::clone::instance_class(r, &source).await?
+        }
+    };
+    let writer = migrator_core::rotate::plan::writer_id(&c.id);
+    super::clone::create_writer(r, &writer, &c.id, engine, class).await
 }
 
 /// Where to reach the clone's database: the writer endpoint, unless

@@ -38,25 +38,30 @@ impl Scrub {
             .and_then(migrator_core::conn::engine_of)
             .ok_or_else(|| Error::usage(format!("`{}`: unknown engine", c.id)))?;
         scrub::check_files(&files, engine)?;
+        // Preflight: the connection made after the password change must be
+        // possible before anything changes.
+        let parts = r.check_connection(&c)?;
         // The secret first: a crash after it leaves the clone unscrubbed, and
         // the next run makes a new password; never a password set but not kept.
         let password = new_password()?;
         let create = !r.aws.secret_exists(&secret_id).await?;
         r.apply(Call::StoreSecret {
             secret_id: secret_id.clone(),
-            value: Secret::new(secret_json(&c, &password)),
+            value: Secret::new(secret_json(&c, parts.dbname.as_deref(), &password)),
             create,
         })
         .await?;
-        r.apply(Call::ResetMasterPassword {
-            cluster: c.id.clone(),
-            password,
-        })
-        .await?;
+        let made = r
+            .apply(Call::ResetMasterPassword {
+                cluster: c.id.clone(),
+                password,
+                instance: c.instance,
+            })
+            .await?;
         let deadline = r.deadline();
-        tokio::time::sleep(r.rotate.poll).await;
-        let c = r.wait_available(&c.id, deadline).await?;
-        let mut db = r.connect_db(&c.id, &secret_id).await?;
+        r.wait_password(&c.id, c.instance, &made, deadline).await?;
+        let c = r.wait_available(&c, deadline).await?;
+        let mut db = r.connect_db(&c, &secret_id).await?;
         let disable = to_disable(r, &mut db, engine, &c).await?;
         for a in &disable {
             let sql = scrub::disable_sql(engine, a);
@@ -109,6 +114,7 @@ async fn dry_run<A: RotateAws>(
     r.apply(Call::ResetMasterPassword {
         cluster: id.clone(),
         password: placeholder,
+        instance: target.instance,
     })
     .await?;
     let mut lines = Vec::new();
@@ -121,7 +127,7 @@ async fn dry_run<A: RotateAws>(
     match (&c, engine) {
         (Some(c), Some(engine)) => {
             scrub::check_files(files, engine)?;
-            match r.connect_db(&c.id, secret_id).await {
+            match r.connect_db(c, secret_id).await {
                 Ok(mut db) => {
                     let disable = to_disable(r, &mut db, engine, c).await?;
                     if disable.is_empty() {
@@ -146,8 +152,9 @@ async fn dry_run<A: RotateAws>(
     r.done(lines.join("\n"))
 }
 
-/// The secret's JSON: what `--db-secret` reads (RDS's format).
-fn secret_json(c: &Cluster, password: &Secret) -> String {
+/// The secret's JSON: what `--db-secret` reads (RDS's format). `dbname`: the
+/// cluster's, else the one the user's flags or URL name.
+fn secret_json(c: &Cluster, dbname: Option<&str>, password: &Secret) -> String {
     let engine = match c.engine.as_deref().and_then(migrator_core::conn::engine_of) {
         Some(Engine::Mysql) => "mysql",
         _ => "postgres",
@@ -158,8 +165,9 @@ fn secret_json(c: &Cluster, password: &Secret) -> String {
         "port": c.port,
         "username": c.master_username,
         "password": password.expose(),
-        "dbname": c.database_name,
-        "dbClusterIdentifier": c.id,
+        "dbname": c.database_name.as_deref().or(dbname),
+        "dbClusterIdentifier": (!c.instance).then_some(&c.id),
+        "dbInstanceIdentifier": c.instance.then_some(&c.id),
     })
     .to_string()
 }
