@@ -1,11 +1,15 @@
 //! PostgreSQL (and Aurora PostgreSQL) through tokio-postgres.
 //!
-//! A transactional migration costs two round trips: `BEGIN;` + the whole script in
-//! one simple-protocol message (the server splits it, as psql's statements would
-//! run), then the history row and `COMMIT` pipelined. A failed statement is located
-//! by the server's error position or, failing that, by counting the statements the
-//! server completed. No-transaction scripts run statement by statement between an
-//! "in progress" row and its completion.
+//! A transactional migration costs one round trip: `BEGIN`, the whole script (the
+//! server splits it, as psql's statements would run), the history row with the
+//! execution time the server measured, and `COMMIT`, in one simple-protocol
+//! message ([`transactional_message`]). A failed statement is located by the
+//! server's error position or, failing that, by counting the statements the server
+//! completed; then one more round trip rolls back. No-transaction scripts run
+//! statement by statement between an "in progress" row and its completion.
+//!
+//! The lock, and the history read right behind it, share one round trip: the
+//! server answers in order, so the read sees what the lock holder may see.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -48,8 +52,9 @@ const SELECT_HISTORY: &str = "SELECT version, name, checksum, status, \
 pub struct Postgres {
     client: Client,
     info: DatabaseInfo,
-    insert: Option<tokio_postgres::Statement>,
-    delete: Option<tokio_postgres::Statement>,
+    /// The history as read right behind the lock (same round trip), for the
+    /// `history` call that follows it; any other call drops it.
+    read_ahead: Option<Result<Option<Vec<HistoryRow>>>>,
 }
 
 /// Whether a connection error may pass if we wait (the server is starting, the
@@ -124,8 +129,7 @@ pub async fn connect(
     Ok(Postgres {
         client,
         info,
-        insert: None,
-        delete: None,
+        read_ahead: None,
     })
 }
 
@@ -140,6 +144,24 @@ fn interrupted(interrupt: &Interrupt, detail: Option<String>) -> Error {
 
 fn text(row: &tokio_postgres::SimpleQueryRow, i: usize) -> Option<String> {
     row.get(i).map(str::to_string)
+}
+
+/// The history table's rows from the answer to [`SELECT_HISTORY`]; `None`
+/// when the table does not exist.
+fn history_of(
+    answer: std::result::Result<Vec<SimpleQueryMessage>, tokio_postgres::Error>,
+) -> Result<Option<Vec<HistoryRow>>> {
+    match answer {
+        Ok(rows) => parse_rows(rows).map(Some),
+        Err(e) if e.as_db_error().map(|d| d.code()) == Some(&SqlState::UNDEFINED_TABLE) => Ok(None),
+        Err(e) => Err(Error::database("reading the history table", describe(&e))),
+    }
+}
+
+/// The execution time the server measured, from the history write's row.
+fn server_ms(message: &Message, rows: &[Vec<tokio_postgres::SimpleQueryRow>]) -> Option<u64> {
+    let i = message.index_of(Part::Record)?;
+    rows.get(i)?.first()?.get(0)?.parse().ok()
 }
 
 fn parse_rows(messages: Vec<SimpleQueryMessage>) -> Result<Vec<HistoryRow>> {
@@ -198,6 +220,154 @@ fn exec_error(
     err
 }
 
+/// A part of a transactional message, in the order it is sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Part {
+    Begin,
+    /// A capture read right after BEGIN (the rehearsal's "before" fragment).
+    Before,
+    /// The migration's own SQL.
+    Script,
+    /// A capture read after the script (the rehearsal's "after" fragment).
+    After,
+    /// The history row (written or deleted), with the execution time the
+    /// server measured.
+    Record,
+    Commit,
+}
+
+/// One part of a [`Message`]: where it is in the text and how many statements
+/// (CommandCompletes) the server answers it with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Span {
+    part: Part,
+    /// 0-based char position of the part in the message (the server's error
+    /// positions count chars, from 1).
+    start_char: usize,
+    /// Statements of the message before this part.
+    first_statement: usize,
+    statements: usize,
+}
+
+/// Several parts joined into one simple-query message, and where each one is.
+#[derive(Debug)]
+struct Message {
+    text: String,
+    spans: Vec<Span>,
+}
+
+impl Message {
+    /// Joins `parts` (part, SQL, its number of statements). Every part ends on
+    /// its own line, so a script's closing `--` comment cannot swallow the
+    /// separator; an empty statement (`;;`) gets no answer from the server, so
+    /// a script's own terminator does no harm.
+    fn join(parts: &[(Part, &str, usize)]) -> Message {
+        let mut text = String::new();
+        let mut spans = Vec::with_capacity(parts.len());
+        let (mut chars, mut first_statement) = (0, 0);
+        for &(part, sql, statements) in parts {
+            spans.push(Span {
+                part,
+                start_char: chars,
+                first_statement,
+                statements,
+            });
+            text.push_str(sql);
+            text.push_str("\n;\n");
+            chars += sql.chars().count() + 3;
+            first_statement += statements;
+        }
+        Message { text, spans }
+    }
+
+    /// Index of `part` in `spans` (and in the rows [`Postgres::send`] returns).
+    fn index_of(&self, part: Part) -> Option<usize> {
+        self.spans.iter().position(|s| s.part == part)
+    }
+
+    /// The part a 1-based server char position falls in, and the position
+    /// (1-based) inside that part.
+    fn at_position(&self, pos: usize) -> Option<(&Span, usize)> {
+        let index = pos.checked_sub(1)?;
+        let span = self.spans.iter().rfind(|s| s.start_char <= index)?;
+        Some((span, index - span.start_char + 1))
+    }
+
+    /// The part running when `completed` statements of the message had
+    /// completed, and the statement's index inside that part.
+    fn at_statement(&self, completed: usize) -> Option<(&Span, usize)> {
+        self.spans
+            .iter()
+            .find(|s| completed < s.first_statement + s.statements)
+            .map(|s| (s, completed - s.first_statement))
+    }
+}
+
+/// The one message of a transactional migration: BEGIN, an optional capture
+/// before the script, the script, an optional capture after it, the history
+/// row and COMMIT. One round trip when it succeeds. `before` and `after` may
+/// hold several statements and return rows: each part's rows are told apart by
+/// counting CommandCompletes (see [`Message::at_statement`]).
+fn transactional_message(
+    before: Option<&str>,
+    script: (&str, usize),
+    after: Option<&str>,
+    record: &str,
+) -> Message {
+    let mut parts = vec![(Part::Begin, "BEGIN", 1)];
+    parts.extend(before.map(|sql| (Part::Before, sql, statements_in(sql))));
+    parts.push((Part::Script, script.0, script.1));
+    parts.extend(after.map(|sql| (Part::After, sql, statements_in(sql))));
+    parts.push((Part::Record, record, 1));
+    parts.push((Part::Commit, "COMMIT", 1));
+    Message::join(&parts)
+}
+
+/// Statements in a fragment of ours, as the server will count them.
+fn statements_in(sql: &str) -> usize {
+    split::split(sql, migrator_core::migration::Engine::Postgres, false).map_or(1, |s| s.len())
+}
+
+/// A string as a literal whatever `standard_conforming_strings` says: in an
+/// `E''` literal both the quote and the backslash are escaped.
+fn literal(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 3);
+    out.push_str("E'");
+    for c in s.chars() {
+        match c {
+            '\'' => out.push_str("''"),
+            '\\' => out.push_str("\\\\"),
+            c => out.push(c),
+        }
+    }
+    out.push('\'');
+    out
+}
+
+/// Milliseconds since the server received the current message: the script's
+/// execution time, measured where it ran.
+const SERVER_MS: &str =
+    "(extract(epoch FROM clock_timestamp() - statement_timestamp()) * 1000)::bigint";
+
+/// The history write of one migration (`up`: the row, `down`: its removal),
+/// answering one row with the execution time it measured.
+fn record_sql(exec: &Exec<'_>) -> String {
+    let m = exec.migration;
+    match exec.direction {
+        Direction::Up => format!(
+            "INSERT INTO migrator_history (version, name, checksum, status, execution_ms) \
+             VALUES ({}, {}, {}, 'applied', {SERVER_MS}) RETURNING execution_ms",
+            m.version as i64,
+            literal(&m.name),
+            literal(&m.checksum)
+        ),
+        Direction::Down => format!(
+            "WITH gone AS (DELETE FROM migrator_history WHERE version = {}) SELECT {SERVER_MS}",
+            m.version as i64
+        ),
+    }
+}
+
 impl Postgres {
     async fn simple(&self, sql: &str, doing: &str) -> Result<Vec<SimpleQueryMessage>> {
         self.client
@@ -230,71 +400,80 @@ impl Postgres {
         })
     }
 
-    async fn prepared(&mut self, direction: Direction) -> Result<tokio_postgres::Statement> {
-        let slot = match direction {
-            Direction::Up => &mut self.insert,
-            Direction::Down => &mut self.delete,
-        };
-        if let Some(s) = slot {
-            return Ok(s.clone());
-        }
-        let (sql, types): (&str, &[Type]) = match direction {
-            Direction::Up => (
-                "INSERT INTO migrator_history (version, name, checksum, status, execution_ms) \
-                 VALUES ($1, $2, $3, 'applied', $4)",
-                &[Type::INT8, Type::TEXT, Type::TEXT, Type::INT8],
-            ),
-            Direction::Down => (
-                "DELETE FROM migrator_history WHERE version = $1",
-                &[Type::INT8],
-            ),
-        };
-        let stmt = self
-            .client
-            .prepare_typed(sql, types)
-            .await
-            .map_err(|e| Error::database("preparing the history statement", describe(&e)))?;
-        *slot = Some(stmt.clone());
-        Ok(stmt)
-    }
-
-    /// Runs the script's SQL in one message; on failure, locates the statement.
-    async fn run_script(
+    /// Sends `message` (whose `Part::Script` is `exec`'s script) and reads its
+    /// answers: the rows of each part, in the order of `message.spans`. On
+    /// failure, the error located in the script, or in the part of ours that
+    /// failed. Rolls nothing back.
+    async fn send(
         &self,
+        message: &Message,
         exec: &Exec<'_>,
-        prefix: &str,
-    ) -> std::result::Result<(), ExecError> {
-        let sent = format!("{prefix}{}", exec.script.sql);
-        let prefix_statements = usize::from(!prefix.is_empty());
+    ) -> std::result::Result<Vec<Vec<tokio_postgres::SimpleQueryRow>>, ExecError> {
         let fail = |e: &tokio_postgres::Error, completed: usize| {
-            let mut err = exec_error(e, &exec.script.sql, prefix.chars().count(), 0);
-            if err.offset.is_none() {
-                err.statement = completed.checked_sub(prefix_statements);
-            }
-            if let Some(off) = err.offset {
-                err.statement = exec
-                    .statements
-                    .iter()
-                    .rposition(|s| s.start <= off)
-                    .or(Some(0));
+            let position = e.as_db_error().and_then(|db| match db.position() {
+                Some(ErrorPosition::Original(pos)) => Some(*pos as usize),
+                _ => None,
+            });
+            let located = match position {
+                Some(pos) => message
+                    .at_position(pos)
+                    .map(|(s, p)| (s.part, None, Some(p))),
+                None => message
+                    .at_statement(completed)
+                    .map(|(s, i)| (s.part, Some(i), None)),
+            };
+            let mut err = exec_error(e, "", 0, 0);
+            match located {
+                Some((Part::Script, index, pos)) => {
+                    if let Some(pos) = pos {
+                        let off = split::char_pos_to_byte(&exec.script.sql, pos);
+                        err.offset = Some(off);
+                        err.statement = exec
+                            .statements
+                            .iter()
+                            .rposition(|s| s.start <= off)
+                            .or(Some(0));
+                    } else {
+                        err.statement = index;
+                    }
+                }
+                Some((Part::Record, ..)) => {
+                    err.message = format!("recording the migration in {TABLE}: {}", err.message);
+                }
+                Some((Part::Before | Part::After, ..)) => {
+                    err.message =
+                        format!("reading the capture around the migration: {}", err.message);
+                }
+                Some((Part::Begin | Part::Commit, ..)) | None => {}
             }
             err
         };
         let stream = self
             .client
-            .simple_query_raw(&sent)
+            .simple_query_raw(&message.text)
             .await
             .map_err(|e| fail(&e, 0))?;
         futures_util::pin_mut!(stream);
+        let mut rows: Vec<Vec<tokio_postgres::SimpleQueryRow>> =
+            message.spans.iter().map(|_| Vec::new()).collect();
         let mut completed = 0usize;
         while let Some(msg) = stream.next().await {
             match msg {
                 Ok(SimpleQueryMessage::CommandComplete(_)) => completed += 1,
+                Ok(SimpleQueryMessage::Row(row)) => {
+                    if let Some(i) = message
+                        .spans
+                        .iter()
+                        .position(|s| completed < s.first_statement + s.statements)
+                    {
+                        rows[i].push(row);
+                    }
+                }
                 Ok(_) => {}
                 Err(e) => return Err(fail(&e, completed)),
             }
         }
-        Ok(())
+        Ok(rows)
     }
 
     /// Runs one statement on its own (no-transaction scripts, scrub files); a
@@ -326,46 +505,25 @@ impl Postgres {
         exec: &Exec<'_>,
     ) -> std::result::Result<u64, ExecError> {
         let started = Instant::now();
-        if let Err(e) = self.run_script(exec, "BEGIN;\n").await {
-            self.rollback().await;
-            return Err(e);
-        }
-        let ms = started.elapsed().as_millis() as u64;
-        // The history row and COMMIT go out together: one round trip, one commit.
-        let commit = self.client.simple_query("COMMIT");
-        let (book, commit) = tokio::join!(self.record(exec, ms), commit);
-        if let Err(e) = book {
-            self.rollback().await;
-            return Err(e);
-        }
-        commit.map_err(|e| exec_error(&e, "", 0, 0))?;
-        Ok(ms)
-    }
-
-    /// Writes (up) or deletes (down) the history row with the prepared statement,
-    /// borrowing `self` immutably so that it can be pipelined with COMMIT.
-    async fn record(&self, exec: &Exec<'_>, ms: u64) -> std::result::Result<(), ExecError> {
-        let stmt = match exec.direction {
-            Direction::Up => self.insert.clone(),
-            Direction::Down => self.delete.clone(),
-        }
-        .expect("history statement prepared before use");
-        let m = exec.migration;
-        let version = m.version as i64;
-        let ms = ms as i64;
-        let result = match exec.direction {
-            Direction::Up => {
-                self.client
-                    .execute(&stmt, &[&version, &m.name, &m.checksum, &ms])
-                    .await
+        let record = record_sql(exec);
+        let message = transactional_message(
+            None,
+            (&exec.script.sql, exec.statements.len()),
+            None,
+            &record,
+        );
+        match self.send(&message, exec).await {
+            Ok(rows) => {
+                Ok(server_ms(&message, &rows)
+                    .unwrap_or_else(|| started.elapsed().as_millis() as u64))
             }
-            Direction::Down => self.client.execute(&stmt, &[&version]).await,
-        };
-        result.map(|_| ()).map_err(|e| {
-            let mut err = exec_error(&e, "", 0, 0);
-            err.message = format!("recording the migration in {TABLE}: {}", err.message);
-            err
-        })
+            Err(e) => {
+                if !e.connection_lost {
+                    self.rollback().await;
+                }
+                Err(e)
+            }
+        }
     }
 
     async fn execute_statementwise(
@@ -488,11 +646,16 @@ impl Driver for Postgres {
         // PostgreSQL 14+: notice a vanished client (kill -9, lost network) while a
         // statement runs, so its session lock goes with it. Older servers do not
         // know the setting; that is fine. Pipelined with the lock: one round trip.
-        let (check, locked) = tokio::join!(
+        // The history read goes in the same round trip, behind the lock: the
+        // server answers in order, so it runs once the lock is held (and is
+        // dropped when it was not).
+        let (check, locked, history) = tokio::join!(
             self.client
                 .simple_query("SET client_connection_check_interval = 1000"),
-            self.client.simple_query(&sql)
+            self.client.simple_query(&sql),
+            self.client.simple_query(SELECT_HISTORY)
         );
+        self.read_ahead = None;
         if let Err(e) = check {
             tracing::debug!(error = %describe(&e), "client_connection_check_interval not set");
         }
@@ -508,7 +671,10 @@ impl Driver for Postgres {
                     holder: self.lock_holder().await,
                 })
             }
-            Ok(_) => Ok(()),
+            Ok(_) => {
+                self.read_ahead = Some(history_of(history));
+                Ok(())
+            }
             Err(e) => match e.as_db_error().map(|db| db.code().clone()) {
                 Some(SqlState::LOCK_NOT_AVAILABLE) => Err(Error::LockTimeout {
                     seconds,
@@ -524,6 +690,7 @@ impl Driver for Postgres {
     }
 
     async fn unlock(&mut self) -> Result<()> {
+        self.read_ahead = None;
         self.simple(
             &format!("SELECT pg_advisory_unlock({LOCK_KEY})"),
             "releasing the lock",
@@ -533,16 +700,14 @@ impl Driver for Postgres {
     }
 
     async fn history(&mut self) -> Result<Option<Vec<HistoryRow>>> {
-        match self.client.simple_query(SELECT_HISTORY).await {
-            Ok(rows) => parse_rows(rows).map(Some),
-            Err(e) if e.as_db_error().map(|d| d.code()) == Some(&SqlState::UNDEFINED_TABLE) => {
-                Ok(None)
-            }
-            Err(e) => Err(Error::database("reading the history table", describe(&e))),
+        match self.read_ahead.take() {
+            Some(read) => read,
+            None => history_of(self.client.simple_query(SELECT_HISTORY).await),
         }
     }
 
     async fn create_history(&mut self) -> Result<()> {
+        self.read_ahead = None;
         self.simple(CREATE_TABLE, "creating the history table")
             .await
             .map(|_| ())
@@ -553,11 +718,8 @@ impl Driver for Postgres {
         exec: &Exec<'_>,
         interrupt: &Interrupt,
     ) -> std::result::Result<u64, ExecError> {
+        self.read_ahead = None;
         if exec.migration.transactional {
-            self.prepared(exec.direction).await.map_err(|e| ExecError {
-                message: e.to_string(),
-                ..ExecError::default()
-            })?;
             self.execute_transactional(exec).await
         } else {
             self.execute_statementwise(exec, interrupt).await
@@ -569,13 +731,7 @@ impl Driver for Postgres {
         execs: &[Exec<'_>],
         interrupt: &Interrupt,
     ) -> std::result::Result<Vec<u64>, (usize, ExecError)> {
-        let lift = |e: Error| ExecError {
-            message: e.to_string(),
-            ..ExecError::default()
-        };
-        if let Some(e) = execs.first() {
-            self.prepared(e.direction).await.map_err(|e| (0, lift(e)))?;
-        }
+        self.read_ahead = None;
         self.client
             .simple_query("BEGIN")
             .await
@@ -593,16 +749,18 @@ impl Driver for Postgres {
                     },
                 ));
             }
+            // The script and its history row: one round trip per migration.
             let started = Instant::now();
-            let result = match self.run_script(exec, "").await {
-                Ok(()) => {
-                    let ms = started.elapsed().as_millis() as u64;
-                    self.record(exec, ms).await.map(|()| ms)
-                }
-                Err(e) => Err(e),
-            };
-            match result {
-                Ok(ms) => times.push(ms),
+            let record = record_sql(exec);
+            let message = Message::join(&[
+                (Part::Script, &exec.script.sql, exec.statements.len()),
+                (Part::Record, &record, 1),
+            ]);
+            match self.send(&message, exec).await {
+                Ok(rows) => times.push(
+                    server_ms(&message, &rows)
+                        .unwrap_or_else(|| started.elapsed().as_millis() as u64),
+                ),
                 Err(e) => {
                     self.rollback().await;
                     return Err((i, e));
@@ -617,6 +775,7 @@ impl Driver for Postgres {
     }
 
     async fn force(&mut self, plan: &ForcePlan) -> Result<()> {
+        self.read_ahead = None;
         let doing = "writing the forced version";
         let tx = self
             .client
@@ -651,6 +810,7 @@ impl Driver for Postgres {
     }
 
     async fn insert_applied(&mut self, rows: &[Adopted]) -> Result<()> {
+        self.read_ahead = None;
         let doing = "recording migrations as applied";
         let db = |e: tokio_postgres::Error| Error::database(doing, describe(&e));
         let tx = self.client.transaction().await.map_err(db)?;
@@ -675,6 +835,7 @@ impl Driver for Postgres {
         statements: &[split::Statement<'_>],
         interrupt: &Interrupt,
     ) -> std::result::Result<u64, ExecError> {
+        self.read_ahead = None;
         let started = Instant::now();
         self.client
             .simple_query("BEGIN")
@@ -699,6 +860,7 @@ impl Driver for Postgres {
     }
 
     async fn query_text(&mut self, sql: &str) -> Result<Option<Vec<Vec<Option<String>>>>> {
+        self.read_ahead = None;
         match self.client.simple_query(sql).await {
             Ok(messages) => Ok(Some(
                 messages
