@@ -97,6 +97,14 @@ impl TestDb {
         }
     }
 
+    /// The port the server was configured with.
+    pub fn port(&self) -> String {
+        match self.engine {
+            Engine::Pg => parts(&pg_base()).1,
+            Engine::My => parts(&my_base()).1,
+        }
+    }
+
     /// [`Self::url`] with the host replaced, e.g. by a name to resolve.
     pub fn url_with_host(&self, host: &str) -> String {
         let url = self.url();

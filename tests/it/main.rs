@@ -29,6 +29,7 @@ mod formats;
 mod layers;
 mod moto;
 mod notify;
+mod proxy;
 mod rotate;
 mod runner;
 mod safety;
