@@ -250,8 +250,30 @@ fn near_offset(stmt: &str, message: &str) -> Option<usize> {
     Some(
         stmt[line_start..]
             .find(near)
+            .or_else(|| running_on(&stmt[line_start..], near))
             .map_or(line_start, |i| line_start + i),
     )
+}
+
+/// Where in `rest` the server's `near` quote starts when the quote runs on past
+/// the statement's end (into the next statement of a multi-statement message).
+fn running_on(rest: &str, near: &str) -> Option<usize> {
+    rest.char_indices()
+        .map(|(i, _)| i)
+        .find(|&i| !rest[i..].trim().is_empty() && near.starts_with(&rest[i..]))
+}
+
+/// The server's message with its `near '...'` quote cut at the statement's
+/// end: what follows belongs to the next statement of the message (or to our
+/// bookkeeping), not to what failed.
+fn near_in_statement(stmt: &str, message: &str) -> Option<String> {
+    let (head, line) = message.rsplit_once("' at line ")?;
+    let (before, near) = head.split_once("near '")?;
+    if stmt.contains(near) {
+        return None;
+    }
+    let at = running_on(stmt, near)?;
+    Some(format!("{before}near '{}' at line {line}", &stmt[at..]))
 }
 
 fn exec_error(e: &sqlx::Error, stmt: Option<(usize, &Statement<'_>)>) -> ExecError {
@@ -271,6 +293,9 @@ fn exec_error(e: &sqlx::Error, stmt: Option<(usize, &Statement<'_>)>) -> ExecErr
     if let Some((i, s)) = stmt {
         err.statement = Some(i);
         err.offset = Some(s.start + near_offset(s.sql, &err.message).unwrap_or(0));
+        if let Some(message) = near_in_statement(s.sql, &err.message) {
+            err.message = message;
+        }
     }
     err
 }
@@ -1033,6 +1058,72 @@ mod tests {
             near_offset("SELECT (", "... near '' at line 1"),
             Some("SELECT (".len())
         );
+    }
+
+    #[test]
+    fn a_near_quote_running_into_the_next_statement_is_cut_at_the_end() {
+        let stmt = "CREATE TABLE b (\n  id INT,\n  , x INT\n)";
+        let msg = "You have an error in your SQL syntax; check the manual that corresponds to \
+                   your MariaDB server version for the right syntax to use near ' x INT\n)\n;\n\
+                   UPDATE migrator_history SET status = 'applied', execution_ms = TIM...' at line 3";
+        let off = near_offset(stmt, msg).unwrap();
+        assert_eq!(&stmt[off..], " x INT\n)");
+        let cut = near_in_statement(stmt, msg).unwrap();
+        assert!(cut.ends_with("near ' x INT\n)' at line 3"), "{cut}");
+        assert!(!cut.contains("migrator_history"));
+        assert_eq!(near_in_statement(stmt, "near ' x INT' at line 3"), None);
+    }
+
+    #[test]
+    fn a_batch_keeps_the_transaction_boundaries_of_the_statements() {
+        use migrator_core::migration::{Format, Migration, Script};
+        let sql = "CREATE TABLE t (id INT);\nINSERT INTO t VALUES (1);\nUPDATE t SET id = 2;\n";
+        let m = Migration {
+            version: 7,
+            name: "seven".into(),
+            up: Script {
+                path: "7_seven.up.sql".into(),
+                sql: sql.into(),
+                first_line: 1,
+                goose_annotations: false,
+            },
+            down: None,
+            checksum: "ab".into(),
+            transactional: true,
+            format: Format::GolangMigrate,
+        };
+        let statements =
+            migrator_core::split::split(sql, migrator_core::migration::Engine::Mysql, false)
+                .unwrap();
+        let exec = Exec {
+            migration: &m,
+            direction: Direction::Up,
+            script: &m.up,
+            statements: &statements,
+        };
+        let batch = Batch::of(&exec);
+        assert_eq!(
+            batch.pieces,
+            [
+                Piece::Begin,
+                Piece::Mark,
+                Piece::Statement(0),
+                Piece::Reopen(1),
+                Piece::Statement(1),
+                Piece::Statement(2),
+                Piece::Done,
+                Piece::Commit,
+                Piece::Took,
+            ]
+        );
+        assert!(batch.one_answer_each);
+        assert_eq!(batch.text.split("\n;\n").count(), batch.pieces.len());
+        assert!(
+            batch.text.contains("VALUES (7, X'736576656E', "),
+            "{}",
+            batch.text
+        );
+        assert!(may_answer_many("call p()") && !may_answer_many("CREATE PROCEDURE p() BEGIN END"));
     }
 
     #[test]

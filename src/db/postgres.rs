@@ -888,3 +888,66 @@ impl Driver for Postgres {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_message_says_which_part_a_position_or_a_count_falls_in() {
+        let script = "CREATE TABLE t (id int);\nINSERT INTO t VALUES (1); -- done";
+        let m = transactional_message(
+            Some("SELECT 1; SELECT 2"),
+            (script, 2),
+            Some("SELECT 3"),
+            "INSERT INTO migrator_history VALUES (1)",
+        );
+        assert!(
+            m.text
+                .starts_with("BEGIN\n;\nSELECT 1; SELECT 2\n;\nCREATE TABLE t"),
+            "{}",
+            m.text
+        );
+        // The closing comment cannot swallow the separator.
+        assert!(m.text.contains("-- done\n;\n"));
+        assert!(m.text.ends_with("COMMIT\n;\n"));
+        let parts: Vec<(Part, usize)> = m.spans.iter().map(|s| (s.part, s.statements)).collect();
+        assert_eq!(
+            parts,
+            [
+                (Part::Begin, 1),
+                (Part::Before, 2),
+                (Part::Script, 2),
+                (Part::After, 1),
+                (Part::Record, 1),
+                (Part::Commit, 1)
+            ]
+        );
+        // BEGIN and the two capture statements completed: the script's first.
+        let (span, i) = m.at_statement(3).unwrap();
+        assert_eq!((span.part, i), (Part::Script, 0));
+        assert_eq!(
+            m.at_statement(4).map(|(s, i)| (s.part, i)),
+            Some((Part::Script, 1))
+        );
+        assert_eq!(m.at_statement(6).map(|(s, _)| s.part), Some(Part::Record));
+        assert_eq!(m.at_statement(8), None);
+        // A server position (1-based chars) inside the script, back to it.
+        let insert = m.text.find("INSERT INTO t").unwrap() + 1;
+        let (span, pos) = m.at_position(insert).unwrap();
+        assert_eq!(span.part, Part::Script);
+        assert_eq!(
+            &script[split::char_pos_to_byte(script, pos)..][..13],
+            "INSERT INTO t"
+        );
+        let record = m.text.find("INSERT INTO migrator_history").unwrap() + 1;
+        assert_eq!(m.at_position(record).unwrap().0.part, Part::Record);
+    }
+
+    #[test]
+    fn literals_are_escaped_whatever_the_server_settings() {
+        assert_eq!(literal("it's"), "E'it''s'");
+        assert_eq!(literal("a\\b"), "E'a\\\\b'");
+        assert_eq!(literal(""), "E''");
+    }
+}

@@ -35,3 +35,4 @@ mod runner;
 mod safety;
 mod signals;
 mod static_binary;
+mod trips;
