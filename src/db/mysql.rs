@@ -428,37 +428,33 @@ fn may_answer_many(sql: &str) -> bool {
     matches!(first.as_str(), "CALL" | "EXECUTE")
 }
 
-/// The history table's rows from the answer to [`SELECT_HISTORY`] (text
-/// protocol); `None` when the table does not exist.
-fn history_of(
-    rows: std::result::Result<Vec<sqlx::mysql::MySqlRow>, sqlx::Error>,
-) -> Result<Option<Vec<HistoryRow>>> {
-    let doing = "reading the history table";
-    let rows = match rows {
-        Ok(rows) => rows,
-        Err(e) if db_error(&e).is_some_and(|d| d.number() == ER_NO_SUCH_TABLE) => {
-            return Ok(None);
-        }
-        Err(e) => return Err(Error::database(doing, describe(&e))),
-    };
-    rows.iter()
-        .map(|r| {
-            let get = |e: sqlx::Error| Error::database(doing, describe(&e));
-            let status: String = r.try_get(3).map_err(get)?;
-            Ok(HistoryRow {
-                version: r.try_get(0).map_err(get)?,
-                name: r.try_get(1).map_err(get)?,
-                checksum: r.try_get(2).map_err(get)?,
-                status: RowStatus::parse(&status)
-                    .ok_or_else(|| Error::database(doing, format!("unknown status `{status}`")))?,
-                applied_at: r.try_get(4).map_err(get)?,
-                execution_ms: r.try_get(5).map_err(get)?,
-                failed_statement: r.try_get(6).map_err(get)?,
-                error: r.try_get(7).map_err(get)?,
-            })
-        })
-        .collect::<Result<Vec<_>>>()
-        .map(Some)
+const READING_HISTORY: &str = "reading the history table";
+
+/// A history row from [`SELECT_HISTORY`]'s answer (text protocol).
+fn history_row(r: &sqlx::mysql::MySqlRow) -> Result<HistoryRow> {
+    let get = |e: sqlx::Error| Error::database(READING_HISTORY, describe(&e));
+    let status: String = r.try_get(3).map_err(get)?;
+    Ok(HistoryRow {
+        version: r.try_get(0).map_err(get)?,
+        name: r.try_get(1).map_err(get)?,
+        checksum: r.try_get(2).map_err(get)?,
+        status: RowStatus::parse(&status).ok_or_else(|| {
+            Error::database(READING_HISTORY, format!("unknown status `{status}`"))
+        })?,
+        applied_at: r.try_get(4).map_err(get)?,
+        execution_ms: r.try_get(5).map_err(get)?,
+        failed_statement: r.try_get(6).map_err(get)?,
+        error: r.try_get(7).map_err(get)?,
+    })
+}
+
+/// A failed history read: `None` when the table does not exist.
+fn missing_or(e: sqlx::Error) -> Result<Option<Vec<HistoryRow>>> {
+    if db_error(&e).is_some_and(|d| d.number() == ER_NO_SUCH_TABLE) {
+        Ok(None)
+    } else {
+        Err(Error::database(READING_HISTORY, describe(&e)))
+    }
 }
 
 /// A string as a character-string literal in the connection's character set,
@@ -483,7 +479,9 @@ impl Mysql {
         );
         let mut stream = sqlx::raw_sql(AssertSqlSafe(sql)).fetch_many(&mut self.conn);
         let (mut completed, mut got, mut rows) = (0usize, None, Vec::new());
-        let mut history_error = None;
+        // Each history row is parsed as it arrives (10 000 rows never sit in
+        // memory twice); the first bad one is the answer.
+        let mut history = Ok(());
         loop {
             match stream.try_next().await {
                 Ok(Some(Either::Left(_))) => completed += 1,
@@ -494,22 +492,23 @@ impl Mysql {
                         self.max_packet = row.try_get_unchecked(1).ok();
                     }
                     1 => got = row.try_get_unchecked::<Option<i64>, _>(0)?,
-                    _ => rows.push(row),
+                    _ if history.is_ok() => match history_row(&row) {
+                        Ok(r) => rows.push(r),
+                        Err(e) => history = Err(e),
+                    },
+                    _ => {}
                 },
                 Ok(None) => break,
                 // The history read failing (no table yet) does not undo the lock.
                 Err(e) if completed >= 2 => {
-                    history_error = Some(e);
-                    break;
+                    drop(stream);
+                    return Ok((got, missing_or(e)));
                 }
                 Err(e) => return Err(e),
             }
         }
         drop(stream);
-        let history = match history_error {
-            Some(e) => history_of(Err(e)),
-            None => history_of(Ok(rows)),
-        };
+        let history = history.map(|()| Some(rows));
         Ok((got, history))
     }
 
@@ -894,10 +893,15 @@ impl Driver for Mysql {
         if let Some(read) = self.read_ahead.take() {
             return read;
         }
-        let rows = sqlx::raw_sql(AssertSqlSafe(SELECT_HISTORY))
-            .fetch_all(&mut self.conn)
-            .await;
-        history_of(rows)
+        let mut stream = sqlx::raw_sql(AssertSqlSafe(SELECT_HISTORY)).fetch(&mut self.conn);
+        let mut rows = Vec::new();
+        loop {
+            match stream.try_next().await {
+                Ok(Some(row)) => rows.push(history_row(&row)?),
+                Ok(None) => return Ok(Some(rows)),
+                Err(e) => return missing_or(e),
+            }
+        }
     }
 
     async fn create_history(&mut self) -> Result<()> {

@@ -146,16 +146,30 @@ fn text(row: &tokio_postgres::SimpleQueryRow, i: usize) -> Option<String> {
     row.get(i).map(str::to_string)
 }
 
-/// The history table's rows from the answer to [`SELECT_HISTORY`]; `None`
-/// when the table does not exist.
-fn history_of(
-    answer: std::result::Result<Vec<SimpleQueryMessage>, tokio_postgres::Error>,
-) -> Result<Option<Vec<HistoryRow>>> {
-    match answer {
-        Ok(rows) => parse_rows(rows).map(Some),
-        Err(e) if e.as_db_error().map(|d| d.code()) == Some(&SqlState::UNDEFINED_TABLE) => Ok(None),
-        Err(e) => Err(Error::database("reading the history table", describe(&e))),
+/// The history table's rows, each parsed as it arrives (10 000 rows never sit
+/// in memory twice); `None` when the table does not exist.
+async fn read_history(client: &Client) -> Result<Option<Vec<HistoryRow>>> {
+    let missing_or = |e: tokio_postgres::Error| {
+        if e.as_db_error().map(|d| d.code()) == Some(&SqlState::UNDEFINED_TABLE) {
+            Ok(None)
+        } else {
+            Err(Error::database("reading the history table", describe(&e)))
+        }
+    };
+    let stream = match client.simple_query_raw(SELECT_HISTORY).await {
+        Ok(stream) => stream,
+        Err(e) => return missing_or(e),
+    };
+    futures_util::pin_mut!(stream);
+    let mut rows = Vec::new();
+    while let Some(message) = stream.next().await {
+        match message {
+            Ok(SimpleQueryMessage::Row(r)) => rows.push(parse_row(&r)?),
+            Ok(_) => {}
+            Err(e) => return missing_or(e),
+        }
     }
+    Ok(Some(rows))
 }
 
 /// The execution time the server measured, from the history write's row.
@@ -164,31 +178,24 @@ fn server_ms(message: &Message, rows: &[Vec<tokio_postgres::SimpleQueryRow>]) ->
     rows.get(i)?.first()?.get(0)?.parse().ok()
 }
 
-fn parse_rows(messages: Vec<SimpleQueryMessage>) -> Result<Vec<HistoryRow>> {
-    let mut rows = Vec::new();
-    for m in messages {
-        let SimpleQueryMessage::Row(r) = m else {
-            continue;
-        };
-        let bad = || Error::database("reading the history table", "unexpected row shape");
-        let status_text = text(&r, 3).ok_or_else(bad)?;
-        rows.push(HistoryRow {
-            version: text(&r, 0).and_then(|v| v.parse().ok()).ok_or_else(bad)?,
-            name: text(&r, 1).unwrap_or_default(),
-            checksum: text(&r, 2).unwrap_or_default(),
-            status: RowStatus::parse(&status_text).ok_or_else(|| {
-                Error::database(
-                    "reading the history table",
-                    format!("unknown status `{status_text}`"),
-                )
-            })?,
-            applied_at: text(&r, 4).unwrap_or_default(),
-            execution_ms: text(&r, 5).and_then(|v| v.parse().ok()).unwrap_or(0),
-            failed_statement: text(&r, 6),
-            error: text(&r, 7),
-        });
-    }
-    Ok(rows)
+fn parse_row(r: &tokio_postgres::SimpleQueryRow) -> Result<HistoryRow> {
+    let bad = || Error::database("reading the history table", "unexpected row shape");
+    let status_text = text(r, 3).ok_or_else(bad)?;
+    Ok(HistoryRow {
+        version: text(r, 0).and_then(|v| v.parse().ok()).ok_or_else(bad)?,
+        name: text(r, 1).unwrap_or_default(),
+        checksum: text(r, 2).unwrap_or_default(),
+        status: RowStatus::parse(&status_text).ok_or_else(|| {
+            Error::database(
+                "reading the history table",
+                format!("unknown status `{status_text}`"),
+            )
+        })?,
+        applied_at: text(r, 4).unwrap_or_default(),
+        execution_ms: text(r, 5).and_then(|v| v.parse().ok()).unwrap_or(0),
+        failed_statement: text(r, 6),
+        error: text(r, 7),
+    })
 }
 
 /// Maps a server error on `sent` (the text sent; `skip_chars` of it precede the
@@ -653,7 +660,7 @@ impl Driver for Postgres {
             self.client
                 .simple_query("SET client_connection_check_interval = 1000"),
             self.client.simple_query(&sql),
-            self.client.simple_query(SELECT_HISTORY)
+            read_history(&self.client)
         );
         self.read_ahead = None;
         if let Err(e) = check {
@@ -672,7 +679,7 @@ impl Driver for Postgres {
                 })
             }
             Ok(_) => {
-                self.read_ahead = Some(history_of(history));
+                self.read_ahead = Some(history);
                 Ok(())
             }
             Err(e) => match e.as_db_error().map(|db| db.code().clone()) {
@@ -702,7 +709,7 @@ impl Driver for Postgres {
     async fn history(&mut self) -> Result<Option<Vec<HistoryRow>>> {
         match self.read_ahead.take() {
             Some(read) => read,
-            None => history_of(self.client.simple_query(SELECT_HISTORY).await),
+            None => read_history(&self.client).await,
         }
     }
 
