@@ -678,7 +678,17 @@ pub async fn find_foreign<D: Driver>(
 ) -> Result<Option<(Adoption, Vec<Adopted>)>> {
     let engine = db.info().engine;
     let mut found: Vec<Foreign> = Vec::new();
+    let present: Vec<String> = db
+        .query_text(&adopt::present_query(engine))
+        .await?
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|row| row.into_iter().next().flatten())
+        .collect();
     for tool in Tool::ALL {
+        if !present.iter().any(|t| t == tool.table()) {
+            continue;
+        }
         if let Some(rows) = db.query_text(&tool.query(engine)).await? {
             let rows = rows
                 .into_iter()

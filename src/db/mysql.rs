@@ -8,11 +8,22 @@
 //! reads the row back: present means something was committed (dirty), absent means
 //! nothing changed; present after the migration's first statement failed means only
 //! that statement's implicit commit wrote it, and it is taken back. A session the
-//! server closed is replaced to read the row back. Statements run one by one over the text protocol, as the
-//! `mysql` client sends them.
+//! server closed is replaced to read the row back.
+//!
+//! A migration is one round trip: the in-progress row, the statements (each as the
+//! `mysql` client sends it, over the text protocol) and the final update with its
+//! commit go in one multi-statement message ([`Mysql::execute`]); the server stops
+//! at the first failure, and counting the results it sent back says which
+//! statement that was. The lock, the session's id and the history read share one
+//! round trip too. Scripts whose statements may answer with several results
+//! (`CALL`), or too large for one packet, run statement by statement.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
+
+use futures_util::TryStreamExt;
+use sqlx::Either;
 
 use sqlx::mysql::{MySqlConnectOptions, MySqlConnection, MySqlDatabaseError};
 
@@ -104,6 +115,15 @@ pub struct Mysql {
     init_sql: Vec<String>,
     info: DatabaseInfo,
     lock_name: String,
+    /// This session's id, for `KILL QUERY` from a second connection; 0 until
+    /// read (with the lock, or before the first statement of a run without one).
+    id: Arc<AtomicU64>,
+    /// The server's `max_allowed_packet`, read with the lock: a migration larger
+    /// than that is sent statement by statement.
+    max_packet: Option<u64>,
+    /// The history as read right behind the lock (same round trip), for the
+    /// `history` call that follows it; any other call drops it.
+    read_ahead: Option<Result<Option<Vec<HistoryRow>>>>,
 }
 
 pub async fn connect(
@@ -113,15 +133,20 @@ pub async fn connect(
     init_sql: &[String],
     interrupt: &Interrupt,
 ) -> Result<Mysql> {
-    let mut conn = open(options, &info, policy, interrupt).await?;
-    let id: u64 = sqlx::query_scalar("SELECT CONNECTION_ID()")
-        .fetch_one(&mut conn)
-        .await
-        .map_err(|e| Error::database("starting the session", describe(&e)))?;
+    let conn = open(options, &info, policy, interrupt).await?;
+    let id = Arc::new(AtomicU64::new(0));
     let killer = options.clone();
+    let session = id.clone();
     interrupt.set_canceller(Arc::new(move || {
         let killer = killer.clone();
+        let id = session.load(Ordering::SeqCst);
         Box::pin(async move {
+            if id == 0 {
+                tracing::warn!(
+                    "could not cancel the running statement: its session id is not known yet"
+                );
+                return;
+            }
             // KILL QUERY needs a second connection.
             let result = async {
                 let mut c = killer.connect().await?;
@@ -151,6 +176,9 @@ pub async fn connect(
         init_sql: init_sql.to_vec(),
         info,
         lock_name,
+        id,
+        max_packet: None,
+        read_ahead: None,
     };
     db.start_session().await?;
     Ok(db)
@@ -222,8 +250,30 @@ fn near_offset(stmt: &str, message: &str) -> Option<usize> {
     Some(
         stmt[line_start..]
             .find(near)
+            .or_else(|| running_on(&stmt[line_start..], near))
             .map_or(line_start, |i| line_start + i),
     )
+}
+
+/// Where in `rest` the server's `near` quote starts when the quote runs on past
+/// the statement's end (into the next statement of a multi-statement message).
+fn running_on(rest: &str, near: &str) -> Option<usize> {
+    rest.char_indices()
+        .map(|(i, _)| i)
+        .find(|&i| !rest[i..].trim().is_empty() && near.starts_with(&rest[i..]))
+}
+
+/// The server's message with its `near '...'` quote cut at the statement's
+/// end: what follows belongs to the next statement of the message (or to our
+/// bookkeeping), not to what failed.
+fn near_in_statement(stmt: &str, message: &str) -> Option<String> {
+    let (head, line) = message.rsplit_once("' at line ")?;
+    let (before, near) = head.split_once("near '")?;
+    if stmt.contains(near) {
+        return None;
+    }
+    let at = running_on(stmt, near)?;
+    Some(format!("{before}near '{}' at line {line}", &stmt[at..]))
 }
 
 fn exec_error(e: &sqlx::Error, stmt: Option<(usize, &Statement<'_>)>) -> ExecError {
@@ -243,243 +293,316 @@ fn exec_error(e: &sqlx::Error, stmt: Option<(usize, &Statement<'_>)>) -> ExecErr
     if let Some((i, s)) = stmt {
         err.statement = Some(i);
         err.offset = Some(s.start + near_offset(s.sql, &err.message).unwrap_or(0));
+        if let Some(message) = near_in_statement(s.sql, &err.message) {
+            err.message = message;
+        }
     }
     err
 }
 
-impl Mysql {
-    /// What every new session runs first: `--init-sql`.
-    async fn start_session(&mut self) -> Result<()> {
-        for sql in &self.init_sql {
-            sqlx::raw_sql(AssertSqlSafe(sql.as_str()))
-                .execute(&mut self.conn)
-                .await
-                .map_err(|e| super::init_sql_failed(sql, describe(&e)))?;
+/// When the server's `max_allowed_packet` is not known: the smallest default of
+/// the servers we support (MySQL 5.7, 4 MiB).
+const UNKNOWN_PACKET_LIMIT: u64 = 4 * 1024 * 1024;
+/// Room left in a packet for what the protocol adds to the text.
+const PACKET_SLACK: u64 = 1024;
+
+/// A statement of a [`Batch`], in the order sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Piece {
+    Begin,
+    /// The in-progress row (`running`, `reverting`).
+    Mark,
+    /// `START TRANSACTION` again before statement `i` (DML after DDL).
+    Reopen(usize),
+    /// The script's statement `i`.
+    Statement(usize),
+    /// The final history update (or the row's removal).
+    Done,
+    Commit,
+    /// The execution time the server recorded, read back.
+    Took,
+}
+
+/// One migration as one multi-statement message: the same statements, in the
+/// same order and with the same transaction boundaries as the statement-by-
+/// statement path sends them. The server answers each statement with one
+/// result and stops at the first failure, so the number of results says which
+/// piece failed.
+struct Batch {
+    text: String,
+    pieces: Vec<Piece>,
+    /// No statement may answer with several results (`CALL`, `EXECUTE`): only
+    /// then does counting results locate a failure.
+    one_answer_each: bool,
+}
+
+impl Batch {
+    fn of(exec: &Exec<'_>) -> Batch {
+        let m = exec.migration;
+        let mut parts: Vec<(Piece, std::borrow::Cow<'_, str>)> = Vec::new();
+        if m.transactional {
+            parts.push((Piece::Begin, "START TRANSACTION".into()));
         }
-        Ok(())
-    }
-
-    async fn run(&mut self, sql: &str) -> std::result::Result<(), sqlx::Error> {
-        sqlx::raw_sql(AssertSqlSafe(sql))
-            .execute(&mut self.conn)
-            .await
-            .map(|_| ())
-    }
-
-    async fn status_of(
-        &mut self,
-        version: u64,
-    ) -> std::result::Result<Option<String>, sqlx::Error> {
-        sqlx::query_scalar("SELECT status FROM migrator_history WHERE version = ?")
-            .bind(version)
-            .fetch_optional(&mut self.conn)
-            .await
-    }
-
-    /// The server closed the session during `failed`: open a new one, say whether
-    /// the statement was larger than `max_allowed_packet` (then it never ran), and
-    /// read the history row back as [`Self::after_failure`] does. Unknown stays dirty.
-    async fn after_lost_connection(
-        &mut self,
-        exec: &Exec<'_>,
-        failed: &Statement<'_>,
-        first: bool,
-        interrupt: &Interrupt,
-        err: &mut ExecError,
-    ) {
-        err.dirty = true;
-        match open(&self.options, &self.info, self.policy, interrupt).await {
-            Ok(conn) => self.conn = conn,
-            Err(e) => {
-                tracing::error!(error = %e, "could not reconnect to read the history row back");
-                return;
+        parts.push((Piece::Mark, mark_sql(exec).into()));
+        let mut in_tx = m.transactional;
+        let mut one_answer_each = true;
+        for (i, stmt) in exec.statements.iter().enumerate() {
+            let dml = is_dml(stmt.sql);
+            if m.transactional && dml && !in_tx {
+                parts.push((Piece::Reopen(i), "START TRANSACTION".into()));
             }
+            parts.push((Piece::Statement(i), stmt.sql.into()));
+            in_tx = m.transactional && dml;
+            one_answer_each &= !may_answer_many(stmt.sql);
         }
-        if let Err(e) = self.start_session().await {
-            tracing::error!(error = %e, "could not start a new session to read the history row back");
-            return;
-        }
-        let limit: Option<u64> = sqlx::query_scalar("SELECT @@max_allowed_packet")
-            .fetch_one(&mut self.conn)
-            .await
-            .ok();
-        let sent = failed.sql.len() as u64;
-        let too_big = limit.is_some_and(|max| sent > max);
-        if let (true, Some(max)) = (too_big, limit) {
-            err.message = format!(
-                "{}; the statement is {sent} bytes, larger than the server's max_allowed_packet \
-                 ({max} bytes), so the server closed the connection without running it: raise \
-                 max_allowed_packet or split the statement",
-                err.message
-            );
-        }
-        // The lock went with the old session; write nothing unless we hold it again.
-        if self.lock(Duration::ZERO, interrupt).await.is_err() {
-            tracing::error!("could not take the lock again; the history row is left as it is");
-            return;
-        }
-        self.after_failure(exec, failed, first && too_big, err)
-            .await;
-    }
-
-    /// After a failed statement: roll back, then find out whether anything had been
-    /// committed (the in-progress row survived) and record the failure if so.
-    /// `no_effect`: the failing statement was the first one that could have changed
-    /// anything, and it did not; the surviving row was committed by its implicit
-    /// commit alone, so it is taken back and the failure is clean.
-    async fn after_failure(
-        &mut self,
-        exec: &Exec<'_>,
-        failed: &Statement<'_>,
-        no_effect: bool,
-        err: &mut ExecError,
-    ) {
-        let version = exec.migration.version;
-        if exec.migration.transactional {
-            let _ = self.run("ROLLBACK").await;
-        }
-        let status = match self.status_of(version).await {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::error!(error = %describe(&e), "could not read back the history row after the failure");
-                err.dirty = true;
-                return;
+        let done = match exec.direction {
+            // Timed on the server, from the in-progress row's timestamp.
+            Direction::Up => format!(
+                "UPDATE migrator_history SET status = 'applied', \
+                 execution_ms = TIMESTAMPDIFF(MICROSECOND, applied_at, UTC_TIMESTAMP(6)) DIV 1000, \
+                 applied_at = UTC_TIMESTAMP(6) WHERE version = {}",
+                m.version
+            ),
+            Direction::Down => {
+                format!("DELETE FROM migrator_history WHERE version = {}", m.version)
             }
         };
-        let in_progress = match exec.direction {
-            Direction::Up => status.is_some(),
-            Direction::Down => status.as_deref() == Some("reverting"),
-        };
-        err.dirty = in_progress;
-        if !in_progress {
-            return;
+        parts.push((Piece::Done, done.into()));
+        if in_tx {
+            parts.push((Piece::Commit, "COMMIT".into()));
         }
-        if no_effect {
-            let undo = match exec.direction {
-                Direction::Up => format!("DELETE FROM migrator_history WHERE version = {version}"),
-                Direction::Down => format!(
-                    "UPDATE migrator_history SET status = 'applied' WHERE version = {version}"
-                ),
-            };
-            match self.run(&undo).await {
-                Ok(()) => {
-                    err.dirty = false;
-                    return;
-                }
-                Err(e) => {
-                    tracing::error!(error = %describe(&e), "could not take back the history row of a migration that changed nothing");
-                }
+        if exec.direction == Direction::Up {
+            parts.push((
+                Piece::Took,
+                format!(
+                    "SELECT execution_ms FROM migrator_history WHERE version = {}",
+                    m.version
+                )
+                .into(),
+            ));
+        }
+        // Each statement ends on its own line: a closing `--` comment cannot
+        // swallow the separator.
+        let mut text = String::new();
+        for (i, (_, sql)) in parts.iter().enumerate() {
+            if i > 0 {
+                text.push_str("\n;\n");
             }
+            text.push_str(sql);
         }
-        let status = match exec.direction {
-            Direction::Up => "failed",
-            Direction::Down => "revert_failed",
-        };
-        let error = match &err.code {
-            Some(c) => format!("[{c}] {}", err.message),
-            None => err.message.clone(),
-        };
-        let write = sqlx::query(
-            "UPDATE migrator_history SET status = ?, failed_statement = ?, error = ? WHERE version = ?",
-        )
-        .bind(status)
-        .bind(failed.sql)
-        .bind(error)
-        .bind(version)
-        .execute(&mut self.conn)
-        .await;
-        if let Err(e) = write {
-            tracing::error!(error = %describe(&e), "could not record the failure in the history table");
+        Batch {
+            text,
+            pieces: parts.into_iter().map(|(p, _)| p).collect(),
+            one_answer_each,
         }
     }
 }
 
-impl Driver for Mysql {
-    fn info(&self) -> &DatabaseInfo {
-        &self.info
+/// The in-progress row of a migration about to run (inside its transaction,
+/// when it has one).
+fn mark_sql(exec: &Exec<'_>) -> String {
+    let m = exec.migration;
+    match exec.direction {
+        Direction::Up => format!(
+            "INSERT INTO migrator_history (version, name, checksum, status, applied_at) \
+             VALUES ({}, {}, {}, 'running', UTC_TIMESTAMP(6))",
+            m.version,
+            hex_literal(&m.name),
+            hex_literal(&m.checksum)
+        ),
+        Direction::Down => format!(
+            "UPDATE migrator_history SET status = 'reverting' WHERE version = {}",
+            m.version
+        ),
     }
+}
 
-    async fn lock(&mut self, timeout: Duration, interrupt: &Interrupt) -> Result<()> {
-        let got: std::result::Result<Option<i64>, sqlx::Error> =
-            sqlx::query_scalar("SELECT GET_LOCK(?, ?)")
-                .bind(&self.lock_name)
-                .bind(timeout.as_secs_f64())
-                .fetch_one(&mut self.conn)
-                .await;
-        match got {
-            Ok(Some(1)) => Ok(()),
-            Ok(Some(_)) => {
-                let holder: Option<String> = sqlx::query_scalar(
-                    "SELECT CONCAT('connection ', p.ID, ' (', p.USER, '@', p.HOST, ')') \
-                     FROM information_schema.PROCESSLIST p WHERE p.ID = IS_USED_LOCK(?)",
-                )
-                .bind(&self.lock_name)
-                .fetch_optional(&mut self.conn)
-                .await
-                .ok()
-                .flatten();
-                Err(Error::LockTimeout {
-                    seconds: timeout.as_secs(),
-                    holder,
-                })
+/// Statements that may answer with more than one result: a procedure's result
+/// sets and its own status.
+fn may_answer_many(sql: &str) -> bool {
+    let first = sql
+        .split(|c: char| c.is_whitespace() || c == '(')
+        .next()
+        .unwrap_or("")
+        .to_ascii_uppercase();
+    matches!(first.as_str(), "CALL" | "EXECUTE")
+}
+
+const READING_HISTORY: &str = "reading the history table";
+
+/// A history row from [`SELECT_HISTORY`]'s answer (text protocol).
+fn history_row(r: &sqlx::mysql::MySqlRow) -> Result<HistoryRow> {
+    let get = |e: sqlx::Error| Error::database(READING_HISTORY, describe(&e));
+    let status: String = r.try_get(3).map_err(get)?;
+    Ok(HistoryRow {
+        version: r.try_get(0).map_err(get)?,
+        name: r.try_get(1).map_err(get)?,
+        checksum: r.try_get(2).map_err(get)?,
+        status: RowStatus::parse(&status).ok_or_else(|| {
+            Error::database(READING_HISTORY, format!("unknown status `{status}`"))
+        })?,
+        applied_at: r.try_get(4).map_err(get)?,
+        execution_ms: r.try_get(5).map_err(get)?,
+        failed_statement: r.try_get(6).map_err(get)?,
+        error: r.try_get(7).map_err(get)?,
+    })
+}
+
+/// A failed history read: `None` when the table does not exist.
+fn missing_or(e: sqlx::Error) -> Result<Option<Vec<HistoryRow>>> {
+    if db_error(&e).is_some_and(|d| d.number() == ER_NO_SUCH_TABLE) {
+        Ok(None)
+    } else {
+        Err(Error::database(READING_HISTORY, describe(&e)))
+    }
+}
+
+/// A string as a character-string literal in the connection's character set,
+/// whatever the server's `sql_mode` (no quoting or backslash rules apply).
+fn text_literal(s: &str) -> String {
+    format!("CONVERT({} USING utf8mb4)", hex_literal(s))
+}
+
+impl Mysql {
+    /// One round trip: the session's id and `max_allowed_packet`, the lock
+    /// (waiting at most `timeout`, on the server) and, behind it, the history.
+    /// The id is stored as soon as it arrives, so a signal during the wait can
+    /// cancel it. Returns GET_LOCK's answer and the history read.
+    async fn lock_and_read(
+        &mut self,
+        timeout: Duration,
+    ) -> std::result::Result<(Option<i64>, Result<Option<Vec<HistoryRow>>>), sqlx::Error> {
+        let sql = format!(
+            "SELECT CONNECTION_ID(), @@max_allowed_packet; SELECT GET_LOCK({}, {}); {SELECT_HISTORY}",
+            text_literal(&self.lock_name),
+            timeout.as_secs_f64()
+        );
+        let mut stream = sqlx::raw_sql(AssertSqlSafe(sql)).fetch_many(&mut self.conn);
+        let (mut completed, mut got, mut rows) = (0usize, None, Vec::new());
+        // Each history row is parsed as it arrives (10 000 rows never sit in
+        // memory twice); the first bad one is the answer.
+        let mut history = Ok(());
+        loop {
+            match stream.try_next().await {
+                Ok(Some(Either::Left(_))) => completed += 1,
+                Ok(Some(Either::Right(row))) => match completed {
+                    0 => {
+                        let id: u64 = row.try_get_unchecked(0)?;
+                        self.id.store(id, Ordering::SeqCst);
+                        self.max_packet = row.try_get_unchecked(1).ok();
+                    }
+                    1 => got = row.try_get_unchecked::<Option<i64>, _>(0)?,
+                    _ if history.is_ok() => match history_row(&row) {
+                        Ok(r) => rows.push(r),
+                        Err(e) => history = Err(e),
+                    },
+                    _ => {}
+                },
+                Ok(None) => break,
+                // The history read failing (no table yet) does not undo the lock.
+                Err(e) if completed >= 2 => {
+                    drop(stream);
+                    return Ok((got, missing_or(e)));
+                }
+                Err(e) => return Err(e),
             }
-            _ if interrupt.signal().is_some() => Err(Error::Interrupted {
-                signal: interrupt
-                    .signal()
-                    .unwrap_or(migrator_core::error::Signal::Sigterm),
-                detail: Some("while waiting for the migration lock".into()),
-            }),
-            Ok(None) => Err(Error::database("taking the lock", "GET_LOCK returned NULL")),
-            Err(e) => Err(Error::database("taking the lock", describe(&e))),
         }
+        drop(stream);
+        let history = history.map(|()| Some(rows));
+        Ok((got, history))
     }
 
-    async fn unlock(&mut self) -> Result<()> {
-        sqlx::query("SELECT RELEASE_LOCK(?)")
-            .bind(&self.lock_name)
-            .execute(&mut self.conn)
-            .await
-            .map(|_| ())
-            .map_err(|e| Error::database("releasing the lock", describe(&e)))
+    /// Reads this session's id if no lock call did (a run without the lock).
+    async fn ensure_id(&mut self) -> std::result::Result<(), sqlx::Error> {
+        if self.id.load(Ordering::SeqCst) == 0 {
+            let id: u64 = sqlx::query_scalar("SELECT CONNECTION_ID()")
+                .fetch_one(&mut self.conn)
+                .await?;
+            self.id.store(id, Ordering::SeqCst);
+        }
+        Ok(())
     }
 
-    async fn history(&mut self) -> Result<Option<Vec<HistoryRow>>> {
-        let doing = "reading the history table";
-        let rows = match sqlx::query(SELECT_HISTORY).fetch_all(&mut self.conn).await {
-            Ok(rows) => rows,
-            Err(e) if db_error(&e).is_some_and(|d| d.number() == ER_NO_SUCH_TABLE) => {
-                return Ok(None);
+    /// [`Batch`]: the whole migration in one round trip. After a failure, as
+    /// [`Mysql::execute_each`] does: roll back, read the row back, record.
+    async fn execute_batch(
+        &mut self,
+        exec: &Exec<'_>,
+        batch: &Batch,
+        interrupt: &Interrupt,
+    ) -> std::result::Result<u64, ExecError> {
+        let started = Instant::now();
+        let (mut completed, mut took, mut failure) = (0usize, None, None);
+        {
+            let mut stream =
+                sqlx::raw_sql(AssertSqlSafe(batch.text.clone())).fetch_many(&mut self.conn);
+            loop {
+                match stream.try_next().await {
+                    Ok(Some(Either::Left(_))) => completed += 1,
+                    Ok(Some(Either::Right(row))) => {
+                        if batch.pieces.get(completed) == Some(&Piece::Took) {
+                            took = row.try_get_unchecked::<i64, _>(0).ok();
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        failure = Some(e);
+                        break;
+                    }
+                }
             }
-            Err(e) => return Err(Error::database(doing, describe(&e))),
+        }
+        let elapsed = || started.elapsed().as_millis() as u64;
+        let at = batch.pieces.get(completed).copied();
+        let (i, mut err) = match (at, failure) {
+            (None | Some(Piece::Took), _) => {
+                return Ok(took.map_or_else(elapsed, |t| t.max(0) as u64));
+            }
+            (Some(Piece::Statement(i) | Piece::Reopen(i)), Some(e)) => {
+                (i, exec_error(&e, Some((i, &exec.statements[i]))))
+            }
+            // The server stopped between statements without an error: a KILL
+            // QUERY (our signal) that landed after one statement ended.
+            (Some(Piece::Statement(i) | Piece::Reopen(i)), None) => (
+                i,
+                super::interrupted_before(i, exec.statements[i].start, interrupt),
+            ),
+            (Some(Piece::Begin | Piece::Mark), failure) => {
+                let _ = self.run("ROLLBACK").await;
+                return Err(match failure {
+                    Some(e) => exec_error(&e, None),
+                    None => super::interrupted_before(0, 0, interrupt),
+                });
+            }
+            // The script ran; its bookkeeping did not: the row stays in progress.
+            (Some(Piece::Done | Piece::Commit), failure) => {
+                let err = match failure {
+                    Some(e) => exec_error(&e, None),
+                    None => super::interrupted_before(exec.statements.len(), 0, interrupt),
+                };
+                let Some(last) = exec.statements.len().checked_sub(1) else {
+                    return Err(err);
+                };
+                (last, err)
+            }
         };
-        rows.iter()
-            .map(|r| {
-                let get = |e: sqlx::Error| Error::database(doing, describe(&e));
-                let status: String = r.try_get(3).map_err(get)?;
-                Ok(HistoryRow {
-                    version: r.try_get(0).map_err(get)?,
-                    name: r.try_get(1).map_err(get)?,
-                    checksum: r.try_get(2).map_err(get)?,
-                    status: RowStatus::parse(&status).ok_or_else(|| {
-                        Error::database(doing, format!("unknown status `{status}`"))
-                    })?,
-                    applied_at: r.try_get(4).map_err(get)?,
-                    execution_ms: r.try_get(5).map_err(get)?,
-                    failed_statement: r.try_get(6).map_err(get)?,
-                    error: r.try_get(7).map_err(get)?,
-                })
-            })
-            .collect::<Result<Vec<_>>>()
-            .map(Some)
+        let stmt = &exec.statements[i];
+        // As in `execute_each`: the first statement fails before anything of
+        // the migration took effect.
+        let first = i == 0 && matches!(at, Some(Piece::Statement(_) | Piece::Reopen(_)));
+        if !err.connection_lost {
+            self.after_failure(exec, stmt, first, &mut err).await;
+        } else {
+            self.after_lost_connection(exec, stmt, first, interrupt, &mut err)
+                .await;
+        }
+        Err(err)
     }
 
-    async fn create_history(&mut self) -> Result<()> {
-        self.run(CREATE_TABLE)
-            .await
-            .map_err(|e| Error::database("creating the history table", describe(&e)))
-    }
-
-    async fn execute(
+    /// The migration statement by statement: a round trip each, with a check
+    /// for a signal before each one. For scripts the one-message path cannot
+    /// take (see [`Mysql::execute`]).
+    async fn execute_each(
         &mut self,
         exec: &Exec<'_>,
         interrupt: &Interrupt,
@@ -565,6 +688,245 @@ impl Driver for Mysql {
         Ok(ms)
     }
 
+    /// What every new session runs first: `--init-sql`.
+    async fn start_session(&mut self) -> Result<()> {
+        for sql in &self.init_sql {
+            sqlx::raw_sql(AssertSqlSafe(sql.as_str()))
+                .execute(&mut self.conn)
+                .await
+                .map_err(|e| super::init_sql_failed(sql, describe(&e)))?;
+        }
+        Ok(())
+    }
+
+    async fn run(&mut self, sql: &str) -> std::result::Result<(), sqlx::Error> {
+        sqlx::raw_sql(AssertSqlSafe(sql))
+            .execute(&mut self.conn)
+            .await
+            .map(|_| ())
+    }
+
+    async fn status_of(
+        &mut self,
+        version: u64,
+    ) -> std::result::Result<Option<String>, sqlx::Error> {
+        sqlx::query_scalar("SELECT status FROM migrator_history WHERE version = ?")
+            .bind(version)
+            .fetch_optional(&mut self.conn)
+            .await
+    }
+
+    /// The server closed the session during `failed`: open a new one, say whether
+    /// the statement was larger than `max_allowed_packet` (then it never ran), and
+    /// read the history row back as [`Self::after_failure`] does. Unknown stays dirty.
+    async fn after_lost_connection(
+        &mut self,
+        exec: &Exec<'_>,
+        failed: &Statement<'_>,
+        first: bool,
+        interrupt: &Interrupt,
+        err: &mut ExecError,
+    ) {
+        err.dirty = true;
+        match open(&self.options, &self.info, self.policy, interrupt).await {
+            Ok(conn) => self.conn = conn,
+            Err(e) => {
+                tracing::error!(error = %e, "could not reconnect to read the history row back");
+                return;
+            }
+        }
+        if let Err(e) = self.start_session().await {
+            tracing::error!(error = %e, "could not start a new session to read the history row back");
+            return;
+        }
+        let limit: Option<u64> = sqlx::query_scalar("SELECT @@max_allowed_packet")
+            .fetch_one(&mut self.conn)
+            .await
+            .ok();
+        let sent = failed.sql.len() as u64;
+        let too_big = limit.is_some_and(|max| sent > max);
+        if let (true, Some(max)) = (too_big, limit) {
+            err.message = format!(
+                "{}; the statement is {sent} bytes, larger than the server's max_allowed_packet \
+                 ({max} bytes), so the server closed the connection without running it: raise \
+                 max_allowed_packet or split the statement",
+                err.message
+            );
+        }
+        // The lock went with the old session; write nothing unless we hold it again.
+        let relocked = self.lock(Duration::ZERO, interrupt).await;
+        self.read_ahead = None;
+        if relocked.is_err() {
+            tracing::error!("could not take the lock again; the history row is left as it is");
+            return;
+        }
+        self.after_failure(exec, failed, first && too_big, err)
+            .await;
+    }
+
+    /// After a failed statement: roll back, then find out whether anything had been
+    /// committed (the in-progress row survived) and record the failure if so.
+    /// `no_effect`: the failing statement was the first one that could have changed
+    /// anything, and it did not; the surviving row was committed by its implicit
+    /// commit alone, so it is taken back and the failure is clean.
+    async fn after_failure(
+        &mut self,
+        exec: &Exec<'_>,
+        failed: &Statement<'_>,
+        no_effect: bool,
+        err: &mut ExecError,
+    ) {
+        let version = exec.migration.version;
+        if exec.migration.transactional {
+            let _ = self.run("ROLLBACK").await;
+        }
+        let status = match self.status_of(version).await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(error = %describe(&e), "could not read back the history row after the failure");
+                err.dirty = true;
+                return;
+            }
+        };
+        let in_progress = match exec.direction {
+            Direction::Up => status.is_some(),
+            Direction::Down => status.as_deref() == Some("reverting"),
+        };
+        err.dirty = in_progress;
+        if !in_progress {
+            return;
+        }
+        if no_effect {
+            let undo = match exec.direction {
+                Direction::Up => format!("DELETE FROM migrator_history WHERE version = {version}"),
+                Direction::Down => format!(
+                    "UPDATE migrator_history SET status = 'applied' WHERE version = {version}"
+                ),
+            };
+            match self.run(&undo).await {
+                Ok(()) => {
+                    err.dirty = false;
+                    return;
+                }
+                Err(e) => {
+                    tracing::error!(error = %describe(&e), "could not take back the history row of a migration that changed nothing");
+                }
+            }
+        }
+        let status = match exec.direction {
+            Direction::Up => "failed",
+            Direction::Down => "revert_failed",
+        };
+        let error = match &err.code {
+            Some(c) => format!("[{c}] {}", err.message),
+            None => err.message.clone(),
+        };
+        let write = sqlx::query(
+            "UPDATE migrator_history SET status = ?, failed_statement = ?, error = ? WHERE version = ?",
+        )
+        .bind(status)
+        .bind(failed.sql)
+        .bind(error)
+        .bind(version)
+        .execute(&mut self.conn)
+        .await;
+        if let Err(e) = write {
+            tracing::error!(error = %describe(&e), "could not record the failure in the history table");
+        }
+    }
+}
+
+impl Driver for Mysql {
+    fn info(&self) -> &DatabaseInfo {
+        &self.info
+    }
+
+    async fn lock(&mut self, timeout: Duration, interrupt: &Interrupt) -> Result<()> {
+        self.read_ahead = None;
+        let got = self.lock_and_read(timeout).await;
+        let got = match got {
+            Ok((got, history)) => {
+                if got == Some(1) {
+                    self.read_ahead = Some(history);
+                }
+                Ok(got)
+            }
+            Err(e) => Err(e),
+        };
+        match got {
+            Ok(Some(1)) => Ok(()),
+            Ok(Some(_)) => {
+                let holder: Option<String> = sqlx::query_scalar(
+                    "SELECT CONCAT('connection ', p.ID, ' (', p.USER, '@', p.HOST, ')') \
+                     FROM information_schema.PROCESSLIST p WHERE p.ID = IS_USED_LOCK(?)",
+                )
+                .bind(&self.lock_name)
+                .fetch_optional(&mut self.conn)
+                .await
+                .ok()
+                .flatten();
+                Err(Error::LockTimeout {
+                    seconds: timeout.as_secs(),
+                    holder,
+                })
+            }
+            _ if interrupt.signal().is_some() => Err(Error::Interrupted {
+                signal: interrupt
+                    .signal()
+                    .unwrap_or(migrator_core::error::Signal::Sigterm),
+                detail: Some("while waiting for the migration lock".into()),
+            }),
+            Ok(None) => Err(Error::database("taking the lock", "GET_LOCK returned NULL")),
+            Err(e) => Err(Error::database("taking the lock", describe(&e))),
+        }
+    }
+
+    async fn unlock(&mut self) -> Result<()> {
+        self.read_ahead = None;
+        let sql = format!("DO RELEASE_LOCK({})", text_literal(&self.lock_name));
+        self.run(&sql)
+            .await
+            .map_err(|e| Error::database("releasing the lock", describe(&e)))
+    }
+
+    async fn history(&mut self) -> Result<Option<Vec<HistoryRow>>> {
+        if let Some(read) = self.read_ahead.take() {
+            return read;
+        }
+        let mut stream = sqlx::raw_sql(AssertSqlSafe(SELECT_HISTORY)).fetch(&mut self.conn);
+        let mut rows = Vec::new();
+        loop {
+            match stream.try_next().await {
+                Ok(Some(row)) => rows.push(history_row(&row)?),
+                Ok(None) => return Ok(Some(rows)),
+                Err(e) => return missing_or(e),
+            }
+        }
+    }
+
+    async fn create_history(&mut self) -> Result<()> {
+        self.read_ahead = None;
+        self.run(CREATE_TABLE)
+            .await
+            .map_err(|e| Error::database("creating the history table", describe(&e)))
+    }
+
+    async fn execute(
+        &mut self,
+        exec: &Exec<'_>,
+        interrupt: &Interrupt,
+    ) -> std::result::Result<u64, ExecError> {
+        self.read_ahead = None;
+        self.ensure_id().await.map_err(|e| exec_error(&e, None))?;
+        let batch = Batch::of(exec);
+        let limit = self.max_packet.unwrap_or(UNKNOWN_PACKET_LIMIT);
+        if batch.one_answer_each && (batch.text.len() as u64) < limit.saturating_sub(PACKET_SLACK) {
+            self.execute_batch(exec, &batch, interrupt).await
+        } else {
+            self.execute_each(exec, interrupt).await
+        }
+    }
+
     async fn execute_all(
         &mut self,
         _execs: &[Exec<'_>],
@@ -580,8 +942,8 @@ impl Driver for Mysql {
             },
         ))
     }
-
     async fn force(&mut self, plan: &ForcePlan) -> Result<()> {
+        self.read_ahead = None;
         let doing = "writing the forced version";
         let db = |e: sqlx::Error| Error::database(doing, describe(&e));
         let mut tx = self.conn.begin().await.map_err(db)?;
@@ -612,6 +974,7 @@ impl Driver for Mysql {
     }
 
     async fn insert_applied(&mut self, rows: &[Adopted]) -> Result<()> {
+        self.read_ahead = None;
         let doing = "recording migrations as applied";
         let db = |e: sqlx::Error| Error::database(doing, describe(&e));
         let mut tx = self.conn.begin().await.map_err(db)?;
@@ -628,6 +991,8 @@ impl Driver for Mysql {
         statements: &[Statement<'_>],
         interrupt: &Interrupt,
     ) -> std::result::Result<u64, ExecError> {
+        self.read_ahead = None;
+        self.ensure_id().await.map_err(|e| exec_error(&e, None))?;
         let started = Instant::now();
         let plain = |e: sqlx::Error| exec_error(&e, None);
         self.run("START TRANSACTION").await.map_err(plain)?;
@@ -649,6 +1014,7 @@ impl Driver for Mysql {
     }
 
     async fn query_text(&mut self, sql: &str) -> Result<Option<Vec<Vec<Option<String>>>>> {
+        self.read_ahead = None;
         match sqlx::raw_sql(AssertSqlSafe(sql))
             .fetch_all(&mut self.conn)
             .await
@@ -696,6 +1062,72 @@ mod tests {
             near_offset("SELECT (", "... near '' at line 1"),
             Some("SELECT (".len())
         );
+    }
+
+    #[test]
+    fn a_near_quote_running_into_the_next_statement_is_cut_at_the_end() {
+        let stmt = "CREATE TABLE b (\n  id INT,\n  , x INT\n)";
+        let msg = "You have an error in your SQL syntax; check the manual that corresponds to \
+                   your MariaDB server version for the right syntax to use near ' x INT\n)\n;\n\
+                   UPDATE migrator_history SET status = 'applied', execution_ms = TIM...' at line 3";
+        let off = near_offset(stmt, msg).unwrap();
+        assert_eq!(&stmt[off..], " x INT\n)");
+        let cut = near_in_statement(stmt, msg).unwrap();
+        assert!(cut.ends_with("near ' x INT\n)' at line 3"), "{cut}");
+        assert!(!cut.contains("migrator_history"));
+        assert_eq!(near_in_statement(stmt, "near ' x INT' at line 3"), None);
+    }
+
+    #[test]
+    fn a_batch_keeps_the_transaction_boundaries_of_the_statements() {
+        use migrator_core::migration::{Format, Migration, Script};
+        let sql = "CREATE TABLE t (id INT);\nINSERT INTO t VALUES (1);\nUPDATE t SET id = 2;\n";
+        let m = Migration {
+            version: 7,
+            name: "seven".into(),
+            up: Script {
+                path: "7_seven.up.sql".into(),
+                sql: sql.into(),
+                first_line: 1,
+                goose_annotations: false,
+            },
+            down: None,
+            checksum: "ab".into(),
+            transactional: true,
+            format: Format::GolangMigrate,
+        };
+        let statements =
+            migrator_core::split::split(sql, migrator_core::migration::Engine::Mysql, false)
+                .unwrap();
+        let exec = Exec {
+            migration: &m,
+            direction: Direction::Up,
+            script: &m.up,
+            statements: &statements,
+        };
+        let batch = Batch::of(&exec);
+        assert_eq!(
+            batch.pieces,
+            [
+                Piece::Begin,
+                Piece::Mark,
+                Piece::Statement(0),
+                Piece::Reopen(1),
+                Piece::Statement(1),
+                Piece::Statement(2),
+                Piece::Done,
+                Piece::Commit,
+                Piece::Took,
+            ]
+        );
+        assert!(batch.one_answer_each);
+        assert_eq!(batch.text.split("\n;\n").count(), batch.pieces.len());
+        assert!(
+            batch.text.contains("VALUES (7, X'736576656E', "),
+            "{}",
+            batch.text
+        );
+        assert!(may_answer_many("call p()") && !may_answer_many("CREATE PROCEDURE p() BEGIN END"));
     }
 
     #[test]

@@ -37,3 +37,4 @@ mod runner;
 mod safety;
 mod signals;
 mod static_binary;
+mod trips;
