@@ -18,6 +18,7 @@ use sqlx::mysql::{MySqlConnectOptions, MySqlConnection, MySqlDatabaseError};
 
 use sqlx::{AssertSqlSafe, ConnectOptions, Connection, Row};
 
+use super::link::{self, Link, Watch};
 use super::{ConnectPolicy, Driver, Exec, ExecError};
 use crate::interrupt::Interrupt;
 use migrator_core::adopt::Adopted;
@@ -104,6 +105,9 @@ pub struct Mysql {
     init_sql: Vec<String>,
     info: DatabaseInfo,
     lock_name: String,
+    link: Link,
+    /// Our connection id on the server.
+    id: u64,
 }
 
 pub async fn connect(
@@ -111,9 +115,45 @@ pub async fn connect(
     info: DatabaseInfo,
     policy: ConnectPolicy,
     init_sql: &[String],
+    link: Link,
     interrupt: &Interrupt,
 ) -> Result<Mysql> {
-    let mut conn = open(options, &info, policy, interrupt).await?;
+    let (conn, id) = session(options, &info, policy, link, interrupt).await?;
+    // GET_LOCK is server-wide: name it after the database.
+    let mut lock_name = format!("migrator:{}", info.name);
+    if lock_name.len() > 64 {
+        lock_name = format!(
+            "migrator:{}",
+            &migrator_core::source::checksum(&info.name)[..32]
+        );
+    }
+    let mut db = Mysql {
+        conn,
+        options: Box::new(options.clone()),
+        policy,
+        init_sql: init_sql.to_vec(),
+        info,
+        lock_name,
+        link,
+        id,
+    };
+    db.start_session().await?;
+    Ok(db)
+}
+
+/// A new session with keepalive set, its connection id, and its canceller
+/// installed on `interrupt`.
+async fn session(
+    options: &MySqlConnectOptions,
+    info: &DatabaseInfo,
+    policy: ConnectPolicy,
+    link: Link,
+    interrupt: &Interrupt,
+) -> Result<(MySqlConnection, u64)> {
+    let mut conn = open(options, info, policy, interrupt).await?;
+    if link.timeout.is_some() && options.get_socket().is_none() {
+        link.configure_sockets(&link::peers(options.get_host(), options.get_port()).await);
+    }
     let id: u64 = sqlx::query_scalar("SELECT CONNECTION_ID()")
         .fetch_one(&mut conn)
         .await
@@ -136,24 +176,7 @@ pub async fn connect(
             }
         })
     }));
-    // GET_LOCK is server-wide: name it after the database.
-    let mut lock_name = format!("migrator:{}", info.name);
-    if lock_name.len() > 64 {
-        lock_name = format!(
-            "migrator:{}",
-            &migrator_core::source::checksum(&info.name)[..32]
-        );
-    }
-    let mut db = Mysql {
-        conn,
-        options: Box::new(options.clone()),
-        policy,
-        init_sql: init_sql.to_vec(),
-        info,
-        lock_name,
-    };
-    db.start_session().await?;
-    Ok(db)
+    Ok((conn, id))
 }
 
 /// One session, each attempt bounded by `policy.timeout` and retried while
@@ -288,15 +311,8 @@ impl Mysql {
         err: &mut ExecError,
     ) {
         err.dirty = true;
-        match open(&self.options, &self.info, self.policy, interrupt).await {
-            Ok(conn) => self.conn = conn,
-            Err(e) => {
-                tracing::error!(error = %e, "could not reconnect to read the history row back");
-                return;
-            }
-        }
-        if let Err(e) = self.start_session().await {
-            tracing::error!(error = %e, "could not start a new session to read the history row back");
+        if let Err(e) = self.reconnect(interrupt).await {
+            tracing::error!(error = %e, "could not reconnect to read the history row back");
             return;
         }
         let limit: Option<u64> = sqlx::query_scalar("SELECT @@max_allowed_packet")
@@ -320,6 +336,48 @@ impl Mysql {
         }
         self.after_failure(exec, failed, first && too_big, err)
             .await;
+    }
+
+    /// Ends a connection we lost (if the server still runs it: a silent link)
+    /// and waits until it is gone, so that its transaction is over either way.
+    async fn end_session(&mut self, old: u64, interrupt: &Interrupt) -> Result<()> {
+        let doing = "ending the lost session";
+        if let Err(e) = self.run(&format!("KILL {old}")).await {
+            // 1094: no such thread, it is gone already.
+            if db_error(&e).is_none_or(|d| d.number() != 1094) {
+                return Err(Error::database(doing, describe(&e)));
+            }
+        }
+        let patience = self
+            .link
+            .timeout
+            .unwrap_or(Duration::from_secs(30))
+            .max(Duration::from_secs(5));
+        let until = Instant::now() + patience;
+        loop {
+            let there: Option<u64> =
+                sqlx::query_scalar("SELECT ID FROM information_schema.PROCESSLIST WHERE ID = ?")
+                    .bind(old)
+                    .fetch_optional(&mut self.conn)
+                    .await
+                    .map_err(|e| Error::database(doing, describe(&e)))?;
+            if there.is_none() {
+                return Ok(());
+            }
+            if Instant::now() >= until {
+                return Err(Error::database(
+                    doing,
+                    format!(
+                        "the server still runs our lost connection {old} after {} s; its last \
+                         migration stays in doubt",
+                        patience.as_secs()
+                    ),
+                ));
+            }
+            interrupt
+                .sleep(Duration::from_millis(50), "the lost session to end")
+                .await?;
+        }
     }
 
     /// After a failed statement: roll back, then find out whether anything had been
@@ -432,6 +490,28 @@ impl Driver for Mysql {
             Ok(None) => Err(Error::database("taking the lock", "GET_LOCK returned NULL")),
             Err(e) => Err(Error::database("taking the lock", describe(&e))),
         }
+    }
+
+    fn watch(&self) -> Watch {
+        Watch::Mysql {
+            options: self.options.clone(),
+            id: self.id,
+            link: self.link,
+        }
+    }
+
+    async fn alive(&mut self) -> bool {
+        self.conn.ping().await.is_ok()
+    }
+
+    async fn reconnect(&mut self, interrupt: &Interrupt) -> Result<()> {
+        let (conn, id) =
+            session(&self.options, &self.info, self.policy, self.link, interrupt).await?;
+        let old = std::mem::replace(&mut self.id, id);
+        // Dropped, not closed: a goodbye on a dead link would wait.
+        drop(std::mem::replace(&mut self.conn, conn));
+        self.start_session().await?;
+        self.end_session(old, interrupt).await
     }
 
     async fn unlock(&mut self) -> Result<()> {

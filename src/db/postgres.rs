@@ -16,6 +16,7 @@ use tokio_postgres::types::Type;
 use tokio_postgres::{Client, Config, SimpleQueryMessage};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
+use super::link::{Link, Watch};
 use super::{ConnectPolicy, Driver, Exec, ExecError};
 use crate::interrupt::Interrupt;
 use migrator_core::adopt::Adopted;
@@ -45,11 +46,24 @@ const SELECT_HISTORY: &str = "SELECT version, name, checksum, status, \
     to_char(applied_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), \
     execution_ms, failed_statement, error FROM migrator_history ORDER BY version";
 
+/// Our server process and its start time.
+const SESSION: &str = "SELECT pid::text, backend_start::text FROM pg_stat_activity \
+    WHERE pid = pg_backend_pid()";
+
 pub struct Postgres {
     client: Client,
     info: DatabaseInfo,
     insert: Option<tokio_postgres::Statement>,
     delete: Option<tokio_postgres::Statement>,
+    /// How to open another session (a lost one replaced, the watch).
+    config: Box<Config>,
+    tls: MakeRustlsConnect,
+    policy: ConnectPolicy,
+    init_sql: Vec<String>,
+    link: Link,
+    /// The server process of our session and when it started, once known
+    /// (read with the lock): a pid alone may be reused by then.
+    session: Option<(i32, String)>,
 }
 
 /// Whether a connection error may pass if we wait (the server is starting, the
@@ -87,9 +101,35 @@ pub async fn connect(
     info: DatabaseInfo,
     policy: ConnectPolicy,
     init_sql: &[String],
+    link: Link,
     interrupt: &Interrupt,
 ) -> Result<Postgres> {
-    let (client, connection) = super::retry_connect(&info, policy, interrupt, || async {
+    let client = open(config, tls, &info, policy, init_sql, interrupt).await?;
+    Ok(Postgres {
+        client,
+        info,
+        insert: None,
+        delete: None,
+        config: Box::new(config.clone()),
+        tls: tls.clone(),
+        policy,
+        init_sql: init_sql.to_vec(),
+        link,
+        session: None,
+    })
+}
+
+/// One session: connected (bounded and retried per `policy`), `--init-sql` run,
+/// and its canceller installed on `interrupt`.
+async fn open(
+    config: &Config,
+    tls: &MakeRustlsConnect,
+    info: &DatabaseInfo,
+    policy: ConnectPolicy,
+    init_sql: &[String],
+    interrupt: &Interrupt,
+) -> Result<Client> {
+    let (client, connection) = super::retry_connect(info, policy, interrupt, || async {
         config
             .connect(tls.clone())
             .await
@@ -121,12 +161,7 @@ pub async fn connect(
             }
         })
     }));
-    Ok(Postgres {
-        client,
-        info,
-        insert: None,
-        delete: None,
-    })
+    Ok(client)
 }
 
 fn interrupted(interrupt: &Interrupt, detail: Option<String>) -> Error {
@@ -204,6 +239,55 @@ impl Postgres {
             .simple_query(sql)
             .await
             .map_err(|e| Error::database(doing, describe(&e)))
+    }
+
+    /// Ends a session we lost (if the server still runs it: a silent link) and
+    /// waits until it is gone, so that its transaction is over either way.
+    async fn end_session(
+        &self,
+        (pid, started): (i32, String),
+        interrupt: &Interrupt,
+    ) -> Result<()> {
+        let doing = "ending the lost session";
+        let same = format!(
+            "pid = {pid} AND backend_start::text = '{}'",
+            started.replace('\'', "")
+        );
+        let _ = self
+            .simple(
+                &format!("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE {same}"),
+                doing,
+            )
+            .await?;
+        let patience = self
+            .link
+            .timeout
+            .unwrap_or(Duration::from_secs(30))
+            .max(Duration::from_secs(5));
+        let until = Instant::now() + patience;
+        loop {
+            let rows = self
+                .simple(
+                    &format!("SELECT 1 FROM pg_stat_activity WHERE {same}"),
+                    doing,
+                )
+                .await?;
+            if !rows.iter().any(|m| matches!(m, SimpleQueryMessage::Row(_))) {
+                return Ok(());
+            }
+            if Instant::now() >= until {
+                return Err(Error::database(
+                    doing,
+                    format!(
+                        "the server still runs our lost session (pid {pid}) after {} s; its last migration stays in doubt",
+                        patience.as_secs()
+                    ),
+                ));
+            }
+            interrupt
+                .sleep(Duration::from_millis(50), "the lost session to end")
+                .await?;
+        }
     }
 
     async fn lock_holder(&self) -> Option<String> {
@@ -488,14 +572,25 @@ impl Driver for Postgres {
         // PostgreSQL 14+: notice a vanished client (kill -9, lost network) while a
         // statement runs, so its session lock goes with it. Older servers do not
         // know the setting; that is fine. Pipelined with the lock: one round trip.
-        let (check, locked) = tokio::join!(
+        // Our server process, for the watch and for ending this session from
+        // another one if its link dies: also pipelined.
+        let (check, session, locked) = tokio::join!(
             self.client
                 .simple_query("SET client_connection_check_interval = 1000"),
+            self.client.simple_query(SESSION),
             self.client.simple_query(&sql)
         );
         if let Err(e) = check {
             tracing::debug!(error = %describe(&e), "client_connection_check_interval not set");
         }
+        self.session = session.ok().and_then(|rows| {
+            rows.iter().find_map(|m| match m {
+                SimpleQueryMessage::Row(r) => {
+                    Some((r.get(0)?.parse().ok()?, r.get(1)?.to_string()))
+                }
+                _ => None,
+            })
+        });
         match locked {
             // pg_try_advisory_lock answers false instead of waiting.
             Ok(rows)
@@ -520,6 +615,41 @@ impl Driver for Postgres {
                 )),
                 _ => Err(Error::database("taking the lock", describe(&e))),
             },
+        }
+    }
+
+    fn watch(&self) -> Watch {
+        match &self.session {
+            Some((pid, _)) => Watch::Postgres {
+                config: self.config.clone(),
+                tls: self.tls.clone(),
+                pid: *pid,
+                link: self.link,
+            },
+            None => Watch::Off,
+        }
+    }
+
+    async fn alive(&mut self) -> bool {
+        !self.client.is_closed() && self.client.simple_query("").await.is_ok()
+    }
+
+    async fn reconnect(&mut self, interrupt: &Interrupt) -> Result<()> {
+        self.client = open(
+            &self.config,
+            &self.tls,
+            &self.info,
+            self.policy,
+            &self.init_sql,
+            interrupt,
+        )
+        .await?;
+        // Prepared statements belonged to the old session.
+        self.insert = None;
+        self.delete = None;
+        match self.session.take() {
+            Some(old) => self.end_session(old, interrupt).await,
+            None => Ok(()),
         }
     }
 
