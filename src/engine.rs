@@ -42,10 +42,10 @@ pub struct Options {
 /// How long a run that was asked to stop (its statement cancelled) may take to
 /// end by itself: past it, the connection is deemed dead and the run ends
 /// anyway, so one SIGTERM always ends it within a second.
-pub const STOP_GRACE: Duration = Duration::from_millis(600);
+pub const STOP_GRACE: Duration = Duration::from_millis(500);
 
 /// How long the lock release may take after a signal.
-const UNLOCK_AFTER_SIGNAL: Duration = Duration::from_millis(200);
+const UNLOCK_AFTER_SIGNAL: Duration = Duration::from_millis(150);
 
 /// Reconnections one run makes at most (`up --wait`).
 const MAX_RESUMES: u32 = 3;
