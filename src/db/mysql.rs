@@ -137,7 +137,7 @@ pub async fn connect(
         link,
         id,
     };
-    db.start_session().await?;
+    db.start_session(interrupt).await?;
     Ok(db)
 }
 
@@ -150,14 +150,7 @@ async fn session(
     link: Link,
     interrupt: &Interrupt,
 ) -> Result<(MySqlConnection, u64)> {
-    let mut conn = open(options, info, policy, interrupt).await?;
-    if link.timeout.is_some() && options.get_socket().is_none() {
-        link.configure_sockets(&link::peers(options.get_host(), options.get_port()).await);
-    }
-    let id: u64 = sqlx::query_scalar("SELECT CONNECTION_ID()")
-        .fetch_one(&mut conn)
-        .await
-        .map_err(|e| Error::database("starting the session", describe(&e)))?;
+    let (conn, id) = open(options, info, policy, link, interrupt).await?;
     let killer = options.clone();
     interrupt.set_canceller(Arc::new(move || {
         let killer = killer.clone();
@@ -182,17 +175,29 @@ async fn session(
 /// One session, each attempt bounded by `policy.timeout` and retried while
 /// `policy.wait` lasts (`retry_connect`): the first connection and the one that
 /// replaces a session the server closed.
+/// Keepalive is set and the connection id read inside the attempt, so that a
+/// link gone silent right after the handshake is bounded as connecting is.
 async fn open(
     options: &MySqlConnectOptions,
     info: &DatabaseInfo,
     policy: ConnectPolicy,
+    link: Link,
     interrupt: &Interrupt,
-) -> Result<MySqlConnection> {
+) -> Result<(MySqlConnection, u64)> {
+    let failed = |e: sqlx::Error| super::Failed {
+        message: describe(&e),
+        transient: is_transient(&e),
+    };
     super::retry_connect(info, policy, interrupt, || async {
-        options.connect().await.map_err(|e| super::Failed {
-            message: describe(&e),
-            transient: is_transient(&e),
-        })
+        let mut conn = options.connect().await.map_err(failed)?;
+        if link.timeout.is_some() && options.get_socket().is_none() {
+            link.configure_sockets(&link::peers(options.get_host(), options.get_port()).await);
+        }
+        let id: u64 = sqlx::query_scalar("SELECT CONNECTION_ID()")
+            .fetch_one(&mut conn)
+            .await
+            .map_err(failed)?;
+        Ok((conn, id))
     })
     .await
 }
@@ -271,13 +276,29 @@ fn exec_error(e: &sqlx::Error, stmt: Option<(usize, &Statement<'_>)>) -> ExecErr
 }
 
 impl Mysql {
-    /// What every new session runs first: `--init-sql`.
-    async fn start_session(&mut self) -> Result<()> {
+    /// What every new session runs first: `--init-sql`, each value bounded by
+    /// the connect timeout (a silent link right after connecting) and cut
+    /// short by a signal.
+    async fn start_session(&mut self, interrupt: &Interrupt) -> Result<()> {
+        let limit = self.policy.timeout;
         for sql in &self.init_sql {
-            sqlx::raw_sql(AssertSqlSafe(sql.as_str()))
-                .execute(&mut self.conn)
+            let run = async {
+                match tokio::time::timeout(
+                    limit,
+                    sqlx::raw_sql(AssertSqlSafe(sql.as_str())).execute(&mut self.conn),
+                )
                 .await
-                .map_err(|e| super::init_sql_failed(sql, describe(&e)))?;
+                {
+                    Ok(done) => done
+                        .map(drop)
+                        .map_err(|e| super::init_sql_failed(sql, describe(&e))),
+                    Err(_) => Err(super::init_sql_failed(
+                        sql,
+                        "no answer within --connect-timeout".into(),
+                    )),
+                }
+            };
+            interrupt.cut(run, "running --init-sql").await?;
         }
         Ok(())
     }
@@ -510,7 +531,7 @@ impl Driver for Mysql {
         let old = std::mem::replace(&mut self.id, id);
         // Dropped, not closed: a goodbye on a dead link would wait.
         drop(std::mem::replace(&mut self.conn, conn));
-        self.start_session().await?;
+        self.start_session(interrupt).await?;
         self.end_session(old, interrupt).await
     }
 

@@ -144,11 +144,19 @@ async fn open(
             tracing::debug!(error = %e, "connection closed");
         }
     });
+    // Each value bounded as connecting is (a link gone silent right after the
+    // handshake) and cut short by a signal.
     for sql in init_sql {
-        client
-            .batch_execute(sql)
-            .await
-            .map_err(|e| super::init_sql_failed(sql, describe(&e)))?;
+        let run = async {
+            match tokio::time::timeout(policy.timeout, client.batch_execute(sql)).await {
+                Ok(done) => done.map_err(|e| super::init_sql_failed(sql, describe(&e))),
+                Err(_) => Err(super::init_sql_failed(
+                    sql,
+                    "no answer within --connect-timeout".into(),
+                )),
+            }
+        };
+        interrupt.cut(run, "running --init-sql").await?;
     }
     let token = client.cancel_token();
     let cancel_tls = tls.clone();
