@@ -255,7 +255,11 @@ impl Watch {
                 };
                 let rows = client
                     .query(
-                        "SELECT state, extract(epoch FROM clock_timestamp() - state_change)::float8 \
+                        // Idle, or waiting to read from us in the middle of an
+                        // extended-protocol exchange (Parse sent, Sync lost):
+                        // either way the server waits for us while we wait for it.
+                        "SELECT CASE WHEN wait_event = 'ClientRead' THEN 'idle' ELSE state END, \
+                         extract(epoch FROM clock_timestamp() - state_change)::float8 \
                          FROM pg_stat_activity WHERE pid = $1",
                         &[pid],
                     )
