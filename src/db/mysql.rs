@@ -376,7 +376,7 @@ impl Mysql {
             .max(Duration::from_secs(5));
         let until = Instant::now() + patience;
         loop {
-            let there: Option<u64> =
+            let there: Option<i64> =
                 sqlx::query_scalar("SELECT ID FROM information_schema.PROCESSLIST WHERE ID = ?")
                     .bind(old)
                     .fetch_optional(&mut self.conn)
