@@ -256,6 +256,20 @@ pub struct Global {
     )]
     pub connect_timeout: Duration,
 
+    /// Declare a database connection dead once it has been silent this long (a
+    /// partition, a vanished writer): TCP keepalive probes and TCP_USER_TIMEOUT on
+    /// every connection, and a check of the session from a second connection while
+    /// an answer is awaited. 0 turns all three off.
+    #[arg(
+        long,
+        env = "MIGRATOR_LINK_TIMEOUT",
+        global = true,
+        default_value = "30",
+        value_parser = duration::parse,
+        value_name = "DURATION"
+    )]
+    pub link_timeout: Duration,
+
     /// Log format on stderr: human text, or JSON lines for CloudWatch.
     #[arg(
         long,
@@ -901,6 +915,7 @@ impl Cli {
             lock_timeout: g.lock_timeout,
             wait: g.wait,
             connect_timeout: g.connect_timeout,
+            link_timeout: Some(g.link_timeout).filter(|d| !d.is_zero()),
             output: g.output,
             report: g.report,
             checks: Checks {
@@ -1052,6 +1067,7 @@ const CONNECTION: &[&str] = &[
     "connect_timeout",
     "wait",
     "init_sql",
+    "link_timeout",
 ];
 const PATH: &[&str] = &["path"];
 /// How the history is read and checked against the files.

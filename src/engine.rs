@@ -20,7 +20,7 @@ use migrator_core::error::{Error, Failure, Result};
 use migrator_core::history::{HistoryRow, current_version};
 use migrator_core::migration::{Engine, Migration, Order, Script};
 use migrator_core::plan::{self, Checks, DownTarget};
-use migrator_core::report::{Adoption, Direction, RunReport, StepReport};
+use migrator_core::report::{Adoption, Direction, InDoubt, RunReport, Settled, StepReport};
 use migrator_core::split::{self, Statement};
 
 /// How the engine runs, besides what it runs.
@@ -31,7 +31,24 @@ pub struct Options {
     pub checks: Checks,
     /// Take over another tool's history when ours does not exist yet.
     pub adopt: bool,
+    /// `up --wait`: after a lost connection, reconnect and carry on from what
+    /// the history records, for at most this long.
+    pub resume: Option<Duration>,
+    /// `--link-timeout`: bounds the waits no statement timeout covers (taking
+    /// the lock past `lock_timeout`, releasing it) on a link gone silent.
+    pub link_timeout: Option<Duration>,
 }
+
+/// How long a run that was asked to stop (its statement cancelled) may take to
+/// end by itself: past it, the connection is deemed dead and the run ends
+/// anyway, so one SIGTERM always ends it within a second.
+pub const STOP_GRACE: Duration = Duration::from_millis(500);
+
+/// How long the lock release may take after a signal.
+const UNLOCK_AFTER_SIGNAL: Duration = Duration::from_millis(150);
+
+/// Reconnections one run makes at most (`up --wait`).
+const MAX_RESUMES: u32 = 3;
 
 /// Runs a changing command against a connected driver and fills `report`.
 /// `files` are in version order, as `migrator_core::source::parse` returns them.
@@ -52,17 +69,255 @@ pub async fn run<D: Driver>(
     {
         return Err(single_transaction_on_mysql());
     }
-    lock(db, options.lock_timeout, interrupt).await?;
+    lock(db, options, interrupt).await?;
     let guards = (options.checks, options.adopt);
-    let result = match change {
-        Change::Redo { yes } => redo(db, files, *yes, guards, interrupt, report).await,
-        _ => locked(db, files, change, guards, interrupt, report).await,
+    let started = std::time::Instant::now();
+    let mut ended = watched(db, files, change, guards, interrupt, report).await;
+    let version_before = report.version_before;
+    let mut resumes = 0;
+    let result = loop {
+        let why = match &ended {
+            Ended::Silent(why) => Some(why.clone()),
+            Ended::Done(Err(e)) if lost(db, e, interrupt).await => Some(e.to_string()),
+            _ => None,
+        };
+        let Some(why) = why else {
+            break ended.into_result();
+        };
+        tracing::warn!(error = %why, "the connection to the database was lost; settling what was in flight on a new one");
+        let err = match &ended {
+            Ended::Done(Err(e)) => Some(e),
+            _ => None,
+        };
+        let flight = in_flight(err, change, report);
+        if let Err(e) = settle(db, files, flight, interrupt, report).await {
+            tracing::error!(error = %e, "could not settle what was in flight");
+            break Err(after_lost(ended, &why, report, Some(e)));
+        }
+        let resume = matches!(change, Change::Up { dry_run: false, .. })
+            && options.resume.is_some_and(|w| started.elapsed() < w)
+            && resumes < MAX_RESUMES
+            && interrupt.signal().is_none();
+        if !resume {
+            break Err(after_lost(ended, &why, report, None));
+        }
+        resumes += 1;
+        tracing::warn!(
+            resume = resumes,
+            "--wait: carrying on from what the history records"
+        );
+        if let Err(e) = lock(db, options, interrupt).await {
+            break Err(e);
+        }
+        ended = watched(db, files, change, guards, interrupt, report).await;
     };
-    if let Err(e) = db.unlock().await {
+    if resumes > 0 {
+        report.version_before = version_before;
+    }
+    let abandoned =
+        matches!(result, Err(Error::Interrupted { .. })) && interrupt.signal().is_some();
+    // Instant when the link works; bounded when it does not.
+    let patience = match interrupt.signal() {
+        Some(_) => Some(UNLOCK_AFTER_SIGNAL),
+        None => options.link_timeout,
+    };
+    let unlocked = match patience {
+        Some(p) => tokio::time::timeout(p, db.unlock())
+            .await
+            .unwrap_or_else(|_| Err(Error::database("releasing the lock", "no answer"))),
+        None => db.unlock().await,
+    };
+    if let Err(e) = unlocked {
         // The lock is session-scoped: it goes with the connection anyway.
-        tracing::debug!(error = %e, "could not release the lock explicitly");
+        tracing::debug!(error = %e, abandoned, "could not release the lock explicitly");
     }
     result
+}
+
+/// How the changing part of a run ended.
+enum Ended {
+    Done(Result<()>),
+    /// The link went silent (the watch's finding).
+    Silent(String),
+    /// A signal came and the run did not end within [`STOP_GRACE`].
+    Abandoned(Error),
+}
+
+impl Ended {
+    fn into_result(self) -> Result<()> {
+        match self {
+            Ended::Done(r) => r,
+            Ended::Abandoned(e) => Err(e),
+            Ended::Silent(why) => Err(Error::database("running the migrations", why)),
+        }
+    }
+}
+
+/// Everything between lock and unlock, raced against the watch on a silent
+/// link and against a signal that the database does not act on.
+async fn watched<D: Driver>(
+    db: &mut D,
+    files: &[Migration],
+    change: &Change,
+    guards: (Checks, bool),
+    interrupt: &Interrupt,
+    report: &mut RunReport,
+) -> Ended {
+    let watch = db.watch();
+    let body = async {
+        match change {
+            Change::Redo { yes } => redo(db, files, *yes, guards, interrupt, report).await,
+            _ => locked(db, files, change, guards, interrupt, report).await,
+        }
+    };
+    tokio::select! {
+        done = body => Ended::Done(done),
+        why = watch.dead() => Ended::Silent(why),
+        () = interrupt.grace(STOP_GRACE) => Ended::Abandoned(interrupt.interrupted(
+            "the database did not answer the cancel request; what was in flight is in doubt: \
+             run `migrator status`".to_string(),
+        )),
+    }
+    .fixup(report)
+}
+
+impl Ended {
+    /// A run cut short keeps the report's lists as a finished one has them.
+    fn fixup(self, report: &mut RunReport) -> Ended {
+        if !matches!(self, Ended::Done(_)) {
+            let applied = &report.applied;
+            report.not_run.retain(|n| {
+                !applied
+                    .iter()
+                    .any(|a| a.version == n.version && a.direction == n.direction)
+            });
+        }
+        self
+    }
+}
+
+/// Whether `err` came from a connection that is gone (rather than from the
+/// server's answer). A session that still answers is not lost.
+async fn lost<D: Driver>(db: &mut D, err: &Error, interrupt: &Interrupt) -> bool {
+    if interrupt.signal().is_some()
+        || !matches!(err, Error::MigrationFailed(_) | Error::Database { .. })
+    {
+        return false;
+    }
+    !tokio::time::timeout(Duration::from_secs(2), db.alive())
+        .await
+        .unwrap_or(false)
+}
+
+/// The migration that may have been in flight when the connection was lost: the
+/// failed one, else the first still planned (maybe not started: then its row
+/// says so).
+fn in_flight(err: Option<&Error>, change: &Change, report: &RunReport) -> Option<InFlight> {
+    if let Some(Error::MigrationFailed(f)) = err {
+        let direction = match change {
+            Change::Down { .. } => Direction::Down,
+            Change::Redo { .. } if report.applied.is_empty() => Direction::Down,
+            _ => Direction::Up,
+        };
+        return Some((f.version, f.name.clone(), direction));
+    }
+    report
+        .not_run
+        .first()
+        .map(|s| (s.version, s.name.clone(), s.direction))
+}
+
+type InFlight = (migrator_core::migration::Version, String, Direction);
+
+/// On a new session (the old one ended on the server first), reads the history
+/// and settles the migration that was in flight: its row, not a guess, says
+/// what became of it. One settled applied joins `applied`.
+async fn settle<D: Driver>(
+    db: &mut D,
+    files: &[Migration],
+    in_flight: Option<InFlight>,
+    interrupt: &Interrupt,
+    report: &mut RunReport,
+) -> Result<()> {
+    let rows = interrupt
+        .cut(
+            async {
+                db.reconnect(interrupt).await?;
+                db.history().await
+            },
+            "reconnecting after a lost connection",
+        )
+        .await;
+    let Some((version, name, direction)) = in_flight else {
+        return rows.map(|_| ());
+    };
+    let mut doubt = InDoubt {
+        version,
+        name,
+        direction,
+        settled: Settled::Unknown,
+    };
+    let rows = match rows {
+        Ok(rows) => rows.unwrap_or_default(),
+        Err(e) => {
+            report.in_doubt.push(doubt);
+            return Err(e);
+        }
+    };
+    let row = rows.iter().find(|r| r.version == version);
+    doubt.settled = match (direction, row) {
+        (_, Some(r)) if r.status.is_dirty() => Settled::Dirty,
+        (Direction::Up, Some(_)) | (Direction::Down, None) => Settled::Applied,
+        (Direction::Up, None) | (Direction::Down, Some(_)) => Settled::NotApplied,
+    };
+    tracing::warn!(migration = %format!("{}_{}", doubt.version, doubt.name), settled = doubt.settled.label(), "in doubt, settled");
+    if doubt.settled == Settled::Applied {
+        report
+            .not_run
+            .retain(|s| !(s.version == version && s.direction == direction));
+        report.applied.push(StepReport {
+            version,
+            name: doubt.name.clone(),
+            direction,
+            execution_ms: 0,
+        });
+    }
+    report.version_after = current_version(&rows, Order::of(files));
+    report.in_doubt.push(doubt);
+    Ok(())
+}
+
+/// The error of a run that lost its connection and does not carry on: what
+/// was lost, and what the history said of the migration in flight.
+fn after_lost(ended: Ended, why: &str, report: &RunReport, settling: Option<Error>) -> Error {
+    let doubt = report.in_doubt.last().filter(|_| true);
+    let said = doubt.map(|d| format!("; {d}")).unwrap_or_default();
+    if let Some(e) = settling {
+        // Could not reconnect (exit 3), or the old session would not end.
+        return match e {
+            Error::Unreachable { target, message } => Error::Unreachable {
+                target,
+                message: format!(
+                    "{message} (reconnecting after the connection was lost: {why}){said}; run \
+                     `migrator status` once it is reachable"
+                ),
+            },
+            other => other,
+        };
+    }
+    match ended {
+        Ended::Done(Err(Error::MigrationFailed(mut f)))
+            if doubt.is_none_or(|d| d.settled != Settled::Applied) =>
+        {
+            f.message = format!("{}{said}", f.message);
+            f.dirty |= doubt.is_some_and(|d| d.settled == Settled::Dirty);
+            Error::MigrationFailed(f)
+        }
+        _ => Error::database(
+            "running the migrations",
+            format!("the connection to the database was lost: {why}{said}"),
+        ),
+    }
 }
 
 /// `--single-transaction` asked of MySQL: refused before anything runs.
@@ -314,9 +569,10 @@ async fn run_each<D: Driver>(
     interrupt: &Interrupt,
     report: &mut RunReport,
 ) -> Result<()> {
+    let before = report.applied.len();
     let result = run_steps(db, execs, interrupt, report).await;
     // Once, at the end (not per step: that would be quadratic in the plan).
-    let done = report.applied.len();
+    let done = report.applied.len() - before;
     report.not_run.drain(..done.min(report.not_run.len()));
     report.version_after = version_after(rows, &report.applied, order);
     result.map_err(|(exec, err)| match err {
@@ -536,12 +792,24 @@ async fn redo<D: Driver>(
 }
 
 /// Takes the lock; when another runner holds it past a second, says so once,
-/// so a run waiting on it is not mistaken for a hung one.
-async fn lock<D: Driver>(
+/// so a run waiting on it is not mistaken for a hung one. The server answers
+/// within the lock timeout; past it by the link timeout, the link is dead.
+async fn lock<D: Driver>(db: &mut D, options: &Options, interrupt: &Interrupt) -> Result<()> {
+    // A dead link never answers the cancel a signal sends.
+    tokio::select! {
+        taken = lock_bounded(db, options, interrupt) => taken,
+        () = interrupt.grace(STOP_GRACE) => Err(interrupt.interrupted(
+            "while waiting for the migration lock".to_string(),
+        )),
+    }
+}
+
+async fn lock_bounded<D: Driver>(
     db: &mut D,
-    timeout: std::time::Duration,
+    options: &Options,
     interrupt: &Interrupt,
 ) -> Result<()> {
+    let timeout = options.lock_timeout;
     let name = db.info().to_string();
     let lock = db.lock(timeout, interrupt);
     tokio::pin!(lock);
@@ -554,7 +822,20 @@ async fn lock<D: Driver>(
         lock_timeout_s = timeout.as_secs(),
         "waiting for the migration lock: another runner holds it"
     );
-    lock.await
+    let Some(link) = options.link_timeout else {
+        return lock.await;
+    };
+    let deadline = (timeout + link).saturating_sub(std::time::Duration::from_secs(1));
+    tokio::time::timeout(deadline, lock).await.unwrap_or_else(|_| {
+        Err(Error::database(
+            "taking the lock",
+            format!(
+                "no answer within --lock-timeout {} and --link-timeout {}: the link went silent",
+                migrator_core::duration::format(timeout),
+                migrator_core::duration::format(link)
+            ),
+        ))
+    })
 }
 
 /// `force` and `baseline`: they write the history without running any SQL.

@@ -61,6 +61,9 @@ pub struct Settings {
     pub wait: Option<Duration>,
     /// Bounds one connection attempt: TCP connect, TLS and authentication.
     pub connect_timeout: Duration,
+    /// `--link-timeout`: how long a connection may stay silent before it is
+    /// declared dead (keepalive, TCP_USER_TIMEOUT, the session check); `None`: never.
+    pub link_timeout: Option<Duration>,
     pub output: OutputFormat,
     pub report: Option<PathBuf>,
     pub checks: Checks,

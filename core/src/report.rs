@@ -166,6 +166,59 @@ pub struct RunReport {
     pub duration_ms: u64,
     pub context: Context,
     pub notification: Notification,
+    /// Migrations whose fate a lost connection left in doubt (it broke after
+    /// the request was sent), and what the history said on a new connection.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub in_doubt: Vec<InDoubt>,
+}
+
+/// A migration in flight when the connection was lost, settled by reading its
+/// history row on a new connection once the old session was gone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct InDoubt {
+    pub version: Version,
+    pub name: String,
+    pub direction: Direction,
+    pub settled: Settled,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Settled {
+    /// Its history row says applied (down: the row is gone): it committed.
+    Applied,
+    /// As before the run: nothing of it committed.
+    NotApplied,
+    /// Its row says running/failed: half applied, `force` recovers.
+    Dirty,
+    /// Not settled: no new connection could be opened to read the row.
+    Unknown,
+}
+
+impl Settled {
+    pub fn label(self) -> &'static str {
+        match self {
+            Settled::Applied => "applied",
+            Settled::NotApplied => "not applied",
+            Settled::Dirty => "dirty (half applied)",
+            Settled::Unknown => "unknown (no new connection)",
+        }
+    }
+}
+
+impl std::fmt::Display for InDoubt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let what = match (self.direction, self.settled) {
+            (Direction::Down, Settled::Applied) => "reverted",
+            (Direction::Down, Settled::NotApplied) => "not reverted",
+            (_, s) => s.label(),
+        };
+        write!(
+            f,
+            "{}_{}: in doubt, settled: {what}",
+            self.version, self.name
+        )
+    }
 }
 
 impl RunReport {
@@ -192,6 +245,7 @@ impl RunReport {
             duration_ms: 0,
             context: Context::default(),
             notification: Notification::pending(),
+            in_doubt: Vec::new(),
         }
     }
 
@@ -297,6 +351,9 @@ impl RunReport {
                     ));
                 }
             }
+        }
+        for d in &self.in_doubt {
+            out.push_str(&format!("  {d}\n"));
         }
         out
     }

@@ -106,6 +106,8 @@ async fn prepare_and_run(
         lock_timeout: settings.lock_timeout,
         checks: settings.checks,
         adopt: settings.adopt,
+        resume: settings.wait,
+        link_timeout: settings.link_timeout,
     };
     engine::run(&mut db, &files, change, &options, interrupt, report).await
 }

@@ -6,6 +6,7 @@
 //! engine cannot roll back (MySQL DDL, no-transaction scripts) the row is marked
 //! in progress first, so a crash or a failure half way leaves a dirty row behind.
 
+pub mod link;
 pub mod mysql;
 pub mod postgres;
 pub mod resolve;
@@ -105,6 +106,28 @@ pub trait Driver {
         statements: &[Statement<'_>],
         interrupt: &Interrupt,
     ) -> std::result::Result<u64, ExecError>;
+
+    /// Who can tell, from a second connection, whether this session still
+    /// works for us (a silent link does not close; see `link`).
+    fn watch(&self) -> link::Watch {
+        link::Watch::Off
+    }
+
+    /// Whether the session still answers (the caller bounds the wait).
+    async fn alive(&mut self) -> bool {
+        true
+    }
+
+    /// Replaces a lost session: opens a new one (bounded as connecting is),
+    /// ends the old one on the server if it is still there and waits until it
+    /// is gone, so that what the history says afterwards is final. The
+    /// migration lock went with the old session.
+    async fn reconnect(&mut self, _interrupt: &Interrupt) -> Result<()> {
+        Err(Error::database(
+            "reconnecting",
+            "this driver cannot open a new session",
+        ))
+    }
 }
 
 /// How connecting is bounded: each attempt (TCP connect, TLS, authentication)
@@ -220,11 +243,11 @@ pub async fn connect(
     interrupt: &Interrupt,
 ) -> Result<AnyDriver> {
     Ok(match target {
-        Target::Postgres(c, tls) => {
-            AnyDriver::Postgres(postgres::connect(c, tls, info, policy, init_sql, interrupt).await?)
-        }
-        Target::Mysql(o) => {
-            AnyDriver::Mysql(mysql::connect(o, info, policy, init_sql, interrupt).await?)
+        Target::Postgres(c, tls, link) => AnyDriver::Postgres(
+            postgres::connect(c, tls, info, policy, init_sql, *link, interrupt).await?,
+        ),
+        Target::Mysql(o, link) => {
+            AnyDriver::Mysql(mysql::connect(o, info, policy, init_sql, *link, interrupt).await?)
         }
     })
 }
@@ -288,6 +311,15 @@ impl Driver for AnyDriver {
         interrupt: &Interrupt,
     ) -> std::result::Result<u64, ExecError> {
         both!(self, d => d.execute_plain(statements, interrupt).await)
+    }
+    fn watch(&self) -> link::Watch {
+        both!(self, d => d.watch())
+    }
+    async fn alive(&mut self) -> bool {
+        both!(self, d => d.alive().await)
+    }
+    async fn reconnect(&mut self, interrupt: &Interrupt) -> Result<()> {
+        both!(self, d => d.reconnect(interrupt).await)
     }
 }
 

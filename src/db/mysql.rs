@@ -29,6 +29,7 @@ use sqlx::mysql::{MySqlConnectOptions, MySqlConnection, MySqlDatabaseError};
 
 use sqlx::{AssertSqlSafe, ConnectOptions, Connection, Row};
 
+use super::link::{self, Link, Watch};
 use super::{ConnectPolicy, Driver, Exec, ExecError};
 use crate::interrupt::Interrupt;
 use migrator_core::adopt::Adopted;
@@ -115,8 +116,10 @@ pub struct Mysql {
     init_sql: Vec<String>,
     info: DatabaseInfo,
     lock_name: String,
-    /// This session's id, for `KILL QUERY` from a second connection; 0 until
-    /// read (with the lock, or before the first statement of a run without one).
+    link: Link,
+    /// This session's id, for `KILL QUERY` and the watch from a second
+    /// connection and for ending the session after its link died; 0 until read
+    /// (with the lock, or before the first statement of a run without one).
     id: Arc<AtomicU64>,
     /// The server's `max_allowed_packet`, read with the lock: a migration larger
     /// than that is sent statement by statement.
@@ -131,9 +134,10 @@ pub async fn connect(
     info: DatabaseInfo,
     policy: ConnectPolicy,
     init_sql: &[String],
+    link: Link,
     interrupt: &Interrupt,
 ) -> Result<Mysql> {
-    let conn = open(options, &info, policy, interrupt).await?;
+    let conn = open(options, &info, policy, link, interrupt).await?;
     let id = Arc::new(AtomicU64::new(0));
     let killer = options.clone();
     let session = id.clone();
@@ -176,28 +180,37 @@ pub async fn connect(
         init_sql: init_sql.to_vec(),
         info,
         lock_name,
+        link,
         id,
         max_packet: None,
         read_ahead: None,
     };
-    db.start_session().await?;
+    db.start_session(interrupt).await?;
     Ok(db)
 }
 
 /// One session, each attempt bounded by `policy.timeout` and retried while
 /// `policy.wait` lasts (`retry_connect`): the first connection and the one that
-/// replaces a session the server closed.
+/// replaces a session the server closed. Keepalive is set inside the attempt.
+/// The session's id is not asked for here (a round trip of its own): it comes
+/// with the lock ([`Mysql::lock_and_read`]), and nothing but `--init-sql` (bounded
+/// as connecting is) runs before that.
 async fn open(
     options: &MySqlConnectOptions,
     info: &DatabaseInfo,
     policy: ConnectPolicy,
+    link: Link,
     interrupt: &Interrupt,
 ) -> Result<MySqlConnection> {
     super::retry_connect(info, policy, interrupt, || async {
-        options.connect().await.map_err(|e| super::Failed {
+        let conn = options.connect().await.map_err(|e| super::Failed {
             message: describe(&e),
             transient: is_transient(&e),
-        })
+        })?;
+        if link.timeout.is_some() && options.get_socket().is_none() {
+            link.configure_sockets(&link::peers(options.get_host(), options.get_port()).await);
+        }
+        Ok(conn)
     })
     .await
 }
@@ -688,13 +701,29 @@ impl Mysql {
         Ok(ms)
     }
 
-    /// What every new session runs first: `--init-sql`.
-    async fn start_session(&mut self) -> Result<()> {
+    /// What every new session runs first: `--init-sql`, each value bounded by
+    /// the connect timeout (a silent link right after connecting) and cut
+    /// short by a signal.
+    async fn start_session(&mut self, interrupt: &Interrupt) -> Result<()> {
+        let limit = self.policy.timeout;
         for sql in &self.init_sql {
-            sqlx::raw_sql(AssertSqlSafe(sql.as_str()))
-                .execute(&mut self.conn)
+            let run = async {
+                match tokio::time::timeout(
+                    limit,
+                    sqlx::raw_sql(AssertSqlSafe(sql.as_str())).execute(&mut self.conn),
+                )
                 .await
-                .map_err(|e| super::init_sql_failed(sql, describe(&e)))?;
+                {
+                    Ok(done) => done
+                        .map(drop)
+                        .map_err(|e| super::init_sql_failed(sql, describe(&e))),
+                    Err(_) => Err(super::init_sql_failed(
+                        sql,
+                        "no answer within --connect-timeout".into(),
+                    )),
+                }
+            };
+            interrupt.cut(run, "running --init-sql").await?;
         }
         Ok(())
     }
@@ -728,15 +757,8 @@ impl Mysql {
         err: &mut ExecError,
     ) {
         err.dirty = true;
-        match open(&self.options, &self.info, self.policy, interrupt).await {
-            Ok(conn) => self.conn = conn,
-            Err(e) => {
-                tracing::error!(error = %e, "could not reconnect to read the history row back");
-                return;
-            }
-        }
-        if let Err(e) = self.start_session().await {
-            tracing::error!(error = %e, "could not start a new session to read the history row back");
+        if let Err(e) = self.reconnect(interrupt).await {
+            tracing::error!(error = %e, "could not reconnect to read the history row back");
             return;
         }
         let limit: Option<u64> = sqlx::query_scalar("SELECT @@max_allowed_packet")
@@ -762,6 +784,48 @@ impl Mysql {
         }
         self.after_failure(exec, failed, first && too_big, err)
             .await;
+    }
+
+    /// Ends a connection we lost (if the server still runs it: a silent link)
+    /// and waits until it is gone, so that its transaction is over either way.
+    async fn end_session(&mut self, old: u64, interrupt: &Interrupt) -> Result<()> {
+        let doing = "ending the lost session";
+        if let Err(e) = self.run(&format!("KILL {old}")).await {
+            // 1094: no such thread, it is gone already.
+            if db_error(&e).is_none_or(|d| d.number() != 1094) {
+                return Err(Error::database(doing, describe(&e)));
+            }
+        }
+        let patience = self
+            .link
+            .timeout
+            .unwrap_or(Duration::from_secs(30))
+            .max(Duration::from_secs(5));
+        let until = Instant::now() + patience;
+        loop {
+            let there: Option<i64> =
+                sqlx::query_scalar("SELECT ID FROM information_schema.PROCESSLIST WHERE ID = ?")
+                    .bind(old)
+                    .fetch_optional(&mut self.conn)
+                    .await
+                    .map_err(|e| Error::database(doing, describe(&e)))?;
+            if there.is_none() {
+                return Ok(());
+            }
+            if Instant::now() >= until {
+                return Err(Error::database(
+                    doing,
+                    format!(
+                        "the server still runs our lost connection {old} after {} s; its last \
+                         migration stays in doubt",
+                        patience.as_secs()
+                    ),
+                ));
+            }
+            interrupt
+                .sleep(Duration::from_millis(50), "the lost session to end")
+                .await?;
+        }
     }
 
     /// After a failed statement: roll back, then find out whether anything had been
@@ -878,6 +942,42 @@ impl Driver for Mysql {
             }),
             Ok(None) => Err(Error::database("taking the lock", "GET_LOCK returned NULL")),
             Err(e) => Err(Error::database("taking the lock", describe(&e))),
+        }
+    }
+
+    fn watch(&self) -> Watch {
+        // Known once the lock was taken (same round trip), which is before
+        // anything is watched; unknown, there is no session to ask about.
+        match self.id.load(Ordering::SeqCst) {
+            0 => Watch::Off,
+            id => Watch::Mysql {
+                options: self.options.clone(),
+                id,
+                link: self.link,
+            },
+        }
+    }
+
+    async fn alive(&mut self) -> bool {
+        self.conn.ping().await.is_ok()
+    }
+
+    async fn reconnect(&mut self, interrupt: &Interrupt) -> Result<()> {
+        let conn = open(&self.options, &self.info, self.policy, self.link, interrupt).await?;
+        // The new session's id comes with its lock, as the first one's did
+        // (the canceller reads it from the same cell).
+        let old = self.id.swap(0, Ordering::SeqCst);
+        // Dropped, not closed: a goodbye on a dead link would wait.
+        drop(std::mem::replace(&mut self.conn, conn));
+        // What was read on the old session may be stale.
+        self.read_ahead = None;
+        self.start_session(interrupt).await?;
+        match old {
+            // Never known: the link died before the lock's answer began, so
+            // no migration ran on that session; a lock it may hold ends when
+            // the server drops it.
+            0 => Ok(()),
+            old => self.end_session(old, interrupt).await,
         }
     }
 

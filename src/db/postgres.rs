@@ -20,6 +20,7 @@ use tokio_postgres::types::Type;
 use tokio_postgres::{Client, Config, SimpleQueryMessage};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
+use super::link::{Link, Watch};
 use super::{ConnectPolicy, Driver, Exec, ExecError};
 use crate::interrupt::Interrupt;
 use migrator_core::adopt::Adopted;
@@ -49,12 +50,25 @@ const SELECT_HISTORY: &str = "SELECT version, name, checksum, status, \
     to_char(applied_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), \
     execution_ms, failed_statement, error FROM migrator_history ORDER BY version";
 
+/// Our server process and its start time.
+const SESSION: &str = "SELECT pid::text, backend_start::text FROM pg_stat_activity \
+    WHERE pid = pg_backend_pid()";
+
 pub struct Postgres {
     client: Client,
     info: DatabaseInfo,
     /// The history as read right behind the lock (same round trip), for the
     /// `history` call that follows it; any other call drops it.
     read_ahead: Option<Result<Option<Vec<HistoryRow>>>>,
+    /// How to open another session (a lost one replaced, the watch).
+    config: Box<Config>,
+    tls: MakeRustlsConnect,
+    policy: ConnectPolicy,
+    init_sql: Vec<String>,
+    link: Link,
+    /// The server process of our session and when it started, once known
+    /// (read with the lock): a pid alone may be reused by then.
+    session: Option<(i32, String)>,
 }
 
 /// Whether a connection error may pass if we wait (the server is starting, the
@@ -92,9 +106,34 @@ pub async fn connect(
     info: DatabaseInfo,
     policy: ConnectPolicy,
     init_sql: &[String],
+    link: Link,
     interrupt: &Interrupt,
 ) -> Result<Postgres> {
-    let (client, connection) = super::retry_connect(&info, policy, interrupt, || async {
+    let client = open(config, tls, &info, policy, init_sql, interrupt).await?;
+    Ok(Postgres {
+        client,
+        info,
+        read_ahead: None,
+        config: Box::new(config.clone()),
+        tls: tls.clone(),
+        policy,
+        init_sql: init_sql.to_vec(),
+        link,
+        session: None,
+    })
+}
+
+/// One session: connected (bounded and retried per `policy`), `--init-sql` run,
+/// and its canceller installed on `interrupt`.
+async fn open(
+    config: &Config,
+    tls: &MakeRustlsConnect,
+    info: &DatabaseInfo,
+    policy: ConnectPolicy,
+    init_sql: &[String],
+    interrupt: &Interrupt,
+) -> Result<Client> {
+    let (client, connection) = super::retry_connect(info, policy, interrupt, || async {
         config
             .connect(tls.clone())
             .await
@@ -109,11 +148,19 @@ pub async fn connect(
             tracing::debug!(error = %e, "connection closed");
         }
     });
+    // Each value bounded as connecting is (a link gone silent right after the
+    // handshake) and cut short by a signal.
     for sql in init_sql {
-        client
-            .batch_execute(sql)
-            .await
-            .map_err(|e| super::init_sql_failed(sql, describe(&e)))?;
+        let run = async {
+            match tokio::time::timeout(policy.timeout, client.batch_execute(sql)).await {
+                Ok(done) => done.map_err(|e| super::init_sql_failed(sql, describe(&e))),
+                Err(_) => Err(super::init_sql_failed(
+                    sql,
+                    "no answer within --connect-timeout".into(),
+                )),
+            }
+        };
+        interrupt.cut(run, "running --init-sql").await?;
     }
     let token = client.cancel_token();
     let cancel_tls = tls.clone();
@@ -126,11 +173,7 @@ pub async fn connect(
             }
         })
     }));
-    Ok(Postgres {
-        client,
-        info,
-        read_ahead: None,
-    })
+    Ok(client)
 }
 
 fn interrupted(interrupt: &Interrupt, detail: Option<String>) -> Error {
@@ -381,6 +424,55 @@ impl Postgres {
             .simple_query(sql)
             .await
             .map_err(|e| Error::database(doing, describe(&e)))
+    }
+
+    /// Ends a session we lost (if the server still runs it: a silent link) and
+    /// waits until it is gone, so that its transaction is over either way.
+    async fn end_session(
+        &self,
+        (pid, started): (i32, String),
+        interrupt: &Interrupt,
+    ) -> Result<()> {
+        let doing = "ending the lost session";
+        let same = format!(
+            "pid = {pid} AND backend_start::text = '{}'",
+            started.replace('\'', "")
+        );
+        let _ = self
+            .simple(
+                &format!("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE {same}"),
+                doing,
+            )
+            .await?;
+        let patience = self
+            .link
+            .timeout
+            .unwrap_or(Duration::from_secs(30))
+            .max(Duration::from_secs(5));
+        let until = Instant::now() + patience;
+        loop {
+            let rows = self
+                .simple(
+                    &format!("SELECT 1 FROM pg_stat_activity WHERE {same}"),
+                    doing,
+                )
+                .await?;
+            if !rows.iter().any(|m| matches!(m, SimpleQueryMessage::Row(_))) {
+                return Ok(());
+            }
+            if Instant::now() >= until {
+                return Err(Error::database(
+                    doing,
+                    format!(
+                        "the server still runs our lost session (pid {pid}) after {} s; its last migration stays in doubt",
+                        patience.as_secs()
+                    ),
+                ));
+            }
+            interrupt
+                .sleep(Duration::from_millis(50), "the lost session to end")
+                .await?;
+        }
     }
 
     async fn lock_holder(&self) -> Option<String> {
@@ -655,10 +747,12 @@ impl Driver for Postgres {
         // know the setting; that is fine. Pipelined with the lock: one round trip.
         // The history read goes in the same round trip, behind the lock: the
         // server answers in order, so it runs once the lock is held (and is
-        // dropped when it was not).
-        let (check, locked, history) = tokio::join!(
+        // dropped when it was not). Our server process, for the watch and for
+        // ending this session from another one if its link dies: also pipelined.
+        let (check, session, locked, history) = tokio::join!(
             self.client
                 .simple_query("SET client_connection_check_interval = 1000"),
+            self.client.simple_query(SESSION),
             self.client.simple_query(&sql),
             read_history(&self.client)
         );
@@ -666,6 +760,14 @@ impl Driver for Postgres {
         if let Err(e) = check {
             tracing::debug!(error = %describe(&e), "client_connection_check_interval not set");
         }
+        self.session = session.ok().and_then(|rows| {
+            rows.iter().find_map(|m| match m {
+                SimpleQueryMessage::Row(r) => {
+                    Some((r.get(0)?.parse().ok()?, r.get(1)?.to_string()))
+                }
+                _ => None,
+            })
+        });
         match locked {
             // pg_try_advisory_lock answers false instead of waiting.
             Ok(rows)
@@ -693,6 +795,40 @@ impl Driver for Postgres {
                 )),
                 _ => Err(Error::database("taking the lock", describe(&e))),
             },
+        }
+    }
+
+    fn watch(&self) -> Watch {
+        match &self.session {
+            Some((pid, _)) => Watch::Postgres {
+                config: self.config.clone(),
+                tls: self.tls.clone(),
+                pid: *pid,
+                link: self.link,
+            },
+            None => Watch::Off,
+        }
+    }
+
+    async fn alive(&mut self) -> bool {
+        !self.client.is_closed() && self.client.simple_query("").await.is_ok()
+    }
+
+    async fn reconnect(&mut self, interrupt: &Interrupt) -> Result<()> {
+        self.client = open(
+            &self.config,
+            &self.tls,
+            &self.info,
+            self.policy,
+            &self.init_sql,
+            interrupt,
+        )
+        .await?;
+        // What was read on the old session may be stale.
+        self.read_ahead = None;
+        match self.session.take() {
+            Some(old) => self.end_session(old, interrupt).await,
+            None => Ok(()),
         }
     }
 

@@ -21,9 +21,13 @@ pub async fn target(
     settings: &Settings,
     interrupt: &Interrupt,
 ) -> Result<(Target, DatabaseInfo, Option<Duration>)> {
-    interrupt
+    let (mut target, info, left) = interrupt
         .cut(resolve(settings, interrupt), "resolving the database")
-        .await
+        .await?;
+    target.set_link(db::link::Link {
+        timeout: settings.link_timeout,
+    });
+    Ok((target, info, left))
 }
 
 async fn resolve(
@@ -223,14 +227,13 @@ fn canonical_name(host: &str) -> Option<String> {
     // SAFETY: `found` is the non-null head of the list getaddrinfo returned;
     // its ai_canonname, when not NULL, is a NUL-terminated string owned by the
     // list, copied before the list is freed.
-    let name = unsafe {
+    unsafe {
         let p = (*found).ai_canonname;
         let name =
             (!p.is_null()).then(|| std::ffi::CStr::from_ptr(p).to_string_lossy().into_owned());
         libc::freeaddrinfo(found);
         name
-    };
-    name
+    }
 }
 
 /// The TLS decision. An AWS source (`--db-secret`, `--rds-cluster`, `--iam-auth`)

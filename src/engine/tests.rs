@@ -347,6 +347,8 @@ fn options() -> Options {
         lock_timeout: Duration::from_secs(7),
         checks: Checks::default(),
         adopt: true,
+        resume: None,
+        link_timeout: None,
     }
 }
 

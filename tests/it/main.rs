@@ -26,6 +26,7 @@ mod docs;
 mod ecs;
 mod edges;
 mod fake_http;
+mod faults;
 mod formats;
 mod layers;
 mod moto;
