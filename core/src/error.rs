@@ -43,13 +43,16 @@ pub enum ExitStatus {
     Interrupted,
     /// Terminated by SIGTERM.
     Terminated,
+    /// A rehearsal gate failed (`--max-lock-ms`, `--fail-on-rewrite`,
+    /// `--verify-down`); the database is left migrated.
+    Rehearsal,
 }
 
 impl ExitStatus {
     /// Every status with a code of its own; `TaskExit` passes a container's
     /// code through and has none. README's exit-code table lists exactly these
     /// (tests/it/docs.rs checks it).
-    pub const FIXED: [ExitStatus; 13] = [
+    pub const FIXED: [ExitStatus; 14] = [
         ExitStatus::Success,
         ExitStatus::MigrationFailed,
         ExitStatus::Usage,
@@ -58,6 +61,7 @@ impl ExitStatus {
         ExitStatus::Refused,
         ExitStatus::NotifyFailed,
         ExitStatus::RotateRefused,
+        ExitStatus::Rehearsal,
         ExitStatus::TaskNotStarted,
         ExitStatus::TaskFailed,
         ExitStatus::TaskTimeout,
@@ -83,6 +87,7 @@ impl ExitStatus {
             ExitStatus::TaskExit(_) => "task_exit",
             ExitStatus::Interrupted => "interrupted",
             ExitStatus::Terminated => "terminated",
+            ExitStatus::Rehearsal => "rehearsal_failed",
         }
     }
 
@@ -96,6 +101,7 @@ impl ExitStatus {
             ExitStatus::Refused => 5,
             ExitStatus::NotifyFailed => 6,
             ExitStatus::RotateRefused => 7,
+            ExitStatus::Rehearsal => 8,
             ExitStatus::TaskNotStarted => 10,
             ExitStatus::TaskFailed => 11,
             ExitStatus::TaskTimeout => 12,
@@ -372,6 +378,13 @@ pub enum Error {
     /// the clone limit said no. Nothing changed.
     #[error("refused, nothing changed: {0}")]
     RotateRefused(String),
+    /// A rehearsal gate failed: each line a finding with the gates it failed.
+    /// Every migration ran; the database is left migrated.
+    #[error(
+        "rehearsal failed: what production would go through:{}\n  the database is left migrated",
+        .0.iter().map(|f| format!("\n- {f}")).collect::<String>()
+    )]
+    Rehearsal(Vec<String>),
 }
 
 impl Error {
@@ -413,6 +426,7 @@ impl Error {
             Error::TaskTimeout { .. } => ExitStatus::TaskTimeout,
             Error::TaskExited { code, .. } => ExitStatus::TaskExit(*code),
             Error::RotateRefused(_) => ExitStatus::RotateRefused,
+            Error::Rehearsal(_) => ExitStatus::Rehearsal,
         }
     }
 }
@@ -474,6 +488,7 @@ mod tests {
             assert_eq!(exited.exit_status().code(), code, "passed through");
         }
         assert_eq!(Error::RotateRefused("x".into()).exit_status().code(), 7);
+        assert_eq!(Error::Rehearsal(vec!["x".into()]).exit_status().code(), 8);
     }
 
     #[test]

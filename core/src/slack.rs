@@ -34,6 +34,8 @@ const MESSAGE_EXCERPT: usize = 1000;
 pub fn build(report: &RunReport) -> Value {
     let mut blocks = Vec::new();
     blocks.extend(section(title(report)));
+    // What production would go through comes before everything else.
+    blocks.extend(findings(report).and_then(section));
     blocks.extend(facts(report));
     match report.outcome {
         Outcome::Failed => {
@@ -54,7 +56,7 @@ pub fn build(report: &RunReport) -> Value {
         Outcome::Error => {
             blocks.extend(error(report).and_then(section));
         }
-        Outcome::Success => {
+        Outcome::Success | Outcome::RehearsalFailed => {
             blocks.extend(section(applied(report, applied_verb(report))));
         }
         Outcome::NothingToDo => {
@@ -168,6 +170,7 @@ fn emoji(outcome: Outcome) -> &'static str {
         Outcome::Refused => "⛔",
         Outcome::Interrupted => "⚠️",
         Outcome::Error => "❌",
+        Outcome::RehearsalFailed => "🚧",
     }
 }
 
@@ -236,6 +239,7 @@ fn verb(outcome: Outcome) -> &'static str {
         Outcome::Refused => "was refused",
         Outcome::Interrupted => "stopped",
         Outcome::Error => "stopped with an error",
+        Outcome::RehearsalFailed => "failed its rehearsal",
     }
 }
 
@@ -294,6 +298,20 @@ fn summary(report: &RunReport) -> String {
             match report.refusals.len() {
                 0 | 1 => format!("{first} (nothing changed)"),
                 k => format!("{first} (and {} more; nothing changed)", k - 1),
+            }
+        }
+        Outcome::RehearsalFailed => {
+            let failed: Vec<&crate::rehearsal::Finding> = report
+                .findings
+                .iter()
+                .filter(|f| !f.gates.is_empty())
+                .collect();
+            match failed.as_slice() {
+                [] => format!("a rehearsal gate failed ({n} {verb})"),
+                [one] => format!("{} ({n} {verb})", one.text),
+                [first, rest @ ..] => {
+                    format!("{} (and {} more; {n} {verb})", first.text, rest.len())
+                }
             }
         }
         Outcome::Interrupted | Outcome::Error => {
@@ -522,6 +540,51 @@ fn refusals(refusals: &[Refusal]) -> String {
     out
 }
 
+/// The findings, failed gates first marked with 🚧, then the rest; and how
+/// many down scripts `--verify-down` found to undo their up.
+fn findings(report: &RunReport) -> Option<String> {
+    let ok = report
+        .verify_down
+        .iter()
+        .filter(|v| v.outcome == crate::rehearsal::VerifyOutcome::Ok)
+        .count();
+    if report.findings.is_empty() && ok == 0 {
+        return None;
+    }
+    let mut out = format!("*Findings* ({}):", report.findings.len());
+    let reserve = "\n…and 0000000000 more".len() + 100;
+    let mut shown = 0;
+    let failed = report.findings.iter().filter(|f| !f.gates.is_empty());
+    let told = report.findings.iter().filter(|f| f.gates.is_empty());
+    for f in failed.chain(told).take(MAX_LISTED) {
+        let line = if f.gates.is_empty() {
+            format!("\n• {}", escape_within(&f.text, 600))
+        } else {
+            let flags: Vec<&str> = f.gates.iter().map(|g| g.flag()).collect();
+            format!(
+                "\n🚧 {} (fails `{}`)",
+                escape_within(&f.text, 600),
+                flags.join("`, `")
+            )
+        };
+        if chars(&out) + chars(&line) + reserve > MAX_SECTION_TEXT {
+            break;
+        }
+        out.push_str(&line);
+        shown += 1;
+    }
+    if shown < report.findings.len() {
+        out.push_str(&format!("\n…and {} more", report.findings.len() - shown));
+    }
+    if ok > 0 {
+        out.push_str(&format!(
+            "\n*Verify down:* {ok} of {} down script(s) undo their up",
+            report.verify_down.len()
+        ));
+    }
+    Some(out)
+}
+
 /// The error of an interrupted or otherwise stopped run.
 fn error(report: &RunReport) -> Option<String> {
     let e = report.error.as_deref()?;
@@ -607,12 +670,7 @@ mod tests {
     use crate::report::{DatabaseInfo, Direction};
 
     fn step(version: Version, name: &str, ms: u64) -> StepReport {
-        StepReport {
-            version,
-            name: name.into(),
-            direction: Direction::Up,
-            execution_ms: ms,
-        }
+        StepReport::new(version, name, Direction::Up, ms)
     }
 
     fn base() -> RunReport {

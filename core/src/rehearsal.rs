@@ -1,0 +1,1249 @@
+//! Rehearsal on a clone: what each migration would cost production (the locks
+//! it held on tables that existed before it, the tables it rewrote), the gates
+//! that fail a run on them, and whether a down script really undoes its up
+//! (the schema compared as catalog rows, not as dump text).
+//!
+//! Pure. The drivers send the SQL of [`pg`] and [`mysql`] and hand the rows
+//! back as text; everything decided about them is decided here. The capture
+//! is written as fragments ("before": right after the transaction opens;
+//! "after": just before the history row and COMMIT) so that a driver can
+//! splice them into whatever message it sends.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+
+use serde::Serialize;
+
+use crate::migration::Version;
+
+/// A lock a migration held on a relation that existed before it started: the
+/// strongest one per relation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Lock {
+    pub relation: String,
+    /// As the server names it: `AccessExclusiveLock`, `ShareLock` (PostgreSQL's
+    /// `pg_locks`); `MDL_SHARED_WRITE`, `EXCLUSIVE` (MySQL's metadata locks).
+    pub mode: String,
+}
+
+/// A table that existed before the migration and was rewritten by it (new
+/// storage: PostgreSQL's file node, InnoDB's table id).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Rewrite {
+    pub relation: String,
+    /// Its size before, as the catalog knew it (`None`: the catalog did not say).
+    pub bytes_before: Option<u64>,
+}
+
+/// What was measured of one migration. `None` is "not measured", and then
+/// `not_measured` says why; a partial measurement says what it missed there too.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Capture {
+    pub locks: Option<Vec<Lock>>,
+    pub rewrites: Option<Vec<Rewrite>>,
+    pub not_measured: Option<String>,
+}
+
+impl Capture {
+    /// Nothing measured, for `why`.
+    pub fn not_measured(why: impl Into<String>) -> Self {
+        Capture {
+            locks: None,
+            rewrites: None,
+            not_measured: Some(why.into()),
+        }
+    }
+}
+
+/// A relation as a "before" (or "after") snapshot row gives it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Relation {
+    /// What identifies it across the migration: the oid (PostgreSQL), the
+    /// table name (MySQL).
+    pub key: String,
+    /// How people name it.
+    pub name: String,
+    /// Its storage: PostgreSQL's relfilenode, InnoDB's table id; `None` for a
+    /// relation without storage (a view, a partitioned parent).
+    pub storage: Option<u64>,
+    pub bytes: Option<u64>,
+}
+
+/// A lock held just before COMMIT, with the relation's storage at that moment
+/// (`None`: dropped, or no storage).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Held {
+    pub key: String,
+    pub mode: String,
+    pub storage: Option<u64>,
+}
+
+/// Our own bookkeeping table: never a finding.
+const HISTORY: &str = "migrator_history";
+
+fn is_history(name: &str) -> bool {
+    name == HISTORY || name.ends_with(".migrator_history")
+}
+
+/// How strong a lock mode is: 0 unknown, 8 the strongest (PostgreSQL's
+/// ACCESS EXCLUSIVE, MySQL's EXCLUSIVE metadata lock). Modes from 5 up block
+/// writers to the relation.
+pub fn strength(mode: &str) -> u8 {
+    match mode.trim_start_matches("MDL_") {
+        "AccessShareLock" | "INTENTION_EXCLUSIVE" | "SHARED" | "SHARED_HIGH_PRIO" => 1,
+        "RowShareLock" | "SHARED_READ" => 2,
+        "RowExclusiveLock" | "SHARED_WRITE" | "SHARED_WRITE_LOW_PRIO" => 3,
+        "ShareUpdateExclusiveLock" | "SHARED_UPGRADABLE" => 4,
+        "ShareLock" | "SHARED_READ_ONLY" => 5,
+        "ShareRowExclusiveLock" | "SHARED_NO_WRITE" => 6,
+        "ExclusiveLock" | "SHARED_NO_READ_WRITE" => 7,
+        "AccessExclusiveLock" | "EXCLUSIVE" => 8,
+        _ => 0,
+    }
+}
+
+/// The mode that `--max-lock-ms` counts: nothing else can touch the relation.
+pub fn is_exclusive(mode: &str) -> bool {
+    strength(mode) == 8
+}
+
+/// The mode blocks writers (and maybe readers) for as long as it is held.
+pub fn blocks_writes(mode: &str) -> bool {
+    strength(mode) >= 5
+}
+
+/// `AccessExclusiveLock` → `ACCESS EXCLUSIVE`; `MDL_EXCLUSIVE` → `EXCLUSIVE
+/// metadata`, as the documentation of each server writes them.
+pub fn display_mode(mode: &str) -> String {
+    if let Some(pg) = mode.strip_suffix("Lock") {
+        let mut out = String::new();
+        for (i, c) in pg.chars().enumerate() {
+            if c.is_uppercase() && i > 0 {
+                out.push(' ');
+            }
+            out.extend(c.to_uppercase());
+        }
+        out
+    } else {
+        format!(
+            "{} metadata",
+            mode.trim_start_matches("MDL_").replace('_', " ")
+        )
+    }
+}
+
+/// The strongest lock per pre-existing relation, by relation name.
+pub fn locks(before: &[Relation], held: &[Held]) -> Vec<Lock> {
+    let known: HashMap<&str, &Relation> = before.iter().map(|r| (r.key.as_str(), r)).collect();
+    let mut strongest: BTreeMap<&str, &str> = BTreeMap::new();
+    for h in held {
+        let Some(rel) = known.get(h.key.as_str()) else {
+            continue; // created by the migration: nobody else could wait for it
+        };
+        if is_history(&rel.name) {
+            continue;
+        }
+        let slot = strongest
+            .entry(rel.name.as_str())
+            .or_insert(h.mode.as_str());
+        if strength(&h.mode) > strength(slot) {
+            *slot = h.mode.as_str();
+        }
+    }
+    strongest
+        .into_iter()
+        .map(|(relation, mode)| Lock {
+            relation: relation.to_string(),
+            mode: mode.to_string(),
+        })
+        .collect()
+}
+
+/// The pre-existing relations whose storage changed: `now` gives each key's
+/// storage at the end (a key not there was dropped, which is no rewrite).
+pub fn rewrites<'a>(
+    before: &[Relation],
+    now: impl IntoIterator<Item = (&'a str, Option<u64>)>,
+) -> Vec<Rewrite> {
+    let now: HashMap<&str, Option<u64>> = now.into_iter().collect();
+    let mut out: Vec<Rewrite> = before
+        .iter()
+        .filter(|r| !is_history(&r.name))
+        .filter(|r| match (r.storage, now.get(r.key.as_str())) {
+            (Some(a), Some(Some(b))) => a != *b,
+            _ => false,
+        })
+        .map(|r| Rewrite {
+            relation: r.name.clone(),
+            bytes_before: r.bytes,
+        })
+        .collect();
+    out.sort_by(|a, b| a.relation.cmp(&b.relation));
+    out.dedup();
+    out
+}
+
+fn col<'a>(row: &'a [Option<String>], i: usize) -> Option<&'a str> {
+    row.get(i).and_then(|c| c.as_deref())
+}
+
+fn num(row: &[Option<String>], i: usize) -> Option<u64> {
+    col(row, i).and_then(|v| v.trim().parse().ok())
+}
+
+/// PostgreSQL: the fragments and their rows.
+///
+/// "before" lists the relations of the database (user oids only, no temporary
+/// ones) with their file node and the catalog's size (`relpages`: as of the
+/// last VACUUM, ANALYZE or CREATE INDEX; reading the real size would lock
+/// every table). "after" lists the relation locks of the migration's own
+/// backend with each relation's file node now. A rewrite takes ACCESS
+/// EXCLUSIVE, so every rewritten relation is among the locked ones. Both read
+/// catalogs any role can read, and neither takes a lock on a user table.
+pub mod pg {
+    use super::*;
+
+    /// First column's name: how a driver tells these rows from the script's.
+    pub const BEFORE_TAG: &str = "migrator_capture_before";
+    pub const AFTER_TAG: &str = "migrator_capture_after";
+
+    /// Right after BEGIN (the migration's own transaction).
+    pub const BEFORE: &str = "SELECT c.oid AS migrator_capture_before, c.relfilenode, \
+        c.relpages::int8 * current_setting('block_size')::int8, c.oid::regclass::text \
+        FROM pg_class c WHERE c.oid >= 16384 AND c.relkind IN ('r','p','m','v','S','f') \
+        AND c.relpersistence <> 't'";
+
+    /// Just before the history row and COMMIT, in the same transaction.
+    pub const AFTER: &str = "SELECT l.relation AS migrator_capture_after, l.mode, c.relfilenode \
+        FROM pg_locks l LEFT JOIN pg_class c ON c.oid = l.relation \
+        WHERE l.pid = pg_backend_pid() AND l.locktype = 'relation' AND l.granted \
+        AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) \
+        AND l.relation >= 16384";
+
+    fn storage(v: Option<u64>) -> Option<u64> {
+        v.filter(|n| *n != 0)
+    }
+
+    /// One row of [`BEFORE`].
+    pub fn before_row(row: &[Option<String>]) -> Option<Relation> {
+        Some(Relation {
+            key: col(row, 0)?.to_string(),
+            storage: storage(num(row, 1)),
+            bytes: num(row, 2),
+            name: col(row, 3)?.to_string(),
+        })
+    }
+
+    /// One row of [`AFTER`].
+    pub fn after_row(row: &[Option<String>]) -> Option<Held> {
+        Some(Held {
+            key: col(row, 0)?.to_string(),
+            mode: col(row, 1)?.to_string(),
+            storage: storage(num(row, 2)),
+        })
+    }
+
+    /// A transactional migration: locks and rewrites from the two fragments.
+    pub fn capture(before: &[Relation], held: &[Held]) -> Capture {
+        Capture {
+            locks: Some(locks(before, held)),
+            rewrites: Some(rewrites(
+                before,
+                held.iter().map(|h| (h.key.as_str(), h.storage)),
+            )),
+            not_measured: None,
+        }
+    }
+
+    /// A no-transaction migration: [`BEFORE`] run before its first statement
+    /// and again after its last; each statement commits on its own, so its
+    /// locks are gone before they can be read.
+    pub fn capture_statementwise(before: &[Relation], after: &[Relation]) -> Capture {
+        Capture {
+            locks: None,
+            rewrites: Some(rewrites(
+                before,
+                after.iter().map(|r| (r.key.as_str(), r.storage)),
+            )),
+            not_measured: Some(NO_TRANSACTION.into()),
+        }
+    }
+
+    pub const NO_TRANSACTION: &str = "locks: a no-transaction migration commits each statement \
+        on its own, so its locks end before they can be read";
+
+    /// The schema as [`super::Schema`] reads it: `(kind, name, definition)`.
+    pub const SCHEMA: &str = "\
+SELECT CASE c.relkind WHEN 'v' THEN 'view' WHEN 'm' THEN 'materialized view' WHEN 'S' THEN 'sequence' \
+WHEN 'f' THEN 'foreign table' ELSE 'table' END, c.oid::regclass::text, \
+CASE WHEN c.relkind IN ('v','m') THEN pg_get_viewdef(c.oid) ELSE c.relkind::text END \
+FROM pg_class c WHERE c.oid >= 16384 AND c.relkind IN ('r','p','v','m','S','f') \
+AND c.relpersistence <> 't' AND c.relname <> 'migrator_history' \
+UNION ALL \
+SELECT 'column', c.oid::regclass::text || '.' || quote_ident(a.attname), \
+format_type(a.atttypid, a.atttypmod) || CASE WHEN a.attnotnull THEN ' NOT NULL' ELSE '' END \
+|| coalesce(' DEFAULT ' || pg_get_expr(d.adbin, d.adrelid), '') \
+FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid \
+LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum \
+WHERE a.attnum > 0 AND NOT a.attisdropped AND c.oid >= 16384 AND c.relkind IN ('r','p','v','m','f') \
+AND c.relpersistence <> 't' AND c.relname <> 'migrator_history' \
+UNION ALL \
+SELECT 'index', i.indexrelid::regclass::text, pg_get_indexdef(i.indexrelid) \
+FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid \
+WHERE c.oid >= 16384 AND c.relpersistence <> 't' AND c.relname <> 'migrator_history' \
+UNION ALL \
+SELECT 'constraint', c.oid::regclass::text || '.' || quote_ident(k.conname), pg_get_constraintdef(k.oid) \
+FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid \
+WHERE c.oid >= 16384 AND c.relpersistence <> 't' AND c.relname <> 'migrator_history' \
+UNION ALL \
+SELECT 'sequence', s.seqrelid::regclass::text || ' options', format_type(s.seqtypid, NULL) \
+|| ' start ' || s.seqstart || ' increment ' || s.seqincrement || ' min ' || s.seqmin \
+|| ' max ' || s.seqmax || ' cache ' || s.seqcache || CASE WHEN s.seqcycle THEN ' cycle' ELSE '' END \
+FROM pg_sequence s WHERE s.seqrelid >= 16384 \
+UNION ALL \
+SELECT CASE p.prokind WHEN 'p' THEN 'procedure' WHEN 'a' THEN 'aggregate' ELSE 'function' END, \
+p.oid::regprocedure::text, pg_get_function_result(p.oid) || ' ' || l.lanname || ' ' || md5(p.prosrc) \
+FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang WHERE p.oid >= 16384 \
+UNION ALL \
+SELECT 'trigger', c.oid::regclass::text || '.' || quote_ident(t.tgname), pg_get_triggerdef(t.oid) \
+FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid WHERE NOT t.tgisinternal AND t.oid >= 16384 \
+UNION ALL \
+SELECT CASE t.typtype WHEN 'e' THEN 'enum' ELSE 'domain' END, t.oid::regtype::text, \
+CASE WHEN t.typtype = 'e' THEN (SELECT string_agg(quote_literal(e.enumlabel), ', ' ORDER BY e.enumsortorder) \
+FROM pg_enum e WHERE e.enumtypid = t.oid) ELSE format_type(t.typbasetype, t.typtypmod) \
+|| CASE WHEN t.typnotnull THEN ' NOT NULL' ELSE '' END END \
+FROM pg_type t WHERE t.oid >= 16384 AND t.typtype IN ('e','d') \
+UNION ALL \
+SELECT 'schema', quote_ident(n.nspname), '' FROM pg_namespace n WHERE n.oid >= 16384 \
+AND n.nspname NOT LIKE 'pg\\_temp\\_%' AND n.nspname NOT LIKE 'pg\\_toast\\_temp\\_%'";
+}
+
+/// MySQL and MariaDB: what InnoDB's dictionary and the metadata-lock
+/// instrumentation tell.
+///
+/// Rewrites: a table rebuilt by ALTER TABLE (copied, or rebuilt in place) gets
+/// a new InnoDB table id; an instant or in-place change without rebuild keeps
+/// it. Its size before is InnoDB's persistent statistics (clustered index and
+/// secondary indexes, in pages). Both need the PROCESS privilege.
+///
+/// Locks: MySQL 8's `performance_schema.metadata_locks`, MariaDB's
+/// `METADATA_LOCK_INFO` (the metadata_lock_info plugin). Read just before the
+/// final history update; a DDL statement's metadata locks end at its implicit
+/// commit, so what is read is the locks of the migration's open transaction
+/// (its DML), and DDL locks stay unknown.
+pub mod mysql {
+    use super::*;
+
+    /// Which server's dictionary tables to read.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum Flavor {
+        Mysql,
+        Mariadb,
+    }
+
+    impl Flavor {
+        pub fn of_version(version: &str) -> Flavor {
+            if version.to_ascii_lowercase().contains("mariadb") {
+                Flavor::Mariadb
+            } else {
+                Flavor::Mysql
+            }
+        }
+
+        /// The tables of the current database: name, table id, bytes.
+        pub fn tables(self) -> String {
+            let (tables, stats) = match self {
+                Flavor::Mariadb => ("INNODB_SYS_TABLES", "INNODB_SYS_TABLESTATS"),
+                Flavor::Mysql => ("INNODB_TABLES", "INNODB_TABLESTATS"),
+            };
+            format!(
+                "SELECT SUBSTRING(t.NAME, CHAR_LENGTH(DATABASE()) + 2), CAST(t.TABLE_ID AS CHAR), \
+                 CAST((s.CLUST_INDEX_SIZE + s.OTHER_INDEX_SIZE) * @@innodb_page_size AS CHAR) \
+                 FROM information_schema.{tables} t \
+                 LEFT JOIN information_schema.{stats} s ON s.TABLE_ID = t.TABLE_ID \
+                 WHERE LEFT(t.NAME, CHAR_LENGTH(DATABASE()) + 1) = CONCAT(DATABASE(), '/')"
+            )
+        }
+
+        /// The session's own metadata locks on tables of the current database.
+        pub fn locks(self) -> &'static str {
+            match self {
+                Flavor::Mariadb => {
+                    "SELECT TABLE_NAME, LOCK_MODE FROM information_schema.METADATA_LOCK_INFO \
+                     WHERE THREAD_ID = CONNECTION_ID() AND TABLE_SCHEMA = DATABASE()"
+                }
+                Flavor::Mysql => {
+                    "SELECT OBJECT_NAME, LOCK_TYPE FROM performance_schema.metadata_locks \
+                     WHERE OWNER_THREAD_ID = PS_CURRENT_THREAD_ID() AND OBJECT_TYPE = 'TABLE' \
+                     AND OBJECT_SCHEMA = DATABASE() AND LOCK_STATUS = 'GRANTED'"
+                }
+            }
+        }
+
+        /// Where the locks would have been read, for the "unknown" note.
+        pub fn lock_source(self) -> &'static str {
+            match self {
+                Flavor::Mariadb => {
+                    "information_schema.METADATA_LOCK_INFO (the metadata_lock_info plugin)"
+                }
+                Flavor::Mysql => "performance_schema.metadata_locks",
+            }
+        }
+    }
+
+    /// One row of [`Flavor::tables`]: the key is the table name.
+    pub fn table_row(row: &[Option<String>]) -> Option<Relation> {
+        let name = col(row, 0)?;
+        // Partitions (`t#P#p0`) and InnoDB's own temporary names are not tables.
+        if name.contains('#') {
+            return None;
+        }
+        Some(Relation {
+            key: name.to_string(),
+            name: name.to_string(),
+            storage: num(row, 1),
+            bytes: num(row, 2),
+        })
+    }
+
+    /// One row of [`Flavor::locks`].
+    pub fn lock_row(row: &[Option<String>]) -> Option<Held> {
+        Some(Held {
+            key: col(row, 0)?.to_string(),
+            mode: col(row, 1)?.to_string(),
+            storage: None,
+        })
+    }
+
+    /// What a MySQL migration's capture says, from the snapshots it got
+    /// (`Err`: why it got none).
+    pub fn capture(
+        before: Result<Vec<Relation>, String>,
+        after: Result<Vec<Relation>, String>,
+        held: Result<Vec<Held>, String>,
+    ) -> Capture {
+        let mut notes = Vec::new();
+        let (rewrites, before) = match (before, after) {
+            (Ok(b), Ok(a)) => (
+                Some(super::rewrites(
+                    &b,
+                    a.iter().map(|r| (r.key.as_str(), r.storage)),
+                )),
+                Some(b),
+            ),
+            (Err(e), _) | (_, Err(e)) => {
+                notes.push(format!("rewrites: {e}"));
+                (None, None)
+            }
+        };
+        let locks = match (held, before) {
+            (Ok(h), Some(b)) => {
+                notes.push(DDL_LOCKS.to_string());
+                Some(super::locks(&b, &h))
+            }
+            (Ok(_), None) => {
+                notes.push("locks: no table list to tell pre-existing tables by".into());
+                None
+            }
+            (Err(e), _) => {
+                notes.push(format!("locks unknown: {e}"));
+                None
+            }
+        };
+        Capture {
+            locks,
+            rewrites,
+            not_measured: (!notes.is_empty()).then(|| notes.join("; ")),
+        }
+    }
+
+    pub const DDL_LOCKS: &str = "locks: only those of the open transaction (DML); a DDL \
+        statement's metadata locks end at its implicit commit and are not seen";
+
+    /// The schema as [`super::Schema`] reads it: `(kind, name, definition)`.
+    pub const SCHEMA: &str = "\
+SELECT CAST(IF(TABLE_TYPE = 'SEQUENCE', 'sequence', 'table') AS CHAR), CAST(TABLE_NAME AS CHAR), \
+CAST(CONCAT(TABLE_TYPE, ' ', COALESCE(ENGINE, '')) AS CHAR) FROM information_schema.TABLES \
+WHERE TABLE_SCHEMA = DATABASE() AND TABLE_TYPE <> 'VIEW' AND TABLE_NAME <> 'migrator_history' \
+UNION ALL \
+SELECT 'column', CAST(CONCAT(TABLE_NAME, '.', COLUMN_NAME) AS CHAR), CAST(CONCAT(COLUMN_TYPE, \
+IF(IS_NULLABLE = 'NO', ' NOT NULL', ''), COALESCE(CONCAT(' DEFAULT ', COLUMN_DEFAULT), ''), \
+IF(EXTRA <> '', CONCAT(' ', EXTRA), '')) AS CHAR) FROM information_schema.COLUMNS \
+WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME <> 'migrator_history' \
+UNION ALL \
+SELECT 'index', CAST(CONCAT(TABLE_NAME, '.', INDEX_NAME) AS CHAR), CAST(CONCAT(IF(NON_UNIQUE = 0, \
+'UNIQUE ', ''), INDEX_TYPE, ' (', GROUP_CONCAT(CONCAT(COLUMN_NAME, COALESCE(CONCAT('(', SUB_PART, \
+')'), '')) ORDER BY SEQ_IN_INDEX SEPARATOR ', '), ')') AS CHAR) FROM information_schema.STATISTICS \
+WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME <> 'migrator_history' \
+GROUP BY TABLE_NAME, INDEX_NAME, NON_UNIQUE, INDEX_TYPE \
+UNION ALL \
+SELECT 'constraint', CAST(CONCAT(TABLE_NAME, '.', CONSTRAINT_NAME) AS CHAR), \
+CAST(CONSTRAINT_TYPE AS CHAR) FROM information_schema.TABLE_CONSTRAINTS \
+WHERE CONSTRAINT_SCHEMA = DATABASE() AND TABLE_NAME <> 'migrator_history' \
+UNION ALL \
+SELECT 'foreign key', CAST(CONCAT(TABLE_NAME, '.', CONSTRAINT_NAME) AS CHAR), \
+CAST(CONCAT('REFERENCES ', REFERENCED_TABLE_NAME, ' ON UPDATE ', UPDATE_RULE, ' ON DELETE ', \
+DELETE_RULE) AS CHAR) FROM information_schema.REFERENTIAL_CONSTRAINTS \
+WHERE CONSTRAINT_SCHEMA = DATABASE() \
+UNION ALL \
+SELECT 'check', CAST(CONSTRAINT_NAME AS CHAR), CAST(CHECK_CLAUSE AS CHAR) \
+FROM information_schema.CHECK_CONSTRAINTS WHERE CONSTRAINT_SCHEMA = DATABASE() \
+UNION ALL \
+SELECT 'view', CAST(TABLE_NAME AS CHAR), CAST(VIEW_DEFINITION AS CHAR) FROM information_schema.VIEWS \
+WHERE TABLE_SCHEMA = DATABASE() \
+UNION ALL \
+SELECT CAST(LOWER(ROUTINE_TYPE) AS CHAR), CAST(ROUTINE_NAME AS CHAR), \
+CAST(MD5(COALESCE(ROUTINE_DEFINITION, '')) AS CHAR) FROM information_schema.ROUTINES \
+WHERE ROUTINE_SCHEMA = DATABASE() \
+UNION ALL \
+SELECT 'trigger', CAST(TRIGGER_NAME AS CHAR), CAST(CONCAT(ACTION_TIMING, ' ', EVENT_MANIPULATION, \
+' ON ', EVENT_OBJECT_TABLE, ' ', MD5(ACTION_STATEMENT)) AS CHAR) FROM information_schema.TRIGGERS \
+WHERE TRIGGER_SCHEMA = DATABASE()";
+}
+
+/// The schema as the catalogs describe it: `(kind, name)` → definition.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Schema(BTreeMap<(String, String), String>);
+
+impl Schema {
+    /// From `(kind, name, definition)` rows ([`pg::SCHEMA`], [`mysql::SCHEMA`]).
+    pub fn from_rows(rows: &[Vec<Option<String>>]) -> Schema {
+        Schema(
+            rows.iter()
+                .filter_map(|r| {
+                    Some((
+                        (col(r, 0)?.to_string(), col(r, 1)?.to_string()),
+                        col(r, 2).unwrap_or_default().to_string(),
+                    ))
+                })
+                .collect(),
+        )
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// How one object differs between the schema before an up and after its down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Change {
+    /// There after the down, not before the up: the down forgot it.
+    LeftBehind,
+    /// There before the up, gone after the down: the down dropped too much.
+    Missing,
+    /// There in both, defined differently.
+    Changed,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Difference {
+    /// `table`, `column`, `index`, `constraint`, `view`, `function`, ….
+    pub kind: String,
+    pub name: String,
+    pub change: Change,
+    /// The definition before the up (`None`: it did not exist).
+    pub before: Option<String>,
+    /// The definition after the down (`None`: it does not exist).
+    pub after: Option<String>,
+}
+
+impl fmt::Display for Difference {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let def = |d: &Option<String>| {
+            d.as_deref()
+                .filter(|d| !d.is_empty() && d.len() <= 120)
+                .map(|d| format!(" ({d})"))
+                .unwrap_or_default()
+        };
+        match self.change {
+            Change::LeftBehind => write!(
+                f,
+                "{} {} left behind{}",
+                self.kind,
+                self.name,
+                def(&self.after)
+            ),
+            Change::Missing => write!(
+                f,
+                "{} {} missing{}",
+                self.kind,
+                self.name,
+                def(&self.before)
+            ),
+            Change::Changed => write!(
+                f,
+                "{} {} changed: {} → {}",
+                self.kind,
+                self.name,
+                self.before.as_deref().unwrap_or(""),
+                self.after.as_deref().unwrap_or("")
+            ),
+        }
+    }
+}
+
+/// What differs between `before` (the schema before an up) and `after` (after
+/// its down), in catalog order (kind, name).
+pub fn diff(before: &Schema, after: &Schema) -> Vec<Difference> {
+    let mut out = Vec::new();
+    let keys: std::collections::BTreeSet<&(String, String)> =
+        before.0.keys().chain(after.0.keys()).collect();
+    for key in keys {
+        let (b, a) = (before.0.get(key), after.0.get(key));
+        let change = match (b, a) {
+            (Some(b), Some(a)) if b == a => continue,
+            (Some(_), Some(_)) => Change::Changed,
+            (None, Some(_)) => Change::LeftBehind,
+            (Some(_), None) => Change::Missing,
+            (None, None) => continue,
+        };
+        out.push(Difference {
+            kind: key.0.clone(),
+            name: key.1.clone(),
+            change,
+            before: b.cloned(),
+            after: a.cloned(),
+        });
+    }
+    out
+}
+
+/// `--verify-down`'s verdict on one migration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VerifyOutcome {
+    /// The down ran and left the schema as it was before the up.
+    Ok,
+    /// The down failed (file:line in the entry).
+    DownFailed,
+    /// The down ran, and the schema differs from the one before the up.
+    SchemaDiffers,
+}
+
+/// One entry of the report's `verify_down`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct VerifyDown {
+    pub version: Version,
+    pub name: String,
+    pub outcome: VerifyOutcome,
+    /// `down_failed`: where and why.
+    pub file: Option<String>,
+    pub line: Option<usize>,
+    pub message: Option<String>,
+    /// `schema_differs`: what differs.
+    pub differences: Vec<Difference>,
+}
+
+impl VerifyDown {
+    pub fn label(&self) -> String {
+        format!("{}_{}", self.version, self.name)
+    }
+
+    /// One line: `3_add_index: down leaves index public.t_v left behind`.
+    pub fn text(&self) -> String {
+        match self.outcome {
+            VerifyOutcome::Ok => format!("{}: down undoes up", self.label()),
+            VerifyOutcome::DownFailed => {
+                let at = match (&self.file, self.line) {
+                    (Some(f), Some(l)) => format!(" at {f}:{l}"),
+                    (Some(f), None) => format!(" at {f}"),
+                    _ => String::new(),
+                };
+                format!(
+                    "{}: down failed{at}: {}",
+                    self.label(),
+                    self.message.as_deref().unwrap_or("")
+                )
+            }
+            VerifyOutcome::SchemaDiffers => {
+                let shown: Vec<String> = self
+                    .differences
+                    .iter()
+                    .take(5)
+                    .map(Difference::to_string)
+                    .collect();
+                let more = match self.differences.len() {
+                    n if n > 5 => format!(" and {} more", n - 5),
+                    _ => String::new(),
+                };
+                format!(
+                    "{}: down does not undo up: {}{more}",
+                    self.label(),
+                    shown.join("; ")
+                )
+            }
+        }
+    }
+}
+
+/// The CI gates (`--max-lock-ms`, `--fail-on-rewrite`, `--verify-down`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Gates {
+    pub max_lock_ms: Option<u64>,
+    pub fail_on_rewrite: bool,
+    pub verify_down: bool,
+}
+
+impl Gates {
+    pub fn any(&self) -> bool {
+        self.max_lock_ms.is_some() || self.fail_on_rewrite || self.verify_down
+    }
+}
+
+/// Which gate a finding failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Gate {
+    MaxLockMs,
+    FailOnRewrite,
+    VerifyDown,
+}
+
+impl Gate {
+    pub fn flag(self) -> &'static str {
+        match self {
+            Gate::MaxLockMs => "--max-lock-ms",
+            Gate::FailOnRewrite => "--fail-on-rewrite",
+            Gate::VerifyDown => "--verify-down",
+        }
+    }
+}
+
+/// One line of what production would go through, e.g. "20261110_add_not_null
+/// would hold ACCESS EXCLUSIVE on orders for 48 s and rewrite it (2.1 GB)".
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    pub version: Version,
+    pub name: String,
+    pub text: String,
+    /// The gates this finding failed (empty: told, not failed).
+    pub gates: Vec<Gate>,
+}
+
+/// What the findings are computed from, per applied migration.
+#[derive(Debug, Clone, Copy)]
+pub struct Measured<'a> {
+    pub version: Version,
+    pub name: &'a str,
+    /// How long the migration's transaction held its locks, at most.
+    pub execution_ms: u64,
+    pub locks: Option<&'a [Lock]>,
+    pub rewrites: Option<&'a [Rewrite]>,
+    pub not_measured: Option<&'a str>,
+}
+
+/// The findings of a run, in migration order: per migration and relation, the
+/// locks that block writers and the rewrites; then what `--verify-down` found
+/// wrong; each marked with the gates it fails.
+pub fn findings<'a>(
+    steps: impl IntoIterator<Item = Measured<'a>>,
+    verify: &[VerifyDown],
+    gates: Gates,
+) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for s in steps {
+        let label = format!("{}_{}", s.version, s.name);
+        let locks = s.locks.unwrap_or_default();
+        let rewrites = s.rewrites.unwrap_or_default();
+        let mut relations: Vec<&str> = locks
+            .iter()
+            .filter(|l| blocks_writes(&l.mode))
+            .map(|l| l.relation.as_str())
+            .chain(rewrites.iter().map(|r| r.relation.as_str()))
+            .collect();
+        relations.sort_unstable();
+        relations.dedup();
+        for rel in relations {
+            let lock = locks
+                .iter()
+                .find(|l| l.relation == rel && blocks_writes(&l.mode));
+            let rewrite = rewrites.iter().find(|r| r.relation == rel);
+            let mut gates_failed = Vec::new();
+            let mut text = label.clone();
+            text.push_str(" would");
+            if let Some(l) = lock {
+                text.push_str(&format!(
+                    " hold {} on {rel} for {}",
+                    display_mode(&l.mode),
+                    held(s.execution_ms)
+                ));
+                if !is_exclusive(&l.mode) {
+                    text.push_str(" (blocking writes)");
+                }
+                if is_exclusive(&l.mode)
+                    && gates.max_lock_ms.is_some_and(|max| s.execution_ms > max)
+                {
+                    gates_failed.push(Gate::MaxLockMs);
+                }
+            }
+            if let Some(r) = rewrite {
+                let size = r
+                    .bytes_before
+                    .map(|b| format!(" ({})", bytes(b)))
+                    .unwrap_or_default();
+                if lock.is_some() {
+                    text.push_str(&format!(" and rewrite it{size}"));
+                } else {
+                    text.push_str(&format!(" rewrite {rel}{size}"));
+                }
+                if gates.fail_on_rewrite {
+                    gates_failed.push(Gate::FailOnRewrite);
+                }
+            }
+            out.push(Finding {
+                version: s.version,
+                name: s.name.to_string(),
+                text,
+                gates: gates_failed,
+            });
+        }
+        let unchecked = match (
+            gates.max_lock_ms,
+            s.locks,
+            gates.fail_on_rewrite,
+            s.rewrites,
+        ) {
+            (Some(_), None, _, _) => Some("--max-lock-ms"),
+            (_, _, true, None) => Some("--fail-on-rewrite"),
+            _ => None,
+        };
+        if let Some(flag) = unchecked {
+            out.push(Finding {
+                version: s.version,
+                name: s.name.to_string(),
+                text: format!(
+                    "{label}: not measured ({}); {flag} could not check it",
+                    s.not_measured.unwrap_or("no capture")
+                ),
+                gates: Vec::new(),
+            });
+        }
+    }
+    for v in verify.iter().filter(|v| v.outcome != VerifyOutcome::Ok) {
+        out.push(Finding {
+            version: v.version,
+            name: v.name.clone(),
+            text: v.text(),
+            gates: if gates.verify_down {
+                vec![Gate::VerifyDown]
+            } else {
+                Vec::new()
+            },
+        });
+    }
+    out
+}
+
+/// The findings that failed a gate, one line each with the gates named.
+pub fn failed(findings: &[Finding]) -> Vec<String> {
+    findings
+        .iter()
+        .filter(|f| !f.gates.is_empty())
+        .map(|f| {
+            let flags: Vec<&str> = f.gates.iter().map(|g| g.flag()).collect();
+            format!("{} ({})", f.text, flags.join(", "))
+        })
+        .collect()
+}
+
+/// How long a lock was held: `850 ms`, `4.2 s`, `48 s`, `2 min 05 s`.
+pub fn held(ms: u64) -> String {
+    if ms < 1000 {
+        format!("{ms} ms")
+    } else if ms < 10_000 {
+        format!("{}.{} s", ms / 1000, (ms % 1000) / 100)
+    } else if ms < 60_000 {
+        format!("{} s", (ms + 500) / 1000)
+    } else {
+        let s = (ms + 500) / 1000;
+        format!("{} min {:02} s", s / 60, s % 60)
+    }
+}
+
+/// A size as PostgreSQL's `pg_size_pretty` would round it, with one decimal:
+/// `512 bytes`, `8.0 kB`, `3.4 MB`, `2.1 GB`.
+pub fn bytes(n: u64) -> String {
+    const UNITS: [&str; 4] = ["kB", "MB", "GB", "TB"];
+    if n < 1024 {
+        return format!("{n} bytes");
+    }
+    let mut value = n as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rel(key: &str, name: &str, storage: Option<u64>, bytes: Option<u64>) -> Relation {
+        Relation {
+            key: key.into(),
+            name: name.into(),
+            storage,
+            bytes,
+        }
+    }
+
+    fn held_lock(key: &str, mode: &str, storage: Option<u64>) -> Held {
+        Held {
+            key: key.into(),
+            mode: mode.into(),
+            storage,
+        }
+    }
+
+    #[test]
+    fn lock_modes_are_ordered_by_what_they_block() {
+        let pg = [
+            "AccessShareLock",
+            "RowShareLock",
+            "RowExclusiveLock",
+            "ShareUpdateExclusiveLock",
+            "ShareLock",
+            "ShareRowExclusiveLock",
+            "ExclusiveLock",
+            "AccessExclusiveLock",
+        ];
+        for w in pg.windows(2) {
+            assert!(strength(w[0]) < strength(w[1]), "{w:?}");
+        }
+        assert!(is_exclusive("AccessExclusiveLock") && is_exclusive("MDL_EXCLUSIVE"));
+        assert!(blocks_writes("ShareLock") && !blocks_writes("ShareUpdateExclusiveLock"));
+        assert!(blocks_writes("MDL_SHARED_NO_WRITE") && !blocks_writes("MDL_SHARED_WRITE"));
+        assert_eq!(strength("SomethingNew"), 0);
+        assert_eq!(display_mode("AccessExclusiveLock"), "ACCESS EXCLUSIVE");
+        assert_eq!(display_mode("ShareLock"), "SHARE");
+        assert_eq!(display_mode("MDL_EXCLUSIVE"), "EXCLUSIVE metadata");
+    }
+
+    #[test]
+    fn locks_keep_the_strongest_per_pre_existing_relation() {
+        let before = [
+            rel("100", "orders", Some(100), Some(8192)),
+            rel("200", "items", Some(200), None),
+            rel("300", "migrator_history", Some(300), None),
+        ];
+        let held = [
+            held_lock("100", "RowExclusiveLock", Some(100)),
+            held_lock("100", "AccessExclusiveLock", Some(100)),
+            held_lock("100", "ShareLock", Some(100)),
+            held_lock("200", "AccessShareLock", Some(200)),
+            held_lock("300", "RowExclusiveLock", Some(300)),
+            held_lock("999", "AccessExclusiveLock", Some(999)), // created by it
+        ];
+        assert_eq!(
+            locks(&before, &held),
+            [
+                Lock {
+                    relation: "items".into(),
+                    mode: "AccessShareLock".into()
+                },
+                Lock {
+                    relation: "orders".into(),
+                    mode: "AccessExclusiveLock".into()
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn a_rewrite_is_new_storage_for_a_relation_that_was_there() {
+        let before = [
+            rel("100", "orders", Some(100), Some(2_254_857_830)),
+            rel("200", "items", Some(200), Some(10)),
+            rel("300", "gone", Some(300), Some(10)),
+            rel("400", "v", None, None),
+        ];
+        let now = [
+            ("100", Some(555)),
+            ("200", Some(200)),
+            ("400", None),
+            ("777", Some(778)),
+        ];
+        assert_eq!(
+            rewrites(&before, now),
+            [Rewrite {
+                relation: "orders".into(),
+                bytes_before: Some(2_254_857_830)
+            }]
+        );
+    }
+
+    #[test]
+    fn pg_rows_parse_and_capture() {
+        let row = |v: &[&str]| -> Vec<Option<String>> {
+            v.iter()
+                .map(|s| (!s.is_empty()).then(|| s.to_string()))
+                .collect()
+        };
+        let before: Vec<Relation> = [
+            row(&["16400", "16400", "3538944", "t"]),
+            row(&["16410", "0", "0", "v"]),
+        ]
+        .iter()
+        .filter_map(|r| pg::before_row(r))
+        .collect();
+        assert_eq!(before[1].storage, None, "a view has no file node");
+        let held: Vec<Held> = [
+            row(&["16400", "AccessExclusiveLock", "16420"]),
+            row(&["16420", "AccessExclusiveLock", "16420"]),
+            row(&["16410", "AccessShareLock", ""]),
+        ]
+        .iter()
+        .filter_map(|r| pg::after_row(r))
+        .collect();
+        let c = pg::capture(&before, &held);
+        assert_eq!(c.locks.as_ref().unwrap().len(), 2);
+        assert_eq!(
+            c.rewrites.unwrap(),
+            [Rewrite {
+                relation: "t".into(),
+                bytes_before: Some(3_538_944)
+            }]
+        );
+        let c = pg::capture_statementwise(&before, &before);
+        assert_eq!(c.locks, None);
+        assert_eq!(c.rewrites, Some(Vec::new()));
+        assert!(c.not_measured.unwrap().contains("no-transaction"));
+    }
+
+    #[test]
+    fn mysql_capture_says_what_it_could_not_read() {
+        let b = vec![rel("t", "t", Some(40), Some(1_605_632))];
+        let a = vec![rel("t", "t", Some(41), Some(1_605_632))];
+        let c = mysql::capture(
+            Ok(b.clone()),
+            Ok(a.clone()),
+            Err("the server has no metadata-lock instrumentation".into()),
+        );
+        assert_eq!(c.rewrites.unwrap()[0].relation, "t");
+        assert_eq!(c.locks, None);
+        assert!(c.not_measured.unwrap().contains("locks unknown"));
+        let c = mysql::capture(
+            Err("PROCESS privilege needed".into()),
+            Ok(a),
+            Ok(Vec::new()),
+        );
+        assert_eq!((c.rewrites, c.locks), (None, None));
+        assert_eq!(
+            mysql::table_row(&[Some("t#P#p0".into()), Some("1".into()), None]),
+            None
+        );
+        assert_eq!(
+            mysql::Flavor::of_version("10.11.19-MariaDB-0+deb12u1"),
+            mysql::Flavor::Mariadb
+        );
+        assert_eq!(mysql::Flavor::of_version("8.0.36"), mysql::Flavor::Mysql);
+    }
+
+    fn schema(rows: &[(&str, &str, &str)]) -> Schema {
+        let rows: Vec<Vec<Option<String>>> = rows
+            .iter()
+            .map(|(k, n, d)| {
+                vec![
+                    Some(k.to_string()),
+                    Some(n.to_string()),
+                    Some(d.to_string()),
+                ]
+            })
+            .collect();
+        Schema::from_rows(&rows)
+    }
+
+    #[test]
+    fn the_schema_diff_names_what_the_down_left_dropped_or_changed() {
+        let before = schema(&[
+            ("table", "t", "r"),
+            ("column", "t.v", "integer"),
+            (
+                "index",
+                "t_pkey",
+                "CREATE UNIQUE INDEX t_pkey ON public.t USING btree (id)",
+            ),
+        ]);
+        let after = schema(&[
+            ("table", "t", "r"),
+            ("column", "t.v", "bigint"),
+            (
+                "index",
+                "t_v_idx",
+                "CREATE INDEX t_v_idx ON public.t USING btree (v)",
+            ),
+        ]);
+        let d = diff(&before, &after);
+        let text: Vec<String> = d.iter().map(Difference::to_string).collect();
+        assert_eq!(
+            text,
+            [
+                "column t.v changed: integer → bigint",
+                "index t_pkey missing (CREATE UNIQUE INDEX t_pkey ON public.t USING btree (id))",
+                "index t_v_idx left behind (CREATE INDEX t_v_idx ON public.t USING btree (v))",
+            ]
+        );
+        assert!(diff(&before, &before).is_empty());
+    }
+
+    #[test]
+    fn findings_read_as_what_production_would_go_through() {
+        let locks = [
+            Lock {
+                relation: "orders".into(),
+                mode: "AccessExclusiveLock".into(),
+            },
+            Lock {
+                relation: "items".into(),
+                mode: "ShareLock".into(),
+            },
+            Lock {
+                relation: "users".into(),
+                mode: "RowExclusiveLock".into(),
+            },
+        ];
+        let rewrites = [Rewrite {
+            relation: "orders".into(),
+            bytes_before: Some(2_254_857_830),
+        }];
+        let step = Measured {
+            version: 20261110,
+            name: "add_not_null",
+            execution_ms: 48_200,
+            locks: Some(&locks),
+            rewrites: Some(&rewrites),
+            not_measured: None,
+        };
+        let none = findings([step], &[], Gates::default());
+        let text: Vec<&str> = none.iter().map(|f| f.text.as_str()).collect();
+        assert_eq!(
+            text,
+            [
+                "20261110_add_not_null would hold SHARE on items for 48 s (blocking writes)",
+                "20261110_add_not_null would hold ACCESS EXCLUSIVE on orders for 48 s and rewrite it (2.1 GB)",
+            ]
+        );
+        assert!(failed(&none).is_empty(), "no gate, no failure");
+
+        let gated = findings(
+            [step],
+            &[],
+            Gates {
+                max_lock_ms: Some(48_200),
+                fail_on_rewrite: true,
+                verify_down: false,
+            },
+        );
+        assert_eq!(
+            gated[1].gates,
+            [Gate::FailOnRewrite],
+            "48.2 s is not over 48.2 s"
+        );
+        let gated = findings(
+            [step],
+            &[],
+            Gates {
+                max_lock_ms: Some(1000),
+                ..Gates::default()
+            },
+        );
+        assert_eq!(
+            failed(&gated),
+            [
+                "20261110_add_not_null would hold ACCESS EXCLUSIVE on orders for 48 s and rewrite it (2.1 GB) (--max-lock-ms)"
+            ]
+        );
+    }
+
+    #[test]
+    fn an_unmeasured_migration_is_said_not_passed_silently() {
+        let step = Measured {
+            version: 3,
+            name: "ix",
+            execution_ms: 5,
+            locks: None,
+            rewrites: Some(&[]),
+            not_measured: Some(pg::NO_TRANSACTION),
+        };
+        let f = findings(
+            [step],
+            &[],
+            Gates {
+                max_lock_ms: Some(1),
+                ..Gates::default()
+            },
+        );
+        assert_eq!(f.len(), 1);
+        assert!(
+            f[0].text.contains("--max-lock-ms could not check it"),
+            "{}",
+            f[0].text
+        );
+        assert!(f[0].gates.is_empty());
+    }
+
+    #[test]
+    fn verify_down_findings_fail_their_gate() {
+        let bad = VerifyDown {
+            version: 2,
+            name: "ix".into(),
+            outcome: VerifyOutcome::SchemaDiffers,
+            file: None,
+            line: None,
+            message: None,
+            differences: vec![Difference {
+                kind: "index".into(),
+                name: "t_v".into(),
+                change: Change::LeftBehind,
+                before: None,
+                after: Some("CREATE INDEX t_v ON public.t USING btree (v)".into()),
+            }],
+        };
+        let failed_down = VerifyDown {
+            version: 3,
+            name: "bad".into(),
+            outcome: VerifyOutcome::DownFailed,
+            file: Some("3_bad.down.sql".into()),
+            line: Some(2),
+            message: Some("[42P01] relation \"nope\" does not exist".into()),
+            differences: Vec::new(),
+        };
+        let ok = VerifyDown {
+            outcome: VerifyOutcome::Ok,
+            differences: Vec::new(),
+            ..bad.clone()
+        };
+        let gates = Gates {
+            verify_down: true,
+            ..Gates::default()
+        };
+        let f = findings([], &[bad, failed_down, ok], gates);
+        assert_eq!(
+            failed(&f),
+            [
+                "2_ix: down does not undo up: index t_v left behind (CREATE INDEX t_v ON public.t USING btree (v)) (--verify-down)",
+                "3_bad: down failed at 3_bad.down.sql:2: [42P01] relation \"nope\" does not exist (--verify-down)",
+            ]
+        );
+    }
+
+    #[test]
+    fn sizes_and_times_read_like_a_person_would_write_them() {
+        assert_eq!(bytes(512), "512 bytes");
+        assert_eq!(bytes(8192), "8.0 kB");
+        assert_eq!(bytes(3_538_944), "3.4 MB");
+        assert_eq!(bytes(2_254_857_830), "2.1 GB");
+        assert_eq!(held(850), "850 ms");
+        assert_eq!(held(4_230), "4.2 s");
+        assert_eq!(held(48_200), "48 s");
+        assert_eq!(held(125_000), "2 min 05 s");
+    }
+}
