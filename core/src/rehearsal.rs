@@ -183,7 +183,7 @@ pub fn rewrites<'a>(
     out
 }
 
-fn col<'a>(row: &'a [Option<String>], i: usize) -> Option<&'a str> {
+fn col(row: &[Option<String>], i: usize) -> Option<&str> {
     row.get(i).and_then(|c| c.as_deref())
 }
 

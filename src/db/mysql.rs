@@ -11,6 +11,8 @@
 //! server closed is replaced to read the row back. Statements run one by one over the text protocol, as the
 //! `mysql` client sends them.
 
+mod capture;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -24,6 +26,7 @@ use migrator_core::adopt::Adopted;
 use migrator_core::error::{Error, Result};
 use migrator_core::history::{HistoryRow, RowStatus};
 use migrator_core::plan::ForcePlan;
+use migrator_core::rehearsal::{Capture, Schema};
 use migrator_core::report::{DatabaseInfo, Direction};
 use migrator_core::split::Statement;
 
@@ -104,6 +107,10 @@ pub struct Mysql {
     init_sql: Vec<String>,
     info: DatabaseInfo,
     lock_name: String,
+    /// Measure rewrites and locks (`capture`); what the last migration measured.
+    capture_on: bool,
+    capture: capture::Capture,
+    captured: Option<Capture>,
 }
 
 pub async fn connect(
@@ -151,6 +158,9 @@ pub async fn connect(
         init_sql: init_sql.to_vec(),
         info,
         lock_name,
+        capture_on: true,
+        capture: capture::Capture::default(),
+        captured: None,
     };
     db.start_session().await?;
     Ok(db)
@@ -486,6 +496,11 @@ impl Driver for Mysql {
     ) -> std::result::Result<u64, ExecError> {
         let m = exec.migration;
         let plain = |e: sqlx::Error| exec_error(&e, None);
+        self.captured = None;
+        if self.capture_on {
+            // Capture "before": InnoDB's table ids, before anything changes.
+            self.capture.before(&mut self.conn).await;
+        }
         let begin = if m.transactional {
             "START TRANSACTION; "
         } else {
@@ -545,6 +560,11 @@ impl Driver for Mysql {
             }
         }
         let ms = started.elapsed().as_millis() as u64;
+        if self.capture_on {
+            // Capture "after": table ids again and the open transaction's
+            // metadata locks, just before the history update and its commit.
+            self.captured = self.capture.after(&mut self.conn).await;
+        }
         let done = match exec.direction {
             Direction::Up => format!(
                 "UPDATE migrator_history SET status = 'applied', execution_ms = {ms}, \
@@ -646,6 +666,21 @@ impl Driver for Mysql {
         }
         self.run("COMMIT").await.map_err(plain)?;
         Ok(started.elapsed().as_millis() as u64)
+    }
+
+    fn set_capture(&mut self, on: bool) {
+        self.capture_on = on;
+    }
+
+    fn take_capture(&mut self) -> Option<Capture> {
+        self.captured.take()
+    }
+
+    async fn schema(&mut self) -> Result<Schema> {
+        capture::text_rows(&mut self.conn, migrator_core::rehearsal::mysql::SCHEMA)
+            .await
+            .map(|rows| Schema::from_rows(&rows))
+            .map_err(|e| Error::database("reading the schema for --verify-down", describe(&e)))
     }
 
     async fn query_text(&mut self, sql: &str) -> Result<Option<Vec<Vec<Option<String>>>>> {

@@ -2,10 +2,14 @@
 //!
 //! A transactional migration costs two round trips: `BEGIN;` + the whole script in
 //! one simple-protocol message (the server splits it, as psql's statements would
-//! run), then the history row and `COMMIT` pipelined. A failed statement is located
+//! run), then the history row and `COMMIT` pipelined. The rehearsal capture
+//! rides along (`capture`): its "before" fragment after `BEGIN`, its "after"
+//! fragment pipelined before the history row. A failed statement is located
 //! by the server's error position or, failing that, by counting the statements the
 //! server completed. No-transaction scripts run statement by statement between an
 //! "in progress" row and its completion.
+
+mod capture;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -22,6 +26,7 @@ use migrator_core::adopt::Adopted;
 use migrator_core::error::{Error, Result};
 use migrator_core::history::{HistoryRow, RowStatus, TABLE};
 use migrator_core::plan::ForcePlan;
+use migrator_core::rehearsal::{Capture, Schema, pg};
 use migrator_core::report::{DatabaseInfo, Direction};
 use migrator_core::split::{self, Statement};
 
@@ -50,6 +55,9 @@ pub struct Postgres {
     info: DatabaseInfo,
     insert: Option<tokio_postgres::Statement>,
     delete: Option<tokio_postgres::Statement>,
+    /// Measure locks and rewrites (`capture`); what the last migration measured.
+    capture: bool,
+    captured: Option<Capture>,
 }
 
 /// Whether a connection error may pass if we wait (the server is starting, the
@@ -126,6 +134,8 @@ pub async fn connect(
         info,
         insert: None,
         delete: None,
+        capture: true,
+        captured: None,
     })
 }
 
@@ -258,14 +268,17 @@ impl Postgres {
         Ok(stmt)
     }
 
-    /// Runs the script's SQL in one message; on failure, locates the statement.
+    /// Runs the script's SQL in one message after `prefix` (one `;` per
+    /// statement); on failure, locates the statement. The rows of the
+    /// rehearsal capture's fragments go to `rows`.
     async fn run_script(
         &self,
         exec: &Exec<'_>,
         prefix: &str,
+        mut rows: Option<&mut capture::Rows>,
     ) -> std::result::Result<(), ExecError> {
         let sent = format!("{prefix}{}", exec.script.sql);
-        let prefix_statements = usize::from(!prefix.is_empty());
+        let prefix_statements = prefix.matches(';').count();
         let fail = |e: &tokio_postgres::Error, completed: usize| {
             let mut err = exec_error(e, &exec.script.sql, prefix.chars().count(), 0);
             if err.offset.is_none() {
@@ -290,7 +303,11 @@ impl Postgres {
         while let Some(msg) = stream.next().await {
             match msg {
                 Ok(SimpleQueryMessage::CommandComplete(_)) => completed += 1,
-                Ok(_) => {}
+                Ok(m) => {
+                    if let Some(rows) = rows.as_deref_mut() {
+                        rows.take(&m);
+                    }
+                }
                 Err(e) => return Err(fail(&e, completed)),
             }
         }
@@ -326,19 +343,42 @@ impl Postgres {
         exec: &Exec<'_>,
     ) -> std::result::Result<u64, ExecError> {
         let started = Instant::now();
-        if let Err(e) = self.run_script(exec, "BEGIN;\n").await {
+        let mut rows = capture::Rows::default();
+        // Splice point "before": right after BEGIN, in the script's message.
+        let begin = capture::begin(self.capture);
+        if let Err(e) = self.run_script(exec, &begin, Some(&mut rows)).await {
             self.rollback().await;
             return Err(e);
         }
         let ms = started.elapsed().as_millis() as u64;
-        // The history row and COMMIT go out together: one round trip, one commit.
+        // Splice point "after": the locks are read, then the history row is
+        // written and COMMIT sent, all pipelined: one round trip, one commit.
+        let capture = self.capture;
+        let after = async {
+            match capture {
+                true => Some(self.client.simple_query(pg::AFTER).await),
+                false => None,
+            }
+        };
         let commit = self.client.simple_query("COMMIT");
-        let (book, commit) = tokio::join!(self.record(exec, ms), commit);
+        let (after, book, commit) = tokio::join!(after, self.record(exec, ms), commit);
+        match after {
+            Some(Err(e)) => {
+                self.rollback().await;
+                let mut err = exec_error(&e, "", 0, 0);
+                err.offset = None;
+                err.message = format!("reading the migration's locks (pg_locks): {}", err.message);
+                return Err(err);
+            }
+            Some(Ok(messages)) => messages.iter().for_each(|m| rows.take(m)),
+            None => {}
+        }
         if let Err(e) = book {
             self.rollback().await;
             return Err(e);
         }
         commit.map_err(|e| exec_error(&e, "", 0, 0))?;
+        self.captured = capture.then(|| rows.capture());
         Ok(ms)
     }
 
@@ -375,6 +415,8 @@ impl Postgres {
     ) -> std::result::Result<u64, ExecError> {
         let m = exec.migration;
         let version = m.version as i64;
+        // No transaction to read locks in: the relations before and after.
+        let before = self.relations().await;
         let mark = match exec.direction {
             Direction::Up => self
                 .client
@@ -464,7 +506,29 @@ impl Postgres {
             err.dirty = true;
             err
         })?;
+        if let Some(before) = before {
+            self.captured = Some(match self.relations().await {
+                Some(after) => pg::capture_statementwise(&before, &after),
+                None => Capture::not_measured("reading pg_class after the migration failed"),
+            });
+        }
         Ok(ms)
+    }
+
+    /// The "before" fragment on its own (no-transaction migrations); `None`
+    /// when not capturing or when it failed (logged: the capture never fails
+    /// a migration).
+    async fn relations(&self) -> Option<Vec<migrator_core::rehearsal::Relation>> {
+        if !self.capture {
+            return None;
+        }
+        match self.client.simple_query(pg::BEFORE).await {
+            Ok(messages) => Some(capture::relations(&messages)),
+            Err(e) => {
+                tracing::warn!(error = %describe(&e), "could not read pg_class for the rehearsal capture");
+                None
+            }
+        }
     }
 }
 
@@ -553,6 +617,7 @@ impl Driver for Postgres {
         exec: &Exec<'_>,
         interrupt: &Interrupt,
     ) -> std::result::Result<u64, ExecError> {
+        self.captured = None;
         if exec.migration.transactional {
             self.prepared(exec.direction).await.map_err(|e| ExecError {
                 message: e.to_string(),
@@ -594,7 +659,7 @@ impl Driver for Postgres {
                 ));
             }
             let started = Instant::now();
-            let result = match self.run_script(exec, "").await {
+            let result = match self.run_script(exec, "", None).await {
                 Ok(()) => {
                     let ms = started.elapsed().as_millis() as u64;
                     self.record(exec, ms).await.map(|()| ms)
@@ -696,6 +761,48 @@ impl Driver for Postgres {
             .await
             .map_err(|e| exec_error(&e, "", 0, 0))?;
         Ok(started.elapsed().as_millis() as u64)
+    }
+
+    fn set_capture(&mut self, on: bool) {
+        self.capture = on;
+    }
+
+    fn take_capture(&mut self) -> Option<Capture> {
+        self.captured.take()
+    }
+
+    async fn schema(&mut self) -> Result<Schema> {
+        let messages = self
+            .simple(pg::SCHEMA, "reading the schema for --verify-down")
+            .await?;
+        Ok(Schema::from_rows(&capture::all_rows(&messages)))
+    }
+
+    /// A transactional down runs in a transaction that is rolled back once
+    /// the schema is read: the database never leaves the up state. A
+    /// no-transaction down really runs; the caller applies the up again.
+    async fn rehearse_down(
+        &mut self,
+        down: &Exec<'_>,
+        interrupt: &Interrupt,
+    ) -> std::result::Result<(Schema, bool), ExecError> {
+        let lift = |e: Error| ExecError {
+            message: e.to_string(),
+            ..ExecError::default()
+        };
+        self.captured = None;
+        if !down.migration.transactional {
+            self.execute_statementwise(down, interrupt).await?;
+            self.captured = None;
+            return Ok((self.schema().await.map_err(lift)?, false));
+        }
+        if let Err(e) = self.run_script(down, "BEGIN;\n", None).await {
+            self.rollback().await;
+            return Err(e);
+        }
+        let schema = self.schema().await;
+        self.rollback().await;
+        Ok((schema.map_err(lift)?, true))
     }
 
     async fn query_text(&mut self, sql: &str) -> Result<Option<Vec<Vec<Option<String>>>>> {

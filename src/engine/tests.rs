@@ -338,6 +338,7 @@ fn options() -> Options {
         lock_timeout: Duration::from_secs(7),
         checks: Checks::default(),
         adopt: true,
+        rehearsal: crate::settings::Rehearsal::default(),
     }
 }
 
