@@ -465,7 +465,8 @@ async fn run_steps<'e, D: Driver>(
             Err(err) => return Err((exec, Err(err))),
         }
         if let (Some(down), Some(before)) = (down, before) {
-            verify_down(db, exec, down, &before, interrupt, report).await?;
+            let after_up = db.schema().await.map_err(|e| (exec, Ok(e)))?;
+            verify_down(db, exec, down, [&before, &after_up], interrupt, report).await?;
         }
     }
     Ok(())
@@ -473,14 +474,16 @@ async fn run_steps<'e, D: Driver>(
 
 /// `--verify-down` for one migration just applied: its down runs, the schema
 /// after it is compared with `before` (the schema before the up), and the
-/// database goes back to the up state (the driver rolls the down back, or the
-/// up runs again). A down that failed half way where nothing rolls back
-/// (MySQL DDL) stops the run: the database is not at the up state then.
+/// database goes back to the up state: the driver rolls the down back; or the
+/// down changed no schema at all (`after_up` is what it left), and only the
+/// history row is written again; or the up runs again. A down that failed half
+/// way where nothing rolls back (MySQL DDL) stops the run: the database is not
+/// at the up state then.
 async fn verify_down<'e, D: Driver>(
     db: &mut D,
     up: &'e Exec<'e>,
     down: &'e Exec<'e>,
-    before: &Schema,
+    [before, after_up]: [&Schema; 2],
     interrupt: &Interrupt,
     report: &mut RunReport,
 ) -> std::result::Result<(), Stopped<'e>> {
@@ -502,11 +505,18 @@ async fn verify_down<'e, D: Driver>(
                 entry.outcome = VerifyOutcome::SchemaDiffers;
             }
             report.verify_down.push(entry);
-            if !undone {
-                tracing::info!(migration = %m.label(), "applying again after its down");
-                db.execute(up, interrupt).await.map_err(|e| (up, Err(e)))?;
-                db.take_capture();
+            if undone {
+                return Ok(());
             }
+            if after == *after_up {
+                // Running the up again would collide with what the down left.
+                tracing::info!(migration = %m.label(), "its down changed no schema: recording it as applied again");
+                let row = (m.version, m.name.clone(), m.checksum.clone());
+                return db.insert_applied(&[row]).await.map_err(|e| (up, Ok(e)));
+            }
+            tracing::info!(migration = %m.label(), "applying again after its down");
+            db.execute(up, interrupt).await.map_err(|e| (up, Err(e)))?;
+            db.take_capture();
             Ok(())
         }
         Err(err) if err.cancelled && interrupt.signal().is_some() => Err((down, Err(err))),

@@ -290,7 +290,7 @@ AND c.relpersistence <> 't' AND c.relname <> 'migrator_history' \
 UNION ALL \
 SELECT 'index', i.indexrelid::regclass::text, pg_get_indexdef(i.indexrelid) \
 FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid \
-WHERE c.oid >= 16384 AND c.relpersistence <> 't' AND c.relname <> 'migrator_history' \
+WHERE c.oid >= 16384 AND c.relkind IN ('r','p','m') AND c.relpersistence <> 't' AND c.relname <> 'migrator_history' \
 UNION ALL \
 SELECT 'constraint', c.oid::regclass::text || '.' || quote_ident(k.conname), pg_get_constraintdef(k.oid) \
 FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid \

@@ -29,6 +29,7 @@ mod formats;
 mod layers;
 mod moto;
 mod notify;
+mod rehearsal;
 mod rotate;
 mod runner;
 mod safety;
