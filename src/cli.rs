@@ -49,6 +49,7 @@ postgres://user:pass@host:5432/db or mysql://user:pass@host:3306/db.
 Exit codes: 0 ok, 1 migration failed, 2 usage, 3 unreachable,
 4 lock timeout, 5 refused (database disagrees with files),
 6 notification failed (--notify-required), 7 rotate refused,
+8 rehearsal gate failed (up --max-lock-ms, --fail-on-rewrite, --verify-down),
 130/143 interrupted; `ecs run`: the migration container's own code,
 10 no task started, 11 task failed to start, 12 timeout (task stopped).";
 
@@ -56,8 +57,7 @@ const UP_EXAMPLES: &str = "\
 Examples:
   migrator up
   migrator up --to 20261101000000 --dry-run
-  migrator up --wait 5m --connect-timeout 5 --output json
-  migrator up --env nightly --max-lock-ms 2000 --fail-on-rewrite --verify-down";
+  migrator up --wait 5m --connect-timeout 5 --output json";
 const DOWN_EXAMPLES: &str = "\
 Examples:
   migrator down --yes

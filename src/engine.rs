@@ -92,7 +92,12 @@ fn judge(report: &mut RunReport, rehearsal: Rehearsal, result: Result<()>) -> Re
         rehearsal.gates,
     );
     for f in &report.findings {
-        tracing::warn!(migration = %format!("{}_{}", f.version, f.name), failed = !f.gates.is_empty(), "{}", f.text);
+        let migration = format!("{}_{}", f.version, f.name);
+        if f.gates.is_empty() {
+            tracing::info!(migration = %migration, "{}", f.text);
+        } else {
+            tracing::warn!(migration = %migration, gate_failed = true, "{}", f.text);
+        }
     }
     let failed = rehearsal::failed(&report.findings);
     match result {

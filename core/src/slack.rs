@@ -708,6 +708,46 @@ mod tests {
         r
     }
 
+    #[test]
+    fn findings_come_first_and_a_failed_gate_leads_the_notification() {
+        use crate::rehearsal::{Gate, Gates, Lock, Rewrite, findings};
+        let mut r = base();
+        r.environment = Some("nightly".into());
+        let mut s = step(20261110000000, "add_not_null", 48_200);
+        s.locks = Some(vec![Lock {
+            relation: "orders".into(),
+            mode: "AccessExclusiveLock".into(),
+        }]);
+        s.rewrites = Some(vec![Rewrite {
+            relation: "orders".into(),
+            bytes_before: Some(2_254_857_830),
+        }]);
+        let mut first = step(1, "users", 12);
+        (first.locks, first.rewrites) = (Some(Vec::new()), Some(Vec::new()));
+        r.applied = vec![first, s];
+        let gates = Gates {
+            fail_on_rewrite: true,
+            ..Gates::default()
+        };
+        r.findings = findings(r.applied.iter().map(StepReport::measured), &[], gates);
+        assert_eq!(r.findings[0].gates, [Gate::FailOnRewrite]);
+        let failed = crate::rehearsal::failed(&r.findings);
+        r.finish(&Err(Error::Rehearsal(failed)));
+        assert_eq!(r.outcome, Outcome::RehearsalFailed);
+        assert_eq!(r.exit_code, 8);
+        let msg = build(&r);
+        let second = msg["blocks"][1]["text"]["text"].as_str().unwrap();
+        assert!(
+            second.starts_with("*Findings* (1):\n🚧 20261110000000_add_not_null would hold ACCESS EXCLUSIVE on orders for 48 s and rewrite it (2.1 GB) (fails `--fail-on-rewrite`)"),
+            "{second}"
+        );
+        assert_eq!(
+            msg["text"],
+            "🚧 [nightly] migrator up failed its rehearsal: 20261110000000_add_not_null would \
+             hold ACCESS EXCLUSIVE on orders for 48 s and rewrite it (2.1 GB) (2 applied)"
+        );
+    }
+
     fn failed() -> RunReport {
         let mut r = base();
         r.version_before = Some(1);
