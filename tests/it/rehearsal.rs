@@ -17,7 +17,7 @@ fn pg_with_rows(rows: u32) -> TestDb {
     db
 }
 
-fn step<'a>(report: &'a Value, version: u64) -> &'a Value {
+fn step(report: &Value, version: u64) -> &Value {
     report["applied"]
         .as_array()
         .expect("applied")
