@@ -132,31 +132,37 @@ pub fn display_mode(mode: &str) -> String {
     }
 }
 
-/// The strongest lock per pre-existing relation, by relation name.
-pub fn locks(before: &[Relation], held: &[Held]) -> Vec<Lock> {
-    let known: HashMap<&str, &Relation> = before.iter().map(|r| (r.key.as_str(), r)).collect();
-    let mut strongest: BTreeMap<&str, &str> = BTreeMap::new();
-    for h in held {
-        let Some(rel) = known.get(h.key.as_str()) else {
-            continue; // created by the migration: nobody else could wait for it
-        };
-        if is_history(&rel.name) {
+/// The strongest lock per relation name, sorted by name (our history table
+/// left out).
+pub fn strongest<'a>(locks: impl IntoIterator<Item = (&'a str, &'a str)>) -> Vec<Lock> {
+    let mut best: BTreeMap<&str, &str> = BTreeMap::new();
+    for (relation, mode) in locks {
+        if is_history(relation) {
             continue;
         }
-        let slot = strongest
-            .entry(rel.name.as_str())
-            .or_insert(h.mode.as_str());
-        if strength(&h.mode) > strength(slot) {
-            *slot = h.mode.as_str();
+        let slot = best.entry(relation).or_insert(mode);
+        if strength(mode) > strength(slot) {
+            *slot = mode;
         }
     }
-    strongest
-        .into_iter()
+    best.into_iter()
         .map(|(relation, mode)| Lock {
             relation: relation.to_string(),
             mode: mode.to_string(),
         })
         .collect()
+}
+
+/// The strongest lock per pre-existing relation (in `before`), by name.
+pub fn locks(before: &[Relation], held: &[Held]) -> Vec<Lock> {
+    let known: HashMap<&str, &Relation> = before.iter().map(|r| (r.key.as_str(), r)).collect();
+    // A relation not in `before` was created by the migration: nobody else
+    // could wait for it.
+    strongest(held.iter().filter_map(|h| {
+        known
+            .get(h.key.as_str())
+            .map(|r| (r.name.as_str(), h.mode.as_str()))
+    }))
 }
 
 /// The pre-existing relations whose storage changed: `now` gives each key's
@@ -193,13 +199,18 @@ fn num(row: &[Option<String>], i: usize) -> Option<u64> {
 
 /// PostgreSQL: the fragments and their rows.
 ///
-/// "before" lists the relations of the database (user oids only, no temporary
-/// ones) with their file node and the catalog's size (`relpages`: as of the
-/// last VACUUM, ANALYZE or CREATE INDEX; reading the real size would lock
-/// every table). "after" lists the relation locks of the migration's own
-/// backend with each relation's file node now. A rewrite takes ACCESS
-/// EXCLUSIVE, so every rewritten relation is among the locked ones. Both read
-/// catalogs any role can read, and neither takes a lock on a user table.
+/// "before" does not list the database's relations (that would cost a row per
+/// table per migration): it records a watermark, the highest oid or file node
+/// of any relation (`pg_class`), in a transaction-local setting. Oids and file
+/// nodes come from one counter, so a relation whose oid is at most the
+/// watermark existed before the migration, and one whose file node is above it
+/// got new storage: it was rewritten (a rewrite takes ACCESS EXCLUSIVE, so it
+/// is among the locked relations). "before" also returns the catalog's size of
+/// every non-empty table (`relpages`: as of the last VACUUM, ANALYZE or CREATE
+/// INDEX; reading the size on disk would lock every table). "after" lists the
+/// relation locks of the migration's own backend on pre-existing relations,
+/// with their names and whether they were rewritten. Neither takes a lock on a
+/// user table.
 pub mod pg {
     use super::*;
 
@@ -207,64 +218,110 @@ pub mod pg {
     pub const BEFORE_TAG: &str = "migrator_capture_before";
     pub const AFTER_TAG: &str = "migrator_capture_after";
 
-    /// Right after BEGIN (the migration's own transaction).
-    pub const BEFORE: &str = "SELECT c.oid AS migrator_capture_before, c.relfilenode, \
-        c.relpages::int8 * current_setting('block_size')::int8, c.oid::regclass::text \
-        FROM pg_class c WHERE c.oid >= 16384 AND c.relkind IN ('r','p','m','v','S','f') \
+    /// Right after BEGIN (the migration's own transaction). Its first row
+    /// (a null oid) carries the watermark; the others are `(oid, bytes)`.
+    pub const BEFORE: &str = "SELECT NULL::oid AS migrator_capture_before, \
+        set_config('migrator.watermark', (SELECT max(greatest(oid::int8, relfilenode::int8)) \
+        FROM pg_class)::text, true)::int8 \
+        UNION ALL SELECT c.oid, c.relpages::int8 * current_setting('block_size')::int8 \
+        FROM pg_class c WHERE c.oid >= 16384 AND c.relkind IN ('r','m') AND c.relpages > 0 \
         AND c.relpersistence <> 't'";
 
     /// Just before the history row and COMMIT, in the same transaction.
-    pub const AFTER: &str = "SELECT l.relation AS migrator_capture_after, l.mode, c.relfilenode \
-        FROM pg_locks l LEFT JOIN pg_class c ON c.oid = l.relation \
+    pub const AFTER: &str = "SELECT l.relation AS migrator_capture_after, l.mode, \
+        c.relkind IN ('r','m') AND c.relfilenode::int8 > current_setting('migrator.watermark')::int8, \
+        l.relation::regclass::text \
+        FROM pg_locks l JOIN pg_class c ON c.oid = l.relation \
         WHERE l.pid = pg_backend_pid() AND l.locktype = 'relation' AND l.granted \
         AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) \
-        AND l.relation >= 16384";
+        AND l.relation >= 16384 AND l.relation::int8 <= current_setting('migrator.watermark')::int8 \
+        AND c.relkind IN ('r','p','m','v','S','f')";
 
-    fn storage(v: Option<u64>) -> Option<u64> {
-        v.filter(|n| *n != 0)
+    /// No-transaction migrations: the tables rewritten since `watermark` (read
+    /// by [`BEFORE`] before the first statement), after the last one.
+    pub fn rewritten_since(watermark: u64) -> String {
+        format!(
+            "SELECT c.oid AS migrator_capture_after, 'none', true, c.oid::regclass::text \
+             FROM pg_class c WHERE c.oid >= 16384 AND c.oid::int8 <= {watermark} \
+             AND c.relfilenode::int8 > {watermark} AND c.relkind IN ('r','m')"
+        )
     }
 
-    /// One row of [`BEFORE`].
-    pub fn before_row(row: &[Option<String>]) -> Option<Relation> {
-        Some(Relation {
-            key: col(row, 0)?.to_string(),
-            storage: storage(num(row, 1)),
-            bytes: num(row, 2),
+    /// What [`BEFORE`] returned.
+    #[derive(Debug, Clone, Default, PartialEq, Eq)]
+    pub struct Before {
+        pub watermark: Option<u64>,
+        /// The catalog's size of each non-empty table, by oid.
+        pub bytes: HashMap<String, u64>,
+    }
+
+    impl Before {
+        /// Takes one row of [`BEFORE`].
+        pub fn take(&mut self, row: &[Option<String>]) {
+            match col(row, 0) {
+                None => self.watermark = num(row, 1),
+                Some(oid) => {
+                    if let Some(b) = num(row, 1) {
+                        self.bytes.insert(oid.to_string(), b);
+                    }
+                }
+            }
+        }
+    }
+
+    /// One row of [`AFTER`] (or of [`rewritten_since`]).
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct Locked {
+        pub oid: String,
+        pub name: String,
+        pub mode: String,
+        pub rewritten: bool,
+    }
+
+    pub fn after_row(row: &[Option<String>]) -> Option<Locked> {
+        Some(Locked {
+            oid: col(row, 0)?.to_string(),
+            mode: col(row, 1)?.to_string(),
+            rewritten: col(row, 2) == Some("t"),
             name: col(row, 3)?.to_string(),
         })
     }
 
-    /// One row of [`AFTER`].
-    pub fn after_row(row: &[Option<String>]) -> Option<Held> {
-        Some(Held {
-            key: col(row, 0)?.to_string(),
-            mode: col(row, 1)?.to_string(),
-            storage: storage(num(row, 2)),
-        })
+    fn rewrites(before: &Before, locked: &[Locked]) -> Vec<Rewrite> {
+        let mut out: Vec<Rewrite> = locked
+            .iter()
+            .filter(|l| l.rewritten && !is_history(&l.name))
+            .map(|l| Rewrite {
+                relation: l.name.clone(),
+                bytes_before: before.bytes.get(&l.oid).copied(),
+            })
+            .collect();
+        out.sort_by(|a, b| a.relation.cmp(&b.relation));
+        out.dedup();
+        out
     }
 
     /// A transactional migration: locks and rewrites from the two fragments.
-    pub fn capture(before: &[Relation], held: &[Held]) -> Capture {
+    pub fn capture(before: &Before, locked: &[Locked]) -> Capture {
+        if before.watermark.is_none() {
+            return Capture::not_measured("pg_class could not be read before the migration");
+        }
         Capture {
-            locks: Some(locks(before, held)),
-            rewrites: Some(rewrites(
-                before,
-                held.iter().map(|h| (h.key.as_str(), h.storage)),
+            locks: Some(strongest(
+                locked.iter().map(|l| (l.name.as_str(), l.mode.as_str())),
             )),
+            rewrites: Some(rewrites(before, locked)),
             not_measured: None,
         }
     }
 
-    /// A no-transaction migration: [`BEFORE`] run before its first statement
-    /// and again after its last; each statement commits on its own, so its
-    /// locks are gone before they can be read.
-    pub fn capture_statementwise(before: &[Relation], after: &[Relation]) -> Capture {
+    /// A no-transaction migration: [`BEFORE`] run before its first statement,
+    /// [`rewritten_since`] after its last; each statement commits on its own,
+    /// so its locks are gone before they can be read.
+    pub fn capture_statementwise(before: &Before, rewritten: &[Locked]) -> Capture {
         Capture {
             locks: None,
-            rewrites: Some(rewrites(
-                before,
-                after.iter().map(|r| (r.key.as_str(), r.storage)),
-            )),
+            rewrites: Some(rewrites(before, rewritten)),
             not_measured: Some(NO_TRANSACTION.into()),
         }
     }
@@ -987,24 +1044,38 @@ mod tests {
                 .map(|s| (!s.is_empty()).then(|| s.to_string()))
                 .collect()
         };
-        let before: Vec<Relation> = [
-            row(&["16400", "16400", "3538944", "t"]),
-            row(&["16410", "0", "0", "v"]),
-        ]
-        .iter()
-        .filter_map(|r| pg::before_row(r))
-        .collect();
-        assert_eq!(before[1].storage, None, "a view has no file node");
-        let held: Vec<Held> = [
-            row(&["16400", "AccessExclusiveLock", "16420"]),
-            row(&["16420", "AccessExclusiveLock", "16420"]),
-            row(&["16410", "AccessShareLock", ""]),
+        let mut before = pg::Before::default();
+        for r in [row(&["", "16500"]), row(&["16400", "3538944"])] {
+            before.take(&r);
+        }
+        assert_eq!(before.watermark, Some(16500));
+        let locked: Vec<pg::Locked> = [
+            row(&["16400", "AccessExclusiveLock", "t", "t"]),
+            row(&["16400", "RowExclusiveLock", "t", "t"]),
+            row(&["16410", "AccessShareLock", "f", "v"]),
+            row(&["16420", "ShareLock", "f", "small"]),
         ]
         .iter()
         .filter_map(|r| pg::after_row(r))
         .collect();
-        let c = pg::capture(&before, &held);
-        assert_eq!(c.locks.as_ref().unwrap().len(), 2);
+        let c = pg::capture(&before, &locked);
+        assert_eq!(
+            c.locks.unwrap(),
+            [
+                Lock {
+                    relation: "small".into(),
+                    mode: "ShareLock".into()
+                },
+                Lock {
+                    relation: "t".into(),
+                    mode: "AccessExclusiveLock".into()
+                },
+                Lock {
+                    relation: "v".into(),
+                    mode: "AccessShareLock".into()
+                },
+            ]
+        );
         assert_eq!(
             c.rewrites.unwrap(),
             [Rewrite {
@@ -1012,10 +1083,12 @@ mod tests {
                 bytes_before: Some(3_538_944)
             }]
         );
-        let c = pg::capture_statementwise(&before, &before);
+        let c = pg::capture_statementwise(&before, &[]);
         assert_eq!(c.locks, None);
         assert_eq!(c.rewrites, Some(Vec::new()));
         assert!(c.not_measured.unwrap().contains("no-transaction"));
+        assert!(pg::capture(&pg::Before::default(), &locked).locks.is_none());
+        assert!(pg::rewritten_since(16500).contains("<= 16500"));
     }
 
     #[test]

@@ -415,8 +415,8 @@ impl Postgres {
     ) -> std::result::Result<u64, ExecError> {
         let m = exec.migration;
         let version = m.version as i64;
-        // No transaction to read locks in: the relations before and after.
-        let before = self.relations().await;
+        // No transaction to read locks in: the rewrites since a watermark.
+        let before = self.watermark().await;
         let mark = match exec.direction {
             Direction::Up => self
                 .client
@@ -506,24 +506,31 @@ impl Postgres {
             err.dirty = true;
             err
         })?;
-        if let Some(before) = before {
-            self.captured = Some(match self.relations().await {
-                Some(after) => pg::capture_statementwise(&before, &after),
-                None => Capture::not_measured("reading pg_class after the migration failed"),
+        if let Some((before, watermark)) = before {
+            let sql = pg::rewritten_since(watermark);
+            self.captured = Some(match self.client.simple_query(&sql).await {
+                Ok(after) => {
+                    pg::capture_statementwise(&before, &capture::Rows::from(&after).locked)
+                }
+                Err(_) => Capture::not_measured("reading pg_class after the migration failed"),
             });
         }
         Ok(ms)
     }
 
-    /// The "before" fragment on its own (no-transaction migrations); `None`
-    /// when not capturing or when it failed (logged: the capture never fails
-    /// a migration).
-    async fn relations(&self) -> Option<Vec<migrator_core::rehearsal::Relation>> {
+    /// The "before" fragment on its own (no-transaction migrations), and its
+    /// watermark; `None` when not capturing or when it failed (logged: the
+    /// capture never fails a migration).
+    async fn watermark(&self) -> Option<(pg::Before, u64)> {
         if !self.capture {
             return None;
         }
         match self.client.simple_query(pg::BEFORE).await {
-            Ok(messages) => Some(capture::relations(&messages)),
+            Ok(messages) => {
+                let before = capture::Rows::from(&messages).before;
+                let watermark = before.watermark?;
+                Some((before, watermark))
+            }
             Err(e) => {
                 tracing::warn!(error = %describe(&e), "could not read pg_class for the rehearsal capture");
                 None

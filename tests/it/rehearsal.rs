@@ -71,6 +71,10 @@ fn postgres_names_the_locks_and_rewrites_of_each_migration_on_100k_rows() {
             "5_new_table.up.sql",
             "CREATE TABLE n (id int);\nCREATE INDEX n_id ON n (id);\n",
         ),
+        (
+            "6_vacuum_full.up.sql",
+            "-- no-transaction\nVACUUM FULL t;\n",
+        ),
     ]);
     let run = Cmd::on(&db, &dir, &["up", "--output", "json"]).run();
     run.code(0);
@@ -123,6 +127,14 @@ fn postgres_names_the_locks_and_rewrites_of_each_migration_on_100k_rows() {
         locks(fresh).is_empty() && rewritten(fresh).is_empty(),
         "a table the migration created is nobody else's: {fresh:#}"
     );
+
+    let vacuum = step(&r, 6);
+    assert_eq!(
+        rewritten(vacuum),
+        ["t"],
+        "a no-transaction rewrite is seen too: {vacuum:#}"
+    );
+    assert!(vacuum["locks"].is_null());
 
     let findings: Vec<&str> = r["findings"]
         .as_array()

@@ -13,7 +13,7 @@
 
 use tokio_postgres::{SimpleQueryMessage, SimpleQueryRow};
 
-use migrator_core::rehearsal::{Capture, Held, Relation, pg};
+use migrator_core::rehearsal::{Capture, pg};
 
 /// What opens a transactional migration: `BEGIN;`, then the "before"
 /// fragment when capturing. Contains one `;` per statement (the driver counts
@@ -41,8 +41,8 @@ fn tagged(row: &SimpleQueryRow, tag: &str) -> bool {
 /// column's name.
 #[derive(Debug, Default)]
 pub struct Rows {
-    pub before: Vec<Relation>,
-    pub held: Vec<Held>,
+    pub before: pg::Before,
+    pub locked: Vec<pg::Locked>,
 }
 
 impl Rows {
@@ -52,25 +52,25 @@ impl Rows {
             return;
         };
         if tagged(row, pg::BEFORE_TAG) {
-            self.before.extend(pg::before_row(&text(row)));
+            self.before.take(&text(row));
         } else if tagged(row, pg::AFTER_TAG) {
-            self.held.extend(pg::after_row(&text(row)));
+            self.locked.extend(pg::after_row(&text(row)));
         }
     }
 
     pub fn capture(&self) -> Capture {
-        pg::capture(&self.before, &self.held)
+        pg::capture(&self.before, &self.locked)
     }
-}
 
-/// The rows of [`pg::BEFORE`] run on its own (no-transaction migrations run it
-/// before the first statement and after the last).
-pub fn relations(messages: &[SimpleQueryMessage]) -> Vec<Relation> {
-    let mut rows = Rows::default();
-    for m in messages {
-        rows.take(m);
+    /// The rows of whole messages (the no-transaction path runs the
+    /// fragments on their own).
+    pub fn from(messages: &[SimpleQueryMessage]) -> Rows {
+        let mut rows = Rows::default();
+        for m in messages {
+            rows.take(m);
+        }
+        rows
     }
-    rows.before
 }
 
 /// Every row as text, for the schema query.
