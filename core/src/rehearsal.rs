@@ -55,29 +55,6 @@ impl Capture {
     }
 }
 
-/// A relation as a "before" (or "after") snapshot row gives it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Relation {
-    /// What identifies it across the migration: the oid (PostgreSQL), the
-    /// table name (MySQL).
-    pub key: String,
-    /// How people name it.
-    pub name: String,
-    /// Its storage: PostgreSQL's relfilenode, InnoDB's table id; `None` for a
-    /// relation without storage (a view, a partitioned parent).
-    pub storage: Option<u64>,
-    pub bytes: Option<u64>,
-}
-
-/// A lock held just before COMMIT, with the relation's storage at that moment
-/// (`None`: dropped, or no storage).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Held {
-    pub key: String,
-    pub mode: String,
-    pub storage: Option<u64>,
-}
-
 /// Our own bookkeeping table: never a finding.
 const HISTORY: &str = "migrator_history";
 
@@ -151,42 +128,6 @@ pub fn strongest<'a>(locks: impl IntoIterator<Item = (&'a str, &'a str)>) -> Vec
             mode: mode.to_string(),
         })
         .collect()
-}
-
-/// The strongest lock per pre-existing relation (in `before`), by name.
-pub fn locks(before: &[Relation], held: &[Held]) -> Vec<Lock> {
-    let known: HashMap<&str, &Relation> = before.iter().map(|r| (r.key.as_str(), r)).collect();
-    // A relation not in `before` was created by the migration: nobody else
-    // could wait for it.
-    strongest(held.iter().filter_map(|h| {
-        known
-            .get(h.key.as_str())
-            .map(|r| (r.name.as_str(), h.mode.as_str()))
-    }))
-}
-
-/// The pre-existing relations whose storage changed: `now` gives each key's
-/// storage at the end (a key not there was dropped, which is no rewrite).
-pub fn rewrites<'a>(
-    before: &[Relation],
-    now: impl IntoIterator<Item = (&'a str, Option<u64>)>,
-) -> Vec<Rewrite> {
-    let now: HashMap<&str, Option<u64>> = now.into_iter().collect();
-    let mut out: Vec<Rewrite> = before
-        .iter()
-        .filter(|r| !is_history(&r.name))
-        .filter(|r| match (r.storage, now.get(r.key.as_str())) {
-            (Some(a), Some(Some(b))) => a != *b,
-            _ => false,
-        })
-        .map(|r| Rewrite {
-            relation: r.name.clone(),
-            bytes_before: r.bytes,
-        })
-        .collect();
-    out.sort_by(|a, b| a.relation.cmp(&b.relation));
-    out.dedup();
-    out
 }
 
 fn col(row: &[Option<String>], i: usize) -> Option<&str> {
@@ -380,14 +321,18 @@ AND n.nspname NOT LIKE 'pg\\_temp\\_%' AND n.nspname NOT LIKE 'pg\\_toast\\_temp
 ///
 /// Rewrites: a table rebuilt by ALTER TABLE (copied, or rebuilt in place) gets
 /// a new InnoDB table id; an instant or in-place change without rebuild keeps
-/// it. Its size before is InnoDB's persistent statistics (clustered index and
-/// secondary indexes, in pages). Both need the PROCESS privilege.
+/// it. Only the statements that can rebuild a table (ALTER TABLE, OPTIMIZE
+/// TABLE) pay for it: the table's id and size just before the statement
+/// ([`Flavor::table`]), its id again just after. The id needs the PROCESS
+/// privilege.
 ///
 /// Locks: MySQL 8's `performance_schema.metadata_locks`, MariaDB's
 /// `METADATA_LOCK_INFO` (the metadata_lock_info plugin). Read just before the
-/// final history update; a DDL statement's metadata locks end at its implicit
-/// commit, so what is read is the locks of the migration's open transaction
-/// (its DML), and DDL locks stay unknown.
+/// final history update, when the migration has an open transaction; a DDL
+/// statement's metadata locks end at its implicit commit, so what is read is
+/// the locks of the migration's open transaction (its DML), and DDL locks stay
+/// unknown. Tables the migration created (its CREATE TABLE statements) are
+/// left out.
 pub mod mysql {
     use super::*;
 
@@ -407,18 +352,19 @@ pub mod mysql {
             }
         }
 
-        /// The tables of the current database: name, table id, bytes.
-        pub fn tables(self) -> String {
-            let (tables, stats) = match self {
-                Flavor::Mariadb => ("INNODB_SYS_TABLES", "INNODB_SYS_TABLESTATS"),
-                Flavor::Mysql => ("INNODB_TABLES", "INNODB_TABLESTATS"),
+        /// One table of the current database: its InnoDB table id and its
+        /// size (data and indexes, as InnoDB's statistics have it). `?` binds
+        /// the table name, twice.
+        pub fn table(self) -> String {
+            let tables = match self {
+                Flavor::Mariadb => "INNODB_SYS_TABLES",
+                Flavor::Mysql => "INNODB_TABLES",
             };
             format!(
-                "SELECT SUBSTRING(t.NAME, CHAR_LENGTH(DATABASE()) + 2), CAST(t.TABLE_ID AS CHAR), \
-                 CAST((s.CLUST_INDEX_SIZE + s.OTHER_INDEX_SIZE) * @@innodb_page_size AS CHAR) \
-                 FROM information_schema.{tables} t \
-                 LEFT JOIN information_schema.{stats} s ON s.TABLE_ID = t.TABLE_ID \
-                 WHERE LEFT(t.NAME, CHAR_LENGTH(DATABASE()) + 1) = CONCAT(DATABASE(), '/')"
+                "SELECT CAST((SELECT i.TABLE_ID FROM information_schema.{tables} i \
+                 WHERE i.NAME = CONCAT(DATABASE(), '/', ?)) AS CHAR), \
+                 CAST((SELECT t.DATA_LENGTH + t.INDEX_LENGTH FROM information_schema.TABLES t \
+                 WHERE t.TABLE_SCHEMA = DATABASE() AND t.TABLE_NAME = ?) AS CHAR)"
             )
         }
 
@@ -448,61 +394,194 @@ pub mod mysql {
         }
     }
 
-    /// One row of [`Flavor::tables`]: the key is the table name.
-    pub fn table_row(row: &[Option<String>]) -> Option<Relation> {
-        let name = col(row, 0)?;
-        // Partitions (`t#P#p0`) and InnoDB's own temporary names are not tables.
-        if name.contains('#') {
-            return None;
+    /// What a statement does to a table, as far as the capture cares.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub enum Touch {
+        /// ALTER TABLE or OPTIMIZE TABLE: may rebuild it.
+        Rebuilds(String),
+        /// CREATE TABLE: the migration's own.
+        Creates(String),
+    }
+
+    /// Skips blanks and comments (`-- `, `#`, `/* */`) at the start of `sql`.
+    fn skip_blank(mut sql: &str) -> &str {
+        loop {
+            let t = sql.trim_start();
+            if let Some(rest) = t.strip_prefix("--").or_else(|| t.strip_prefix('#')) {
+                sql = rest.split_once('\n').map_or("", |(_, r)| r);
+            } else if let Some(rest) = t.strip_prefix("/*") {
+                sql = rest.split_once("*/").map_or("", |(_, r)| r);
+            } else {
+                return t;
+            }
         }
-        Some(Relation {
-            key: name.to_string(),
-            name: name.to_string(),
-            storage: num(row, 1),
-            bytes: num(row, 2),
-        })
     }
 
-    /// One row of [`Flavor::locks`].
-    pub fn lock_row(row: &[Option<String>]) -> Option<Held> {
-        Some(Held {
-            key: col(row, 0)?.to_string(),
-            mode: col(row, 1)?.to_string(),
-            storage: None,
-        })
+    /// The next word (letters, digits, `_`, `$`), uppercased, and the rest.
+    fn word(sql: &str) -> (String, &str) {
+        let sql = skip_blank(sql);
+        let end = sql
+            .find(|c: char| !(c.is_alphanumeric() || c == '_' || c == '$'))
+            .unwrap_or(sql.len());
+        (sql[..end].to_ascii_uppercase(), &sql[end..])
     }
 
-    /// What a MySQL migration's capture says, from the snapshots it got
-    /// (`Err`: why it got none).
+    /// A table name, maybe `quoted` and maybe qualified (`db`.`t`): the last part.
+    fn name(sql: &str) -> Option<String> {
+        let mut rest = skip_blank(sql);
+        let mut last = None;
+        loop {
+            let (part, after) = if let Some(q) = rest.strip_prefix('`') {
+                let mut out = String::new();
+                let mut chars = q.char_indices();
+                let mut end = None;
+                while let Some((i, c)) = chars.next() {
+                    if c == '`' {
+                        if q[i + 1..].starts_with('`') {
+                            out.push('`');
+                            chars.next();
+                        } else {
+                            end = Some(i + 1);
+                            break;
+                        }
+                    } else {
+                        out.push(c);
+                    }
+                }
+                (out, &q[end?..])
+            } else {
+                let end = rest
+                    .find(|c: char| !(c.is_alphanumeric() || c == '_' || c == '$'))
+                    .unwrap_or(rest.len());
+                if end == 0 {
+                    return last;
+                }
+                (rest[..end].to_string(), &rest[end..])
+            };
+            last = Some(part);
+            match after.trim_start().strip_prefix('.') {
+                Some(more) => rest = more.trim_start(),
+                None => return last,
+            }
+        }
+    }
+
+    /// What `sql` (one statement) does to a table, when the capture cares.
+    pub fn touch(sql: &str) -> Option<Touch> {
+        let (first, mut rest) = word(sql);
+        let mut next = || {
+            let (w, r) = word(rest);
+            rest = r;
+            w
+        };
+        match first.as_str() {
+            "ALTER" | "OPTIMIZE" => {
+                let mut w = next();
+                while matches!(
+                    w.as_str(),
+                    "ONLINE" | "IGNORE" | "NO_WRITE_TO_BINLOG" | "LOCAL"
+                ) {
+                    w = next();
+                }
+                if w != "TABLE" {
+                    return None;
+                }
+                let save = rest;
+                let (w1, r1) = word(rest);
+                let (w2, r2) = word(r1);
+                let rest = if w1 == "IF" && w2 == "EXISTS" {
+                    r2
+                } else {
+                    save
+                };
+                name(rest).map(Touch::Rebuilds)
+            }
+            "CREATE" => {
+                let mut w = next();
+                while matches!(w.as_str(), "OR" | "REPLACE" | "TEMPORARY") {
+                    w = next();
+                }
+                if w != "TABLE" {
+                    return None;
+                }
+                let save = rest;
+                let (w1, r1) = word(rest);
+                let (w2, r2) = word(r1);
+                let (w3, r3) = word(r2);
+                let rest = if (w1.as_str(), w2.as_str(), w3.as_str()) == ("IF", "NOT", "EXISTS") {
+                    r3
+                } else {
+                    save
+                };
+                name(rest).map(Touch::Creates)
+            }
+            _ => None,
+        }
+    }
+
+    /// One row of [`Flavor::table`]: table id and bytes.
+    pub fn table_row(row: &[Option<String>]) -> (Option<u64>, Option<u64>) {
+        (num(row, 0), num(row, 1).filter(|b| *b > 0))
+    }
+
+    /// A rebuild, from the table's id before and after its statement.
+    pub fn rebuilt(
+        table: &str,
+        before: (Option<u64>, Option<u64>),
+        after_id: Option<u64>,
+    ) -> Option<Rewrite> {
+        match (before.0, after_id) {
+            (Some(a), Some(b)) if a != b && !is_history(table) => Some(Rewrite {
+                relation: table.to_string(),
+                bytes_before: before.1,
+            }),
+            _ => None,
+        }
+    }
+
+    /// One row of [`Flavor::locks`]: `(table, mode)`.
+    pub fn lock_row(row: &[Option<String>]) -> Option<(String, String)> {
+        Some((col(row, 0)?.to_string(), col(row, 1)?.to_string()))
+    }
+
+    /// What a MySQL migration's capture says. `rewrites`: `Err` says why they
+    /// could not be read. `held`: `Ok(None)` when there was no open
+    /// transaction to read locks in. `created`: the tables it created.
     pub fn capture(
-        before: Result<Vec<Relation>, String>,
-        after: Result<Vec<Relation>, String>,
-        held: Result<Vec<Held>, String>,
+        rewrites: Result<Vec<Rewrite>, String>,
+        held: Result<Option<Vec<(String, String)>>, String>,
+        created: &[String],
     ) -> Capture {
         let mut notes = Vec::new();
-        let (rewrites, before) = match (before, after) {
-            (Ok(b), Ok(a)) => (
-                Some(super::rewrites(
-                    &b,
-                    a.iter().map(|r| (r.key.as_str(), r.storage)),
-                )),
-                Some(b),
-            ),
-            (Err(e), _) | (_, Err(e)) => {
+        let rewrites = match rewrites {
+            Ok(mut r) => {
+                r.sort_by(|a, b| a.relation.cmp(&b.relation));
+                r.dedup_by(|a, b| a.relation == b.relation);
+                Some(r)
+            }
+            Err(e) => {
                 notes.push(format!("rewrites: {e}"));
-                (None, None)
-            }
-        };
-        let locks = match (held, before) {
-            (Ok(h), Some(b)) => {
-                notes.push(DDL_LOCKS.to_string());
-                Some(super::locks(&b, &h))
-            }
-            (Ok(_), None) => {
-                notes.push("locks: no table list to tell pre-existing tables by".into());
                 None
             }
-            (Err(e), _) => {
+        };
+        let locks = match held {
+            Ok(Some(h)) => {
+                notes.push(DDL_LOCKS.to_string());
+                Some(strongest(
+                    h.iter()
+                        .filter(|(t, _)| !created.contains(t))
+                        .map(|(t, m)| (t.as_str(), m.as_str())),
+                ))
+            }
+            Ok(None) => {
+                notes.push(
+                    "locks unknown: no open transaction to read them in (a DDL statement's \
+                     metadata locks end at its implicit commit)"
+                        .to_string(),
+                );
+                None
+            }
+            Err(e) => {
                 notes.push(format!("locks unknown: {e}"));
                 None
             }
@@ -943,23 +1022,6 @@ pub fn bytes(n: u64) -> String {
 mod tests {
     use super::*;
 
-    fn rel(key: &str, name: &str, storage: Option<u64>, bytes: Option<u64>) -> Relation {
-        Relation {
-            key: key.into(),
-            name: name.into(),
-            storage,
-            bytes,
-        }
-    }
-
-    fn held_lock(key: &str, mode: &str, storage: Option<u64>) -> Held {
-        Held {
-            key: key.into(),
-            mode: mode.into(),
-            storage,
-        }
-    }
-
     #[test]
     fn lock_modes_are_ordered_by_what_they_block() {
         let pg = [
@@ -982,59 +1044,6 @@ mod tests {
         assert_eq!(display_mode("AccessExclusiveLock"), "ACCESS EXCLUSIVE");
         assert_eq!(display_mode("ShareLock"), "SHARE");
         assert_eq!(display_mode("MDL_EXCLUSIVE"), "EXCLUSIVE metadata");
-    }
-
-    #[test]
-    fn locks_keep_the_strongest_per_pre_existing_relation() {
-        let before = [
-            rel("100", "orders", Some(100), Some(8192)),
-            rel("200", "items", Some(200), None),
-            rel("300", "migrator_history", Some(300), None),
-        ];
-        let held = [
-            held_lock("100", "RowExclusiveLock", Some(100)),
-            held_lock("100", "AccessExclusiveLock", Some(100)),
-            held_lock("100", "ShareLock", Some(100)),
-            held_lock("200", "AccessShareLock", Some(200)),
-            held_lock("300", "RowExclusiveLock", Some(300)),
-            held_lock("999", "AccessExclusiveLock", Some(999)), // created by it
-        ];
-        assert_eq!(
-            locks(&before, &held),
-            [
-                Lock {
-                    relation: "items".into(),
-                    mode: "AccessShareLock".into()
-                },
-                Lock {
-                    relation: "orders".into(),
-                    mode: "AccessExclusiveLock".into()
-                },
-            ]
-        );
-    }
-
-    #[test]
-    fn a_rewrite_is_new_storage_for_a_relation_that_was_there() {
-        let before = [
-            rel("100", "orders", Some(100), Some(2_254_857_830)),
-            rel("200", "items", Some(200), Some(10)),
-            rel("300", "gone", Some(300), Some(10)),
-            rel("400", "v", None, None),
-        ];
-        let now = [
-            ("100", Some(555)),
-            ("200", Some(200)),
-            ("400", None),
-            ("777", Some(778)),
-        ];
-        assert_eq!(
-            rewrites(&before, now),
-            [Rewrite {
-                relation: "orders".into(),
-                bytes_before: Some(2_254_857_830)
-            }]
-        );
     }
 
     #[test]
@@ -1093,26 +1102,47 @@ mod tests {
 
     #[test]
     fn mysql_capture_says_what_it_could_not_read() {
-        let b = vec![rel("t", "t", Some(40), Some(1_605_632))];
-        let a = vec![rel("t", "t", Some(41), Some(1_605_632))];
+        use mysql::{Touch, touch};
+        let r = mysql::rebuilt("t", (Some(40), Some(1_605_632)), Some(41)).unwrap();
+        assert_eq!(r.bytes_before, Some(1_605_632));
+        assert_eq!(mysql::rebuilt("t", (Some(40), None), Some(40)), None);
         let c = mysql::capture(
-            Ok(b.clone()),
-            Ok(a.clone()),
+            Ok(vec![r.clone(), r]),
             Err("the server has no metadata-lock instrumentation".into()),
+            &[],
         );
-        assert_eq!(c.rewrites.unwrap()[0].relation, "t");
+        assert_eq!(c.rewrites.unwrap().len(), 1);
         assert_eq!(c.locks, None);
         assert!(c.not_measured.unwrap().contains("locks unknown"));
-        let c = mysql::capture(
-            Err("PROCESS privilege needed".into()),
-            Ok(a),
-            Ok(Vec::new()),
-        );
-        assert_eq!((c.rewrites, c.locks), (None, None));
+        let held = vec![
+            ("t".to_string(), "MDL_SHARED_WRITE".to_string()),
+            ("n".to_string(), "MDL_SHARED_WRITE".to_string()),
+        ];
+        let c = mysql::capture(Err("PROCESS".into()), Ok(Some(held)), &["n".to_string()]);
+        assert_eq!(c.rewrites, None);
         assert_eq!(
-            mysql::table_row(&[Some("t#P#p0".into()), Some("1".into()), None]),
-            None
+            c.locks.unwrap(),
+            [Lock {
+                relation: "t".into(),
+                mode: "MDL_SHARED_WRITE".into()
+            }]
         );
+        assert_eq!(
+            touch("-- why\nALTER ONLINE TABLE `my``t` MODIFY v BIGINT"),
+            Some(Touch::Rebuilds("my`t".into()))
+        );
+        assert_eq!(
+            touch("alter table IF EXISTS app.orders add column c int"),
+            Some(Touch::Rebuilds("orders".into()))
+        );
+        assert_eq!(touch("OPTIMIZE TABLE t"), Some(Touch::Rebuilds("t".into())));
+        assert_eq!(
+            touch("CREATE TABLE IF NOT EXISTS `n` (id INT)"),
+            Some(Touch::Creates("n".into()))
+        );
+        assert_eq!(touch("CREATE INDEX t_v ON t (v)"), None);
+        assert_eq!(touch("ALTER VIEW v AS SELECT 1"), None);
+        assert_eq!(touch("INSERT INTO t VALUES (1)"), None);
         assert_eq!(
             mysql::Flavor::of_version("10.11.19-MariaDB-0+deb12u1"),
             mysql::Flavor::Mariadb

@@ -497,10 +497,7 @@ impl Driver for Mysql {
         let m = exec.migration;
         let plain = |e: sqlx::Error| exec_error(&e, None);
         self.captured = None;
-        if self.capture_on {
-            // Capture "before": InnoDB's table ids, before anything changes.
-            self.capture.before(&mut self.conn).await;
-        }
+        self.capture.start();
         let begin = if m.transactional {
             "START TRANSACTION; "
         } else {
@@ -536,13 +533,21 @@ impl Driver for Mysql {
                 } else {
                     Ok(())
                 };
-                match reopen {
+                if self.capture_on {
+                    // Capture: a table this statement may rebuild, its id before.
+                    self.capture.before(&mut self.conn, stmt.sql).await;
+                }
+                let ran = match reopen {
                     Ok(()) => self
                         .run(stmt.sql)
                         .await
                         .map_err(|e| exec_error(&e, Some((i, stmt)))),
                     Err(e) => Err(exec_error(&e, Some((i, stmt)))),
+                };
+                if self.capture_on && ran.is_ok() {
+                    self.capture.after(&mut self.conn).await;
                 }
+                ran
             };
             in_tx = m.transactional && dml;
             if let Err(mut err) = result {
@@ -561,9 +566,9 @@ impl Driver for Mysql {
         }
         let ms = started.elapsed().as_millis() as u64;
         if self.capture_on {
-            // Capture "after": table ids again and the open transaction's
-            // metadata locks, just before the history update and its commit.
-            self.captured = self.capture.after(&mut self.conn).await;
+            // Capture "after": the open transaction's metadata locks, just
+            // before the history update and its commit.
+            self.captured = Some(self.capture.finish(&mut self.conn, in_tx).await);
         }
         let done = match exec.direction {
             Direction::Up => format!(

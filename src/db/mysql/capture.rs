@@ -1,16 +1,17 @@
 //! The rehearsal capture on MySQL and MariaDB: the queries of
-//! `migrator_core::rehearsal::mysql`, run by the driver around a migration.
-//! Kept apart so they can move with the statements they surround: the table
-//! list before the in-progress row ([`Capture::before`]), the table list and
-//! the session's metadata locks just before the final history update
-//! ([`Capture::after`]). A query the server refuses (no PROCESS privilege, no
-//! lock instrumentation) makes that part "not measured", never a failure, and
-//! is not asked again in the session.
+//! `migrator_core::rehearsal::mysql`, run by the driver around a migration's
+//! statements. Kept apart so they can move with the statements they surround:
+//! [`Capture::start`] before the first one, [`Capture::before`] and
+//! [`Capture::after`] around each (only ALTER/OPTIMIZE TABLE cost a query),
+//! [`Capture::finish`] just before the final history update. A query the
+//! server refuses (no PROCESS privilege, no lock instrumentation) makes that
+//! part "not measured", never a failure, and is not asked again in the session.
 
 use sqlx::mysql::MySqlConnection;
 use sqlx::{AssertSqlSafe, Row};
 
-use migrator_core::rehearsal::{self, Held, Relation, mysql::Flavor};
+use migrator_core::rehearsal::mysql::{self, Flavor, Touch};
+use migrator_core::rehearsal::{self, Rewrite};
 
 /// Every column of every row, as text.
 pub async fn text_rows(
@@ -27,15 +28,19 @@ pub async fn text_rows(
         .collect()
 }
 
-/// What the session knows of its server's capture sources.
+/// What the session knows of its server's capture sources, and what the
+/// running migration has measured so far.
 #[derive(Debug, Default)]
 pub struct Capture {
     flavor: Option<Flavor>,
-    /// Why the table list cannot be read here, once known.
+    /// Why table ids cannot be read here, once known.
     no_tables: Option<String>,
     /// Why the locks cannot be read here, once known.
     no_locks: Option<String>,
-    before: Option<Result<Vec<Relation>, String>>,
+    rewrites: Vec<Rewrite>,
+    created: Vec<String>,
+    /// The table the running statement may rebuild: its id and size before.
+    pending: Option<(String, (Option<u64>, Option<u64>))>,
 }
 
 impl Capture {
@@ -52,42 +57,85 @@ impl Capture {
         f
     }
 
-    async fn tables(&mut self, conn: &mut MySqlConnection) -> Result<Vec<Relation>, String> {
-        if let Some(why) = &self.no_tables {
-            return Err(why.clone());
+    /// A new migration starts.
+    pub fn start(&mut self) {
+        self.rewrites.clear();
+        self.created.clear();
+        self.pending = None;
+    }
+
+    async fn table(
+        &mut self,
+        conn: &mut MySqlConnection,
+        table: &str,
+    ) -> Option<(Option<u64>, Option<u64>)> {
+        if self.no_tables.is_some() {
+            return None;
         }
         let flavor = self.flavor(conn).await;
-        match text_rows(conn, &flavor.tables()).await {
-            Ok(rows) => Ok(rows
-                .iter()
-                .filter_map(|r| rehearsal::mysql::table_row(r))
-                .collect()),
+        let sql = flavor.table();
+        let row = sqlx::query(AssertSqlSafe(sql))
+            .bind(table)
+            .bind(table)
+            .fetch_one(&mut *conn)
+            .await
+            .and_then(|r| {
+                (0..r.len())
+                    .map(|i| r.try_get::<Option<String>, _>(i))
+                    .collect::<Result<Vec<_>, _>>()
+            });
+        match row {
+            Ok(row) => Some(mysql::table_row(&row)),
             Err(e) => {
-                let why = format!(
-                    "InnoDB's table list could not be read ({}; it needs the PROCESS privilege)",
+                self.no_tables = Some(format!(
+                    "InnoDB's table ids could not be read ({}; it needs the PROCESS privilege)",
                     super::describe(&e)
-                );
-                self.no_tables = Some(why.clone());
-                Err(why)
+                ));
+                None
             }
         }
     }
 
-    /// Before the migration's first statement.
-    pub async fn before(&mut self, conn: &mut MySqlConnection) {
-        self.before = Some(self.tables(conn).await);
+    /// Before one of the migration's statements.
+    pub async fn before(&mut self, conn: &mut MySqlConnection, sql: &str) {
+        self.pending = None;
+        match mysql::touch(sql) {
+            Some(Touch::Rebuilds(table)) => {
+                if let Some(before) = self.table(conn, &table).await {
+                    self.pending = Some((table, before));
+                }
+            }
+            Some(Touch::Creates(table)) => self.created.push(table),
+            None => {}
+        }
     }
 
-    /// Just before the final history update, in the migration's open
-    /// transaction if it has one. `None` when [`Capture::before`] did not run.
-    pub async fn after(&mut self, conn: &mut MySqlConnection) -> Option<rehearsal::Capture> {
-        let before = self.before.take()?;
-        let after = self.tables(conn).await;
-        let held = self.locks(conn).await;
-        Some(rehearsal::mysql::capture(before, after, held))
+    /// After the statement [`Capture::before`] saw ran.
+    pub async fn after(&mut self, conn: &mut MySqlConnection) {
+        let Some((table, before)) = self.pending.take() else {
+            return;
+        };
+        if let Some((after_id, _)) = self.table(conn, &table).await {
+            self.rewrites
+                .extend(mysql::rebuilt(&table, before, after_id));
+        }
     }
 
-    async fn locks(&mut self, conn: &mut MySqlConnection) -> Result<Vec<Held>, String> {
+    /// Just before the final history update: the locks of the open
+    /// transaction (`in_tx`), and what the migration measured.
+    pub async fn finish(&mut self, conn: &mut MySqlConnection, in_tx: bool) -> rehearsal::Capture {
+        let held = match in_tx {
+            true => self.locks(conn).await.map(Some),
+            false => Ok(None),
+        };
+        let rewrites = match &self.no_tables {
+            Some(why) => Err(why.clone()),
+            None => Ok(std::mem::take(&mut self.rewrites)),
+        };
+        mysql::capture(rewrites, held, &self.created)
+    }
+
+    async fn locks(&mut self, conn: &mut MySqlConnection) -> Result<Vec<(String, String)>, String> {
         if let Some(why) = &self.no_locks {
             return Err(why.clone());
         }
@@ -108,10 +156,7 @@ impl Capture {
             }
         }
         match text_rows(conn, flavor.locks()).await {
-            Ok(rows) => Ok(rows
-                .iter()
-                .filter_map(|r| rehearsal::mysql::lock_row(r))
-                .collect()),
+            Ok(rows) => Ok(rows.iter().filter_map(|r| mysql::lock_row(r)).collect()),
             Err(e) => {
                 let why = format!(
                     "the server has no metadata-lock instrumentation to read: {} ({})",
