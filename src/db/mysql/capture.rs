@@ -28,6 +28,9 @@ pub async fn text_rows(
         .collect()
 }
 
+/// A table's InnoDB id and size (bytes), as [`Flavor::table`] reads them.
+type Table = (Option<u64>, Option<u64>);
+
 /// What the session knows of its server's capture sources, and what the
 /// running migration has measured so far.
 #[derive(Debug, Default)]
@@ -40,7 +43,7 @@ pub struct Capture {
     rewrites: Vec<Rewrite>,
     created: Vec<String>,
     /// The table the running statement may rebuild: its id and size before.
-    pending: Option<(String, (Option<u64>, Option<u64>))>,
+    pending: Option<(String, Table)>,
 }
 
 impl Capture {
@@ -64,11 +67,7 @@ impl Capture {
         self.pending = None;
     }
 
-    async fn table(
-        &mut self,
-        conn: &mut MySqlConnection,
-        table: &str,
-    ) -> Option<(Option<u64>, Option<u64>)> {
+    async fn table(&mut self, conn: &mut MySqlConnection, table: &str) -> Option<Table> {
         if self.no_tables.is_some() {
             return None;
         }
