@@ -159,14 +159,14 @@ pub mod pg {
     pub const BEFORE_TAG: &str = "migrator_capture_before";
     pub const AFTER_TAG: &str = "migrator_capture_after";
 
-    /// Right after BEGIN (the migration's own transaction). Its first row
-    /// (a null oid) carries the watermark; the others are `(oid, bytes)`.
+    /// Right after BEGIN (the migration's own transaction). One scan of
+    /// `pg_class`, one row: the watermark (also kept in a transaction-local
+    /// setting for [`AFTER`]) and `oid:relpages` of each non-empty table.
     pub const BEFORE: &str = "SELECT NULL::oid AS migrator_capture_before, \
-        set_config('migrator.watermark', (SELECT max(greatest(oid::int8, relfilenode::int8)) \
-        FROM pg_class)::text, true)::int8 \
-        UNION ALL SELECT c.oid, c.relpages::int8 * current_setting('block_size')::int8 \
-        FROM pg_class c WHERE c.oid >= 16384 AND c.relkind IN ('r','m') AND c.relpages > 0 \
-        AND c.relpersistence <> 't'";
+        set_config('migrator.watermark', max(greatest(c.oid::int8, c.relfilenode::int8))::text, \
+        true)::int8, string_agg(c.oid::text || ':' || c.relpages::text, ',') FILTER (WHERE \
+        c.oid >= 16384 AND c.relkind IN ('r','m') AND c.relpages > 0), \
+        current_setting('block_size') FROM pg_class c";
 
     /// Just before the history row and COMMIT, in the same transaction.
     pub const AFTER: &str = "SELECT l.relation AS migrator_capture_after, l.mode, \
@@ -197,14 +197,15 @@ pub mod pg {
     }
 
     impl Before {
-        /// Takes one row of [`BEFORE`].
+        /// Takes the row of [`BEFORE`].
         pub fn take(&mut self, row: &[Option<String>]) {
-            match col(row, 0) {
-                None => self.watermark = num(row, 1),
-                Some(oid) => {
-                    if let Some(b) = num(row, 1) {
-                        self.bytes.insert(oid.to_string(), b);
-                    }
+            self.watermark = num(row, 1);
+            let block = num(row, 3).unwrap_or(8192);
+            for entry in col(row, 2).unwrap_or_default().split(',') {
+                if let Some((oid, pages)) = entry.split_once(':')
+                    && let Ok(pages) = pages.parse::<u64>()
+                {
+                    self.bytes.insert(oid.to_string(), pages * block);
                 }
             }
         }
@@ -1054,9 +1055,8 @@ mod tests {
                 .collect()
         };
         let mut before = pg::Before::default();
-        for r in [row(&["", "16500"]), row(&["16400", "3538944"])] {
-            before.take(&r);
-        }
+        before.take(&row(&["", "16500", "16400:432,16401:1", "8192"]));
+        assert_eq!(before.bytes.get("16401"), Some(&8192));
         assert_eq!(before.watermark, Some(16500));
         let locked: Vec<pg::Locked> = [
             row(&["16400", "AccessExclusiveLock", "t", "t"]),
