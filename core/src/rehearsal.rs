@@ -170,12 +170,12 @@ pub mod pg {
 
     /// Just before the history row and COMMIT, in the same transaction.
     pub const AFTER: &str = "SELECT l.relation AS migrator_capture_after, l.mode, \
-        c.relkind IN ('r','m') AND c.relfilenode::int8 > current_setting('migrator.watermark')::int8, \
+        c.relkind IN ('r','m') AND c.relfilenode::int8 > NULLIF(current_setting('migrator.watermark', true), '')::int8, \
         l.relation::regclass::text \
         FROM pg_locks l JOIN pg_class c ON c.oid = l.relation \
         WHERE l.pid = pg_backend_pid() AND l.locktype = 'relation' AND l.granted \
         AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) \
-        AND l.relation >= 16384 AND l.relation::int8 <= current_setting('migrator.watermark')::int8 \
+        AND l.relation >= 16384 AND l.relation::int8 <= NULLIF(current_setting('migrator.watermark', true), '')::int8 \
         AND c.relkind IN ('r','p','m','v','S','f')";
 
     /// No-transaction migrations: the tables rewritten since `watermark` (read
