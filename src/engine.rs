@@ -14,12 +14,13 @@ use std::time::Duration;
 
 use crate::db::{Driver, Exec, ExecError};
 use crate::interrupt::Interrupt;
-use crate::settings::Change;
+use crate::settings::{Change, Rehearsal};
 use migrator_core::adopt::{self, Adopted, Foreign, Tool};
 use migrator_core::error::{Error, Failure, Result};
 use migrator_core::history::{HistoryRow, current_version};
 use migrator_core::migration::{Engine, Migration, Order, Script};
 use migrator_core::plan::{self, Checks, DownTarget};
+use migrator_core::rehearsal::{self, Schema, VerifyDown, VerifyOutcome};
 use migrator_core::report::{Adoption, Direction, InDoubt, RunReport, Settled, StepReport};
 use migrator_core::split::{self, Statement};
 
@@ -37,6 +38,8 @@ pub struct Options {
     /// `--link-timeout`: bounds the waits no statement timeout covers (taking
     /// the lock past `lock_timeout`, releasing it) on a link gone silent.
     pub link_timeout: Option<Duration>,
+    /// What to measure of each migration, and the gates on it.
+    pub rehearsal: Rehearsal,
 }
 
 /// How long a run that was asked to stop (its statement cancelled) may take to
@@ -69,8 +72,13 @@ pub async fn run<D: Driver>(
     {
         return Err(single_transaction_on_mysql());
     }
+    db.set_capture(options.rehearsal.capture);
     lock(db, options, interrupt).await?;
-    let guards = (options.checks, options.adopt);
+    let guards = Guards {
+        checks: options.checks,
+        adopt: options.adopt,
+        verify_down: options.rehearsal.gates.verify_down,
+    };
     let started = std::time::Instant::now();
     let mut ended = watched(db, files, change, guards, interrupt, report).await;
     let version_before = report.version_before;
@@ -131,7 +139,49 @@ pub async fn run<D: Driver>(
         // The lock is session-scoped: it goes with the connection anyway.
         tracing::debug!(error = %e, abandoned, "could not release the lock explicitly");
     }
-    result
+    judge(report, options.rehearsal, result)
+}
+
+/// The findings of what ran, and the gates on them: a run that went well
+/// fails (exit 8) when a finding fails a gate; one that failed keeps its error.
+fn judge(report: &mut RunReport, rehearsal: Rehearsal, result: Result<()>) -> Result<()> {
+    let why = if rehearsal.capture {
+        "this database does not tell"
+    } else {
+        "--no-capture"
+    };
+    for s in &mut report.applied {
+        if s.locks.is_none() && s.rewrites.is_none() && s.not_measured.is_none() {
+            s.not_measured = Some(why.to_string());
+        }
+    }
+    report.findings = rehearsal::findings(
+        report.applied.iter().map(StepReport::measured),
+        &report.verify_down,
+        rehearsal.gates,
+    );
+    for f in &report.findings {
+        let migration = format!("{}_{}", f.version, f.name);
+        if f.gates.is_empty() {
+            tracing::info!(migration = %migration, "{}", f.text);
+        } else {
+            tracing::warn!(migration = %migration, gate_failed = true, "{}", f.text);
+        }
+    }
+    let failed = rehearsal::failed(&report.findings);
+    match result {
+        Ok(()) if !failed.is_empty() => Err(Error::Rehearsal(failed)),
+        other => other,
+    }
+}
+
+/// How the history is checked and what is verified, between lock and unlock.
+#[derive(Debug, Clone, Copy)]
+struct Guards {
+    checks: Checks,
+    adopt: bool,
+    /// `--verify-down`: each up's down is run and its schema compared.
+    verify_down: bool,
 }
 
 /// How the changing part of a run ended.
@@ -159,7 +209,7 @@ async fn watched<D: Driver>(
     db: &mut D,
     files: &[Migration],
     change: &Change,
-    guards: (Checks, bool),
+    guards: Guards,
     interrupt: &Interrupt,
     report: &mut RunReport,
 ) -> Ended {
@@ -275,12 +325,10 @@ async fn settle<D: Driver>(
         report
             .not_run
             .retain(|s| !(s.version == version && s.direction == direction));
-        report.applied.push(StepReport {
-            version,
-            name: doubt.name.clone(),
-            direction,
-            execution_ms: 0,
-        });
+        let mut settled = StepReport::new(version, &doubt.name, direction, 0);
+        settled.not_measured =
+            Some("the connection was lost: settled from the history, nothing measured".into());
+        report.applied.push(settled);
     }
     report.version_after = current_version(&rows, Order::of(files));
     report.in_doubt.push(doubt);
@@ -358,10 +406,15 @@ async fn locked<D: Driver>(
     db: &mut D,
     files: &[Migration],
     change: &Change,
-    (checks, adopt): (Checks, bool),
+    guards: Guards,
     interrupt: &Interrupt,
     report: &mut RunReport,
 ) -> Result<()> {
+    let Guards {
+        checks,
+        adopt,
+        verify_down,
+    } = guards;
     let order = Order::of(files);
     let history = db.history().await?;
     let mut table_exists = history.is_some();
@@ -414,6 +467,11 @@ async fn locked<D: Driver>(
         Change::Redo { .. } => unreachable!("run as down, then up"),
     };
     let prepared = prepare(&planned, direction, engine)?;
+    // The downs `--verify-down` will run are split now, before any write.
+    let downs = match (verify_down, direction) {
+        (true, Direction::Up) => prepare_downs(&planned, engine)?,
+        _ => Vec::new(),
+    };
     report.dry_run = dry_run;
     report.not_run = planned.iter().map(|m| step(m, direction, 0)).collect();
 
@@ -459,6 +517,17 @@ async fn locked<D: Driver>(
             statements: &p.statements,
         })
         .collect();
+    let down_execs: Vec<Option<Exec<'_>>> = downs
+        .iter()
+        .map(|d| {
+            d.as_ref().map(|p| Exec {
+                migration: p.migration,
+                direction: Direction::Down,
+                script: p.script,
+                statements: &p.statements,
+            })
+        })
+        .collect();
     let single = matches!(
         change,
         Change::Up {
@@ -469,7 +538,7 @@ async fn locked<D: Driver>(
     if single {
         run_single_transaction(db, &execs, &rows, order, interrupt, report).await
     } else {
-        run_each(db, &execs, &rows, order, interrupt, report).await
+        run_each(db, &execs, &down_execs, &rows, order, interrupt, report).await
     }
 }
 
@@ -514,31 +583,55 @@ fn prepare<'a>(
                     .as_ref()
                     .expect("planner only picks reversible migrations"),
             };
-            let statements =
-                split::split(&script.sql, engine, script.goose_annotations).map_err(|e| {
-                    Error::Syntax {
-                        file: script.path.clone(),
-                        line: script.first_line + e.line - 1,
-                        column: e.column,
-                        message: e.message.clone(),
-                    }
-                })?;
-            Ok(Prepared {
-                migration: m,
-                script,
-                statements,
-            })
+            prepared(m, script, engine)
         })
         .collect()
 }
 
+/// `--verify-down`: the down script of each planned migration that has one.
+fn prepare_downs<'a>(
+    planned: &[&'a Migration],
+    engine: Engine,
+) -> Result<Vec<Option<Prepared<'a>>>> {
+    planned
+        .iter()
+        .map(|m| m.down.as_ref().map(|d| prepared(m, d, engine)).transpose())
+        .collect()
+}
+
+fn prepared<'a>(m: &'a Migration, script: &'a Script, engine: Engine) -> Result<Prepared<'a>> {
+    let statements =
+        split::split(&script.sql, engine, script.goose_annotations).map_err(|e| Error::Syntax {
+            file: script.path.clone(),
+            line: script.first_line + e.line - 1,
+            column: e.column,
+            message: e.message.clone(),
+        })?;
+    Ok(Prepared {
+        migration: m,
+        script,
+        statements,
+    })
+}
+
 fn step(m: &Migration, direction: Direction, execution_ms: u64) -> StepReport {
-    StepReport {
-        version: m.version,
-        name: m.name.clone(),
-        direction,
-        execution_ms,
+    StepReport::new(m.version, &m.name, direction, execution_ms)
+}
+
+/// A step that ran, with what the driver measured of it.
+fn measured_step(
+    m: &Migration,
+    direction: Direction,
+    ms: u64,
+    capture: Option<rehearsal::Capture>,
+) -> StepReport {
+    let mut s = step(m, direction, ms);
+    if let Some(c) = capture {
+        s.locks = c.locks;
+        s.rewrites = c.rewrites;
+        s.not_measured = c.not_measured;
     }
+    s
 }
 
 /// The version once `done` more steps have finished, given the rows before.
@@ -564,13 +657,14 @@ fn version_after(
 async fn run_each<D: Driver>(
     db: &mut D,
     execs: &[Exec<'_>],
+    downs: &[Option<Exec<'_>>],
     rows: &[HistoryRow],
     order: Order,
     interrupt: &Interrupt,
     report: &mut RunReport,
 ) -> Result<()> {
     let before = report.applied.len();
-    let result = run_steps(db, execs, interrupt, report).await;
+    let result = run_steps(db, execs, downs, interrupt, report).await;
     // Once, at the end (not per step: that would be quadratic in the plan).
     let done = report.applied.len() - before;
     report.not_run.drain(..done.min(report.not_run.len()));
@@ -584,14 +678,18 @@ async fn run_each<D: Driver>(
     })
 }
 
-/// Runs the steps in order; on failure, the step and what went wrong.
-#[allow(clippy::type_complexity)]
+/// What stopped a run of steps: the step, and the error or the driver's failure.
+type Stopped<'e> = (&'e Exec<'e>, std::result::Result<Error, ExecError>);
+
+/// Runs the steps in order; on failure, the step and what went wrong. A step
+/// with a down in `downs` (`--verify-down`) has it verified right after.
 async fn run_steps<'e, D: Driver>(
     db: &mut D,
     execs: &'e [Exec<'e>],
+    downs: &'e [Option<Exec<'e>>],
     interrupt: &Interrupt,
     report: &mut RunReport,
-) -> std::result::Result<(), (&'e Exec<'e>, std::result::Result<Error, ExecError>)> {
+) -> std::result::Result<(), Stopped<'e>> {
     let total = execs.len();
     for (i, exec) in execs.iter().enumerate() {
         if let Some(signal) = interrupt.signal() {
@@ -610,17 +708,93 @@ async fn run_steps<'e, D: Driver>(
             Direction::Down => "reverting",
         };
         tracing::info!(migration = %label, step = i + 1, of = total, "{verb}");
+        let down = downs.get(i).and_then(Option::as_ref);
+        let before = match down {
+            Some(_) => Some(db.schema().await.map_err(|e| (exec, Ok(e)))?),
+            None => None,
+        };
         match db.execute(exec, interrupt).await {
             Ok(ms) => {
                 tracing::info!(migration = %label, elapsed_ms = ms, "done");
+                let capture = db.take_capture();
                 report
                     .applied
-                    .push(step(exec.migration, exec.direction, ms));
+                    .push(measured_step(exec.migration, exec.direction, ms, capture));
             }
             Err(err) => return Err((exec, Err(err))),
         }
+        if let (Some(down), Some(before)) = (down, before) {
+            let after_up = db.schema().await.map_err(|e| (exec, Ok(e)))?;
+            verify_down(db, exec, down, [&before, &after_up], interrupt, report).await?;
+        }
     }
     Ok(())
+}
+
+/// `--verify-down` for one migration just applied: its down runs, the schema
+/// after it is compared with `before` (the schema before the up), and the
+/// database goes back to the up state: the driver rolls the down back; or the
+/// down changed no schema at all (`after_up` is what it left), and only the
+/// history row is written again; or the up runs again. A down that failed half
+/// way where nothing rolls back (MySQL DDL) stops the run: the database is not
+/// at the up state then.
+async fn verify_down<'e, D: Driver>(
+    db: &mut D,
+    up: &'e Exec<'e>,
+    down: &'e Exec<'e>,
+    [before, after_up]: [&Schema; 2],
+    interrupt: &Interrupt,
+    report: &mut RunReport,
+) -> std::result::Result<(), Stopped<'e>> {
+    let m = up.migration;
+    tracing::info!(migration = %m.label(), "verifying its down");
+    let mut entry = VerifyDown {
+        version: m.version,
+        name: m.name.clone(),
+        outcome: VerifyOutcome::Ok,
+        file: None,
+        line: None,
+        message: None,
+        differences: Vec::new(),
+    };
+    match db.rehearse_down(down, interrupt).await {
+        Ok((after, undone)) => {
+            entry.differences = rehearsal::diff(before, &after);
+            if !entry.differences.is_empty() {
+                entry.outcome = VerifyOutcome::SchemaDiffers;
+            }
+            report.verify_down.push(entry);
+            if undone {
+                return Ok(());
+            }
+            if after == *after_up {
+                // Running the up again would collide with what the down left.
+                tracing::info!(migration = %m.label(), "its down changed no schema: recording it as applied again");
+                let row = (m.version, m.name.clone(), m.checksum.clone());
+                return db.insert_applied(&[row]).await.map_err(|e| (up, Ok(e)));
+            }
+            tracing::info!(migration = %m.label(), "applying again after its down");
+            db.execute(up, interrupt).await.map_err(|e| (up, Err(e)))?;
+            db.take_capture();
+            Ok(())
+        }
+        Err(err) if err.cancelled && interrupt.signal().is_some() => Err((down, Err(err))),
+        Err(err) => {
+            let f = failure(down, err.clone(), None);
+            entry.outcome = VerifyOutcome::DownFailed;
+            entry.file = Some(f.file.clone());
+            entry.line = f.line;
+            entry.message = Some(match &f.code {
+                Some(c) => format!("[{c}] {}", f.message),
+                None => f.message.clone(),
+            });
+            report.verify_down.push(entry);
+            if err.dirty {
+                return Err((down, Err(err)));
+            }
+            Ok(())
+        }
+    }
 }
 
 async fn run_single_transaction<D: Driver>(
@@ -643,9 +817,13 @@ async fn run_single_transaction<D: Driver>(
         Ok(times) => {
             for (exec, ms) in execs.iter().zip(times) {
                 tracing::info!(migration = %exec.migration.label(), elapsed_ms = ms, "done");
-                report
-                    .applied
-                    .push(step(exec.migration, exec.direction, ms));
+                let mut s = step(exec.migration, exec.direction, ms);
+                s.not_measured = Some(
+                    "--single-transaction: the migrations share one transaction, so its locks \
+                     are not one migration's"
+                        .into(),
+                );
+                report.applied.push(s);
             }
             report.not_run.clear();
             report.version_after = version_after(rows, &report.applied, order);
@@ -756,7 +934,7 @@ async fn redo<D: Driver>(
     db: &mut D,
     files: &[Migration],
     yes: bool,
-    guards: (Checks, bool),
+    guards: Guards,
     interrupt: &Interrupt,
     report: &mut RunReport,
 ) -> Result<()> {

@@ -23,6 +23,7 @@ use migrator_core::error::{Error, Result};
 use migrator_core::history::HistoryRow;
 use migrator_core::migration::{Migration, Script};
 use migrator_core::plan::ForcePlan;
+use migrator_core::rehearsal::{Capture, Schema};
 pub use migrator_core::report::DatabaseInfo;
 use migrator_core::report::Direction;
 use migrator_core::split::Statement;
@@ -127,6 +128,41 @@ pub trait Driver {
             "reconnecting",
             "this driver cannot open a new session",
         ))
+    }
+    /// Whether [`Driver::execute`] measures the locks and rewrites of the
+    /// migrations it runs from now on (on unless `--no-capture`).
+    fn set_capture(&mut self, _on: bool) {}
+
+    /// What was measured of the migration the last successful
+    /// [`Driver::execute`] ran; `None` when this driver measures nothing.
+    fn take_capture(&mut self) -> Option<Capture> {
+        None
+    }
+
+    /// The schema as the catalogs describe it (`--verify-down`).
+    async fn schema(&mut self) -> Result<Schema> {
+        Err(Error::usage(
+            "--verify-down: this database cannot read its schema",
+        ))
+    }
+
+    /// `--verify-down`: runs `down` (an [`Exec`] in direction down) and reads
+    /// the schema after it. `Ok((schema, true))`: the driver took the down back
+    /// itself (PostgreSQL runs it in a transaction it rolls back), so the
+    /// database is at the up state and the up need not run again;
+    /// `Ok((schema, false))`: the down is applied (and recorded) and the caller
+    /// runs the up again. A failed down is rolled back where the engine can.
+    async fn rehearse_down(
+        &mut self,
+        down: &Exec<'_>,
+        interrupt: &Interrupt,
+    ) -> std::result::Result<(Schema, bool), ExecError> {
+        self.execute(down, interrupt).await?;
+        let schema = self.schema().await.map_err(|e| ExecError {
+            message: e.to_string(),
+            ..ExecError::default()
+        })?;
+        Ok((schema, false))
     }
 }
 
@@ -320,6 +356,22 @@ impl Driver for AnyDriver {
     }
     async fn reconnect(&mut self, interrupt: &Interrupt) -> Result<()> {
         both!(self, d => d.reconnect(interrupt).await)
+    }
+    fn set_capture(&mut self, on: bool) {
+        both!(self, d => d.set_capture(on))
+    }
+    fn take_capture(&mut self) -> Option<Capture> {
+        both!(self, d => d.take_capture())
+    }
+    async fn schema(&mut self) -> Result<Schema> {
+        both!(self, d => d.schema().await)
+    }
+    async fn rehearse_down(
+        &mut self,
+        down: &Exec<'_>,
+        interrupt: &Interrupt,
+    ) -> std::result::Result<(Schema, bool), ExecError> {
+        both!(self, d => d.rehearse_down(down, interrupt).await)
     }
 }
 

@@ -17,6 +17,13 @@
 //! statement that was. The lock, the session's id and the history read share one
 //! round trip too. Scripts whose statements may answer with several results
 //! (`CALL`), or too large for one packet, run statement by statement.
+//!
+//! The rehearsal capture (`capture`) rides in the migration's message as pieces
+//! of its own (a table's id around each ALTER/OPTIMIZE TABLE, the locks before
+//! the final update); the session's first migration first tries those queries
+//! once, so that one the server refuses never stops a migration.
+
+mod capture;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -36,6 +43,8 @@ use migrator_core::adopt::Adopted;
 use migrator_core::error::{Error, Result};
 use migrator_core::history::{HistoryRow, RowStatus};
 use migrator_core::plan::ForcePlan;
+use migrator_core::rehearsal::mysql::Touch;
+use migrator_core::rehearsal::{Capture, Schema};
 use migrator_core::report::{DatabaseInfo, Direction};
 use migrator_core::split::Statement;
 
@@ -127,6 +136,10 @@ pub struct Mysql {
     /// The history as read right behind the lock (same round trip), for the
     /// `history` call that follows it; any other call drops it.
     read_ahead: Option<Result<Option<Vec<HistoryRow>>>>,
+    /// Measure rewrites and locks (`capture`); what the last migration measured.
+    capture_on: bool,
+    capture: capture::Capture,
+    captured: Option<Capture>,
 }
 
 pub async fn connect(
@@ -184,6 +197,9 @@ pub async fn connect(
         id,
         max_packet: None,
         read_ahead: None,
+        capture_on: true,
+        capture: capture::Capture::default(),
+        captured: None,
     };
     db.start_session(interrupt).await?;
     Ok(db)
@@ -334,6 +350,12 @@ enum Piece {
     Commit,
     /// The execution time the server recorded, read back.
     Took,
+    /// Capture: the id of the table statement `i` may rebuild, before it.
+    TableBefore(usize),
+    /// Capture: the same table's id after statement `i`.
+    TableAfter(usize),
+    /// Capture: the open transaction's locks, before the final update.
+    Locks,
 }
 
 /// One migration as one multi-statement message: the same statements, in the
@@ -347,10 +369,16 @@ struct Batch {
     /// No statement may answer with several results (`CALL`, `EXECUTE`): only
     /// then does counting results locate a failure.
     one_answer_each: bool,
+    /// Whether a transaction is still open at the final update.
+    ends_in_tx: bool,
+    /// The tables the migration creates (their locks are its own).
+    created: Vec<String>,
 }
 
 impl Batch {
-    fn of(exec: &Exec<'_>) -> Batch {
+    /// `capture`: the session's capture, when measuring (its pieces go in
+    /// where its queries are known to be answered).
+    fn of(exec: &Exec<'_>, capture: Option<&capture::Capture>) -> Batch {
         let m = exec.migration;
         let mut parts: Vec<(Piece, std::borrow::Cow<'_, str>)> = Vec::new();
         if m.transactional {
@@ -359,14 +387,32 @@ impl Batch {
         parts.push((Piece::Mark, mark_sql(exec).into()));
         let mut in_tx = m.transactional;
         let mut one_answer_each = true;
+        let mut created = Vec::new();
         for (i, stmt) in exec.statements.iter().enumerate() {
             let dml = is_dml(stmt.sql);
             if m.transactional && dml && !in_tx {
                 parts.push((Piece::Reopen(i), "START TRANSACTION".into()));
             }
+            let table = match (capture, migrator_core::rehearsal::mysql::touch(stmt.sql)) {
+                (Some(c), Some(Touch::Rebuilds(t))) => c.table_sql(&t),
+                (_, Some(Touch::Creates(t))) => {
+                    created.push(t);
+                    None
+                }
+                _ => None,
+            };
+            if let Some(sql) = &table {
+                parts.push((Piece::TableBefore(i), sql.clone().into()));
+            }
             parts.push((Piece::Statement(i), stmt.sql.into()));
+            if let Some(sql) = table {
+                parts.push((Piece::TableAfter(i), sql.into()));
+            }
             in_tx = m.transactional && dml;
             one_answer_each &= !may_answer_many(stmt.sql);
+        }
+        if in_tx && let Some(sql) = capture.and_then(capture::Capture::locks_sql) {
+            parts.push((Piece::Locks, sql.into()));
         }
         let done = match exec.direction {
             // Timed on the server, from the in-progress row's timestamp.
@@ -407,6 +453,8 @@ impl Batch {
             text,
             pieces: parts.into_iter().map(|(p, _)| p).collect(),
             one_answer_each,
+            ends_in_tx: in_tx,
+            created,
         }
     }
 }
@@ -480,13 +528,14 @@ impl Mysql {
     /// One round trip: the session's id and `max_allowed_packet`, the lock
     /// (waiting at most `timeout`, on the server) and, behind it, the history.
     /// The id is stored as soon as it arrives, so a signal during the wait can
-    /// cancel it. Returns GET_LOCK's answer and the history read.
+    /// cancel it; the server's version tells the capture which tables to read. Returns GET_LOCK's answer and the history read.
     async fn lock_and_read(
         &mut self,
         timeout: Duration,
     ) -> std::result::Result<(Option<i64>, Result<Option<Vec<HistoryRow>>>), sqlx::Error> {
         let sql = format!(
-            "SELECT CONNECTION_ID(), @@max_allowed_packet; SELECT GET_LOCK({}, {}); {SELECT_HISTORY}",
+            "SELECT CONNECTION_ID(), @@max_allowed_packet, VERSION(); SELECT GET_LOCK({}, {}); \
+             {SELECT_HISTORY}",
             text_literal(&self.lock_name),
             timeout.as_secs_f64()
         );
@@ -503,6 +552,9 @@ impl Mysql {
                         let id: u64 = row.try_get_unchecked(0)?;
                         self.id.store(id, Ordering::SeqCst);
                         self.max_packet = row.try_get_unchecked(1).ok();
+                        if let Ok(version) = row.try_get_unchecked::<String, _>(2) {
+                            self.capture.set_version(&version);
+                        }
                     }
                     1 => got = row.try_get_unchecked::<Option<i64>, _>(0)?,
                     _ if history.is_ok() => match history_row(&row) {
@@ -546,17 +598,25 @@ impl Mysql {
     ) -> std::result::Result<u64, ExecError> {
         let started = Instant::now();
         let (mut completed, mut took, mut failure) = (0usize, None, None);
+        let mut captured: Vec<(Piece, Vec<Option<String>>)> = Vec::new();
         {
             let mut stream =
                 sqlx::raw_sql(AssertSqlSafe(batch.text.clone())).fetch_many(&mut self.conn);
             loop {
                 match stream.try_next().await {
                     Ok(Some(Either::Left(_))) => completed += 1,
-                    Ok(Some(Either::Right(row))) => {
-                        if batch.pieces.get(completed) == Some(&Piece::Took) {
-                            took = row.try_get_unchecked::<i64, _>(0).ok();
+                    Ok(Some(Either::Right(row))) => match batch.pieces.get(completed) {
+                        Some(Piece::Took) => took = row.try_get_unchecked::<i64, _>(0).ok(),
+                        Some(p @ (Piece::TableBefore(_) | Piece::TableAfter(_) | Piece::Locks)) => {
+                            captured.push((
+                                *p,
+                                (0..row.len())
+                                    .map(|i| row.try_get::<Option<String>, _>(i).ok().flatten())
+                                    .collect(),
+                            ))
                         }
-                    }
+                        _ => {}
+                    },
                     Ok(None) => break,
                     Err(e) => {
                         failure = Some(e);
@@ -567,9 +627,36 @@ impl Mysql {
         }
         let elapsed = || started.elapsed().as_millis() as u64;
         let at = batch.pieces.get(completed).copied();
+        // A capture piece that failed (the session's probe makes that rare)
+        // stopped the message where it stands: before the statement it
+        // precedes, or before the final update.
+        let capture_failed = matches!(
+            at,
+            Some(Piece::TableBefore(_) | Piece::TableAfter(_) | Piece::Locks)
+        );
+        let at = match at {
+            Some(Piece::TableBefore(i)) => Some(Piece::Statement(i)),
+            Some(Piece::TableAfter(i)) if i + 1 < exec.statements.len() => {
+                Some(Piece::Statement(i + 1))
+            }
+            Some(Piece::TableAfter(_) | Piece::Locks) => Some(Piece::Done),
+            other => other,
+        };
         let (i, mut err) = match (at, failure) {
             (None | Some(Piece::Took), _) => {
+                if self.capture_on {
+                    self.captured = Some(self.capture_of(exec, batch, captured));
+                }
                 return Ok(took.map_or_else(elapsed, |t| t.max(0) as u64));
+            }
+            (Some(Piece::Statement(i) | Piece::Reopen(i)), Some(e)) if capture_failed => {
+                let mut err = exec_error(&e, None);
+                err.statement = Some(i);
+                err.message = format!(
+                    "reading the rehearsal capture (before this statement ran): {}",
+                    err.message
+                );
+                (i, err)
             }
             (Some(Piece::Statement(i) | Piece::Reopen(i)), Some(e)) => {
                 (i, exec_error(&e, Some((i, &exec.statements[i]))))
@@ -588,11 +675,24 @@ impl Mysql {
                 });
             }
             // The script ran; its bookkeeping did not: the row stays in progress.
-            (Some(Piece::Done | Piece::Commit), failure) => {
-                let err = match failure {
+            // (Capture pieces were mapped to what they precede above.)
+            (
+                Some(
+                    Piece::Done
+                    | Piece::Commit
+                    | Piece::TableBefore(_)
+                    | Piece::TableAfter(_)
+                    | Piece::Locks,
+                ),
+                failure,
+            ) => {
+                let mut err = match failure {
                     Some(e) => exec_error(&e, None),
                     None => super::interrupted_before(exec.statements.len(), 0, interrupt),
                 };
+                if capture_failed {
+                    err.message = format!("reading the rehearsal capture: {}", err.message);
+                }
                 let Some(last) = exec.statements.len().checked_sub(1) else {
                     return Err(err);
                 };
@@ -610,6 +710,42 @@ impl Mysql {
                 .await;
         }
         Err(err)
+    }
+
+    /// What the capture pieces of `batch` answered, as the migration's capture.
+    fn capture_of(
+        &self,
+        exec: &Exec<'_>,
+        batch: &Batch,
+        rows: Vec<(Piece, Vec<Option<String>>)>,
+    ) -> Capture {
+        use migrator_core::rehearsal::mysql;
+        let mut before = std::collections::HashMap::new();
+        let mut rewrites = Vec::new();
+        let mut held = Vec::new();
+        for (piece, row) in rows {
+            match piece {
+                Piece::TableBefore(i) => {
+                    before.insert(i, mysql::table_row(&row));
+                }
+                Piece::TableAfter(i) => {
+                    if let (Some(Touch::Rebuilds(table)), Some(b)) =
+                        (mysql::touch(exec.statements[i].sql), before.get(&i))
+                    {
+                        rewrites.extend(mysql::rebuilt(&table, *b, mysql::table_row(&row).0));
+                    }
+                }
+                Piece::Locks => held.extend(mysql::lock_row(&row)),
+                _ => {}
+            }
+        }
+        let read_locks = batch.pieces.contains(&Piece::Locks);
+        self.capture.of_message(
+            rewrites,
+            read_locks.then_some(held),
+            batch.ends_in_tx,
+            &batch.created,
+        )
     }
 
     /// The migration statement by statement: a round trip each, with a check
@@ -657,13 +793,21 @@ impl Mysql {
                 } else {
                     Ok(())
                 };
-                match reopen {
+                if self.capture_on {
+                    // Capture: a table this statement may rebuild, its id before.
+                    self.capture.before(&mut self.conn, stmt.sql).await;
+                }
+                let ran = match reopen {
                     Ok(()) => self
                         .run(stmt.sql)
                         .await
                         .map_err(|e| exec_error(&e, Some((i, stmt)))),
                     Err(e) => Err(exec_error(&e, Some((i, stmt)))),
+                };
+                if self.capture_on && ran.is_ok() {
+                    self.capture.after(&mut self.conn).await;
                 }
+                ran
             };
             in_tx = m.transactional && dml;
             if let Err(mut err) = result {
@@ -681,6 +825,11 @@ impl Mysql {
             }
         }
         let ms = started.elapsed().as_millis() as u64;
+        if self.capture_on {
+            // Capture "after": the open transaction's metadata locks, just
+            // before the history update and its commit.
+            self.captured = Some(self.capture.finish(&mut self.conn, in_tx).await);
+        }
         let done = match exec.direction {
             Direction::Up => format!(
                 "UPDATE migrator_history SET status = 'applied', execution_ms = {ms}, \
@@ -1017,8 +1166,24 @@ impl Driver for Mysql {
         interrupt: &Interrupt,
     ) -> std::result::Result<u64, ExecError> {
         self.read_ahead = None;
+        self.captured = None;
+        self.capture.start();
         self.ensure_id().await.map_err(|e| exec_error(&e, None))?;
-        let batch = Batch::of(exec);
+        let mut batch = Batch::of(exec, None);
+        if self.capture_on {
+            // Pieces only where there is something to read: a table that may be
+            // rebuilt, or a transaction open at the end.
+            let rebuilds = exec.statements.iter().any(|s| {
+                matches!(
+                    migrator_core::rehearsal::mysql::touch(s.sql),
+                    Some(Touch::Rebuilds(_))
+                )
+            });
+            if (rebuilds || batch.ends_in_tx) && self.capture.needs_probe() {
+                self.capture.probe(&mut self.conn).await;
+            }
+            batch = Batch::of(exec, Some(&self.capture));
+        }
         let limit = self.max_packet.unwrap_or(UNKNOWN_PACKET_LIMIT);
         if batch.one_answer_each && (batch.text.len() as u64) < limit.saturating_sub(PACKET_SLACK) {
             self.execute_batch(exec, &batch, interrupt).await
@@ -1113,6 +1278,22 @@ impl Driver for Mysql {
         Ok(started.elapsed().as_millis() as u64)
     }
 
+    fn set_capture(&mut self, on: bool) {
+        self.capture_on = on;
+    }
+
+    fn take_capture(&mut self) -> Option<Capture> {
+        self.captured.take()
+    }
+
+    async fn schema(&mut self) -> Result<Schema> {
+        self.read_ahead = None;
+        capture::text_rows(&mut self.conn, migrator_core::rehearsal::mysql::SCHEMA)
+            .await
+            .map(|rows| Schema::from_rows(&rows))
+            .map_err(|e| Error::database("reading the schema for --verify-down", describe(&e)))
+    }
+
     async fn query_text(&mut self, sql: &str) -> Result<Option<Vec<Vec<Option<String>>>>> {
         self.read_ahead = None;
         match sqlx::raw_sql(AssertSqlSafe(sql))
@@ -1205,7 +1386,7 @@ mod tests {
             script: &m.up,
             statements: &statements,
         };
-        let batch = Batch::of(&exec);
+        let batch = Batch::of(&exec, None);
         assert_eq!(
             batch.pieces,
             [

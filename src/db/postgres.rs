@@ -3,13 +3,21 @@
 //! A transactional migration costs one round trip: `BEGIN`, the whole script (the
 //! server splits it, as psql's statements would run), the history row with the
 //! execution time the server measured, and `COMMIT`, in one simple-protocol
-//! message ([`transactional_message`]). A failed statement is located by the
+//! message (`transactional_message`). A failed statement is located by the
 //! server's error position or, failing that, by counting the statements the server
 //! completed; then one more round trip rolls back. No-transaction scripts run
 //! statement by statement between an "in progress" row and its completion.
 //!
 //! The lock, and the history read right behind it, share one round trip: the
 //! server answers in order, so the read sees what the lock holder may see.
+//!
+//! The rehearsal capture (`capture`) rides in the same message: its "before"
+//! fragment right after `BEGIN` (`Part::Before`), its "after" fragment between
+//! the script and the history row (`Part::After`); no round trip of its own.
+//! A no-transaction migration pipelines "before" with its in-progress row and
+//! the rewrite check with its completion.
+
+mod capture;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -27,6 +35,7 @@ use migrator_core::adopt::Adopted;
 use migrator_core::error::{Error, Result};
 use migrator_core::history::{HistoryRow, RowStatus, TABLE};
 use migrator_core::plan::ForcePlan;
+use migrator_core::rehearsal::{Capture, Schema, pg};
 use migrator_core::report::{DatabaseInfo, Direction};
 use migrator_core::split::{self, Statement};
 
@@ -69,6 +78,9 @@ pub struct Postgres {
     /// The server process of our session and when it started, once known
     /// (read with the lock): a pid alone may be reused by then.
     session: Option<(i32, String)>,
+    /// Measure locks and rewrites (`capture`); what the last migration measured.
+    capture: bool,
+    captured: Option<Capture>,
 }
 
 /// Whether a connection error may pass if we wait (the server is starting, the
@@ -120,6 +132,8 @@ pub async fn connect(
         init_sql: init_sql.to_vec(),
         link,
         session: None,
+        capture: true,
+        captured: None,
     })
 }
 
@@ -605,14 +619,29 @@ impl Postgres {
     ) -> std::result::Result<u64, ExecError> {
         let started = Instant::now();
         let record = record_sql(exec);
+        // The capture's splice points: "before" right after BEGIN, "after"
+        // between the script and the history row; same message, same round trip.
+        let (before, after) = match self.capture {
+            true => (Some(pg::BEFORE), Some(pg::AFTER)),
+            false => (None, None),
+        };
         let message = transactional_message(
-            None,
+            before,
             (&exec.script.sql, exec.statements.len()),
-            None,
+            after,
             &record,
         );
         match self.send(&message, exec).await {
             Ok(rows) => {
+                if self.capture {
+                    let mut captured = capture::Rows::default();
+                    for part in [Part::Before, Part::After] {
+                        if let Some(i) = message.index_of(part) {
+                            rows[i].iter().for_each(|r| captured.take_row(r));
+                        }
+                    }
+                    self.captured = Some(captured.capture());
+                }
                 Ok(server_ms(&message, &rows)
                     .unwrap_or_else(|| started.elapsed().as_millis() as u64))
             }
@@ -632,7 +661,17 @@ impl Postgres {
     ) -> std::result::Result<u64, ExecError> {
         let m = exec.migration;
         let version = m.version as i64;
-        let mark = match exec.direction {
+        // No transaction to read locks in: the rewrites since a watermark,
+        // read in the in-progress row's round trip (pipelined).
+        let capture = self.capture;
+        let watermark = async {
+            match capture {
+                true => Some(self.client.simple_query(pg::BEFORE).await),
+                false => None,
+            }
+        };
+        let mark = async {
+            match exec.direction {
             Direction::Up => self
                 .client
                 .execute(
@@ -647,8 +686,23 @@ impl Postgres {
                     &[&version],
                 )
                 .await,
+        }
         };
+        let (watermark, mark) = tokio::join!(watermark, mark);
         mark.map_err(|e| exec_error(&e, "", 0, 0))?;
+        // `None` when not capturing or when pg_class could not be read (logged:
+        // the capture never fails a migration).
+        let before = match watermark {
+            Some(Ok(messages)) => {
+                let before = capture::Rows::from(&messages).before;
+                before.watermark.map(|w| (before, w))
+            }
+            Some(Err(e)) => {
+                tracing::warn!(error = %describe(&e), "could not read pg_class for the rehearsal capture");
+                None
+            }
+            None => None,
+        };
         let started = Instant::now();
         for (i, stmt) in exec.statements.iter().enumerate() {
             let result = if interrupt.signal().is_some() {
@@ -703,7 +757,8 @@ impl Postgres {
             }
         }
         let ms = started.elapsed().as_millis() as u64;
-        let done = match exec.direction {
+        let done = async {
+            match exec.direction {
             Direction::Up => self
                 .client
                 .execute(
@@ -715,12 +770,31 @@ impl Postgres {
                 .client
                 .execute("DELETE FROM migrator_history WHERE version = $1", &[&version])
                 .await,
+        }
         };
+        // The rewrites since the watermark, pipelined with the completion.
+        let rewritten = async {
+            match &before {
+                Some((_, watermark)) => Some(
+                    self.client
+                        .simple_query(&pg::rewritten_since(*watermark))
+                        .await,
+                ),
+                None => None,
+            }
+        };
+        let (done, rewritten) = tokio::join!(done, rewritten);
         done.map_err(|e| {
             let mut err = exec_error(&e, "", 0, 0);
             err.dirty = true;
             err
         })?;
+        if let (Some((before, _)), Some(after)) = (&before, rewritten) {
+            self.captured = Some(match after {
+                Ok(after) => pg::capture_statementwise(before, &capture::Rows::from(&after).locked),
+                Err(_) => Capture::not_measured("reading pg_class after the migration failed"),
+            });
+        }
         Ok(ms)
     }
 }
@@ -862,6 +936,7 @@ impl Driver for Postgres {
         interrupt: &Interrupt,
     ) -> std::result::Result<u64, ExecError> {
         self.read_ahead = None;
+        self.captured = None;
         if exec.migration.transactional {
             self.execute_transactional(exec).await
         } else {
@@ -1000,6 +1075,57 @@ impl Driver for Postgres {
             .await
             .map_err(|e| exec_error(&e, "", 0, 0))?;
         Ok(started.elapsed().as_millis() as u64)
+    }
+
+    fn set_capture(&mut self, on: bool) {
+        self.capture = on;
+    }
+
+    fn take_capture(&mut self) -> Option<Capture> {
+        self.captured.take()
+    }
+
+    async fn schema(&mut self) -> Result<Schema> {
+        self.read_ahead = None;
+        let messages = self
+            .simple(pg::SCHEMA, "reading the schema for --verify-down")
+            .await?;
+        Ok(Schema::from_rows(&capture::all_rows(&messages)))
+    }
+
+    /// A transactional down runs in a transaction that is rolled back once
+    /// the schema is read: the database never leaves the up state. A
+    /// no-transaction down really runs; the caller applies the up again.
+    async fn rehearse_down(
+        &mut self,
+        down: &Exec<'_>,
+        interrupt: &Interrupt,
+    ) -> std::result::Result<(Schema, bool), ExecError> {
+        let lift = |e: Error| ExecError {
+            message: e.to_string(),
+            ..ExecError::default()
+        };
+        self.read_ahead = None;
+        self.captured = None;
+        if !down.migration.transactional {
+            self.execute_statementwise(down, interrupt).await?;
+            self.captured = None;
+            return Ok((self.schema().await.map_err(lift)?, false));
+        }
+        // BEGIN and the down in one message, then the schema, then ROLLBACK.
+        let message = Message::join(&[
+            (Part::Begin, "BEGIN", 1),
+            (Part::Script, &down.script.sql, down.statements.len()),
+        ]);
+        if let Err(e) = self.send(&message, down).await {
+            if !e.connection_lost {
+                self.rollback().await;
+            }
+            return Err(e);
+        }
+        let schema = self.schema().await;
+        self.rollback().await;
+        Ok((schema.map_err(lift)?, true))
     }
 
     async fn query_text(&mut self, sql: &str) -> Result<Option<Vec<Vec<Option<String>>>>> {

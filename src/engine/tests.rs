@@ -349,6 +349,7 @@ fn options() -> Options {
         adopt: true,
         resume: None,
         link_timeout: None,
+        rehearsal: crate::settings::Rehearsal::default(),
     }
 }
 

@@ -33,6 +33,7 @@ mod moto;
 mod moto_like;
 mod notify;
 mod proxy;
+mod rehearsal;
 mod rotate;
 mod runner;
 mod safety;
