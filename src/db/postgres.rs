@@ -3,7 +3,7 @@
 //! A transactional migration costs one round trip: `BEGIN`, the whole script (the
 //! server splits it, as psql's statements would run), the history row with the
 //! execution time the server measured, and `COMMIT`, in one simple-protocol
-//! message ([`transactional_message`]). A failed statement is located by the
+//! message (`transactional_message`). A failed statement is located by the
 //! server's error position or, failing that, by counting the statements the server
 //! completed; then one more round trip rolls back. No-transaction scripts run
 //! statement by statement between an "in progress" row and its completion.
