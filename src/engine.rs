@@ -78,7 +78,10 @@ pub async fn run<D: Driver>(
     let result = loop {
         let why = match &ended {
             Ended::Silent(why) => Some(why.clone()),
-            Ended::Done(Err(e)) if lost(db, e, interrupt).await => Some(e.to_string()),
+            Ended::Done(Err(e)) if lost(db, e, interrupt).await => Some(match e {
+                Error::MigrationFailed(f) => format!("{}_{}: {}", f.version, f.name, f.message),
+                e => e.to_string(),
+            }),
             _ => None,
         };
         let Some(why) = why else {
@@ -312,6 +315,9 @@ fn after_lost(ended: Ended, why: &str, report: &RunReport, settling: Option<Erro
             f.message = format!("{}{said}", f.message);
             f.dirty |= doubt.is_some_and(|d| d.settled == Settled::Dirty);
             Error::MigrationFailed(f)
+        }
+        _ if why.contains("connection to the database was lost") => {
+            Error::database("running the migrations", format!("{why}{said}"))
         }
         _ => Error::database(
             "running the migrations",
