@@ -47,6 +47,9 @@ pub const STOP_GRACE: Duration = Duration::from_millis(500);
 /// How long the lock release may take after a signal.
 const UNLOCK_AFTER_SIGNAL: Duration = Duration::from_millis(150);
 
+/// How a migration's failure starts when its connection was lost half way.
+const LOST: &str = "the connection to the database was lost";
+
 /// Reconnections one run makes at most (`up --wait`).
 const MAX_RESUMES: u32 = 3;
 
@@ -202,6 +205,14 @@ impl Ended {
 /// Whether `err` came from a connection that is gone (rather than from the
 /// server's answer). A session that still answers is not lost.
 async fn lost<D: Driver>(db: &mut D, err: &Error, interrupt: &Interrupt) -> bool {
+    // The driver saw it (and may have replaced the session already, as MySQL's
+    // does to read the row back): settle it all the same.
+    if let Error::MigrationFailed(f) = err
+        && f.message.starts_with(LOST)
+        && interrupt.signal().is_none()
+    {
+        return true;
+    }
     if interrupt.signal().is_some()
         || !matches!(err, Error::MigrationFailed(_) | Error::Database { .. })
     {
@@ -316,13 +327,10 @@ fn after_lost(ended: Ended, why: &str, report: &RunReport, settling: Option<Erro
             f.dirty |= doubt.is_some_and(|d| d.settled == Settled::Dirty);
             Error::MigrationFailed(f)
         }
-        _ if why.contains("connection to the database was lost") => {
+        _ if why.contains(LOST) => {
             Error::database("running the migrations", format!("{why}{said}"))
         }
-        _ => Error::database(
-            "running the migrations",
-            format!("the connection to the database was lost: {why}{said}"),
-        ),
+        _ => Error::database("running the migrations", format!("{LOST}: {why}{said}")),
     }
 }
 
@@ -721,7 +729,7 @@ fn failure(
     };
     let mut message = err.message;
     if err.connection_lost {
-        message = format!("the connection to the database was lost: {message}");
+        message = format!("{LOST}: {message}");
     }
     let mut detail = err.detail;
     if exec.migration.transactional
