@@ -809,9 +809,13 @@ async fn redo<D: Driver>(
 /// so a run waiting on it is not mistaken for a hung one. The server answers
 /// within the lock timeout; past it by the link timeout, the link is dead.
 async fn lock<D: Driver>(db: &mut D, options: &Options, interrupt: &Interrupt) -> Result<()> {
-    // A dead link never answers the cancel a signal sends.
+    // A dead link never answers the cancel a signal sends. The watch needs our
+    // session's id: MySQL has it from connecting, PostgreSQL reads it with the
+    // lock (then the bound below holds).
+    let watch = db.watch();
     tokio::select! {
         taken = lock_bounded(db, options, interrupt) => taken,
+        why = watch.dead() => Err(Error::database("taking the lock", why)),
         () = interrupt.grace(STOP_GRACE) => Err(interrupt.interrupted(
             "while waiting for the migration lock".to_string(),
         )),
