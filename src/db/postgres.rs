@@ -582,11 +582,15 @@ impl Driver for Postgres {
         // know the setting; that is fine. Pipelined with the lock: one round trip.
         // Our server process, for the watch and for ending this session from
         // another one if its link dies: also pipelined.
-        let (check, session, locked) = tokio::join!(
+        // The three go out in one flight (each is sent when first polled, in
+        // order); the lock's answer is then awaited under the session watch,
+        // which needs the process id the second one reads.
+        let mut lock = std::pin::pin!(self.client.simple_query(&sql));
+        let (check, session, first) = tokio::join!(
             self.client
                 .simple_query("SET client_connection_check_interval = 1000"),
             self.client.simple_query(SESSION),
-            self.client.simple_query(&sql)
+            std::future::poll_fn(|cx| std::task::Poll::Ready(lock.as_mut().poll(cx)))
         );
         if let Err(e) = check {
             tracing::debug!(error = %describe(&e), "client_connection_check_interval not set");
@@ -599,6 +603,16 @@ impl Driver for Postgres {
                 _ => None,
             })
         });
+        let locked = match first {
+            std::task::Poll::Ready(done) => done,
+            std::task::Poll::Pending => {
+                let watch = self.watch();
+                tokio::select! {
+                    done = &mut lock => done,
+                    why = watch.dead() => return Err(Error::database("taking the lock", why)),
+                }
+            }
+        };
         match locked {
             // pg_try_advisory_lock answers false instead of waiting.
             Ok(rows)
