@@ -241,7 +241,8 @@ pub struct Global {
     )]
     pub lock_timeout: Duration,
 
-    /// Keep retrying to connect this long (a database that is still starting).
+    /// Keep retrying to connect this long (a database that is still starting); `up` also
+    /// reconnects after a connection lost mid-run and carries on from what is recorded.
     #[arg(long, env = "MIGRATOR_WAIT", global = true, value_parser = duration::parse, value_name = "DURATION")]
     pub wait: Option<Duration>,
 

@@ -50,6 +50,9 @@ pub const STOP_GRACE: Duration = Duration::from_millis(500);
 /// How long the lock release may take after a signal.
 const UNLOCK_AFTER_SIGNAL: Duration = Duration::from_millis(150);
 
+/// How a migration's failure starts when its connection was lost half way.
+const LOST: &str = "the connection to the database was lost";
+
 /// Reconnections one run makes at most (`up --wait`).
 const MAX_RESUMES: u32 = 3;
 
@@ -73,7 +76,25 @@ pub async fn run<D: Driver>(
         return Err(single_transaction_on_mysql());
     }
     db.set_capture(options.rehearsal.capture);
-    lock(db, options, interrupt).await?;
+    if let Err(e) = lock(db, options, interrupt).await {
+        // The connection lost while taking the lock: nothing was in flight, so
+        // `up --wait` takes a new one and the lock again (the lock's round trip
+        // is where a run's first fault lands when it carries the history read).
+        let resume = matches!(change, Change::Up { dry_run: false, .. })
+            && options.resume.is_some()
+            && lost(db, &e, interrupt).await;
+        if !resume {
+            return Err(e);
+        }
+        tracing::warn!(error = %e, "the connection to the database was lost while taking the lock; --wait: taking it again on a new one");
+        interrupt
+            .cut(
+                db.reconnect(interrupt),
+                "reconnecting after a lost connection",
+            )
+            .await?;
+        lock(db, options, interrupt).await?;
+    }
     let guards = Guards {
         checks: options.checks,
         adopt: options.adopt,
@@ -86,7 +107,10 @@ pub async fn run<D: Driver>(
     let result = loop {
         let why = match &ended {
             Ended::Silent(why) => Some(why.clone()),
-            Ended::Done(Err(e)) if lost(db, e, interrupt).await => Some(e.to_string()),
+            Ended::Done(Err(e)) if lost(db, e, interrupt).await => Some(match e {
+                Error::MigrationFailed(f) => format!("{}_{}: {}", f.version, f.name, f.message),
+                e => e.to_string(),
+            }),
             _ => None,
         };
         let Some(why) = why else {
@@ -249,6 +273,14 @@ impl Ended {
 /// Whether `err` came from a connection that is gone (rather than from the
 /// server's answer). A session that still answers is not lost.
 async fn lost<D: Driver>(db: &mut D, err: &Error, interrupt: &Interrupt) -> bool {
+    // The driver saw it (and may have replaced the session already, as MySQL's
+    // does to read the row back): settle it all the same.
+    if let Error::MigrationFailed(f) = err
+        && f.message.starts_with(LOST)
+        && interrupt.signal().is_none()
+    {
+        return true;
+    }
     if interrupt.signal().is_some()
         || !matches!(err, Error::MigrationFailed(_) | Error::Database { .. })
     {
@@ -361,10 +393,10 @@ fn after_lost(ended: Ended, why: &str, report: &RunReport, settling: Option<Erro
             f.dirty |= doubt.is_some_and(|d| d.settled == Settled::Dirty);
             Error::MigrationFailed(f)
         }
-        _ => Error::database(
-            "running the migrations",
-            format!("the connection to the database was lost: {why}{said}"),
-        ),
+        _ if why.contains(LOST) => {
+            Error::database("running the migrations", format!("{why}{said}"))
+        }
+        _ => Error::database("running the migrations", format!("{LOST}: {why}{said}")),
     }
 }
 
@@ -893,7 +925,7 @@ fn failure(
     };
     let mut message = err.message;
     if err.connection_lost {
-        message = format!("the connection to the database was lost: {message}");
+        message = format!("{LOST}: {message}");
     }
     let mut detail = err.detail;
     if exec.migration.transactional
@@ -973,9 +1005,14 @@ async fn redo<D: Driver>(
 /// so a run waiting on it is not mistaken for a hung one. The server answers
 /// within the lock timeout; past it by the link timeout, the link is dead.
 async fn lock<D: Driver>(db: &mut D, options: &Options, interrupt: &Interrupt) -> Result<()> {
-    // A dead link never answers the cancel a signal sends.
+    // A dead link never answers the cancel a signal sends. The watch needs our
+    // session's id, which both drivers read in the lock's own round trip: known
+    // here from an earlier lock of the session, else the driver watches the
+    // wait itself once the id is in (and the bound below holds before that).
+    let watch = db.watch();
     tokio::select! {
         taken = lock_bounded(db, options, interrupt) => taken,
+        why = watch.dead() => Err(Error::database("taking the lock", why)),
         () = interrupt.grace(STOP_GRACE) => Err(interrupt.interrupted(
             "while waiting for the migration lock".to_string(),
         )),

@@ -524,15 +524,33 @@ fn text_literal(s: &str) -> String {
     format!("CONVERT({} USING utf8mb4)", hex_literal(s))
 }
 
+/// Why [`Mysql::lock_and_read`] did not answer.
+enum LockFailed {
+    Sql(sqlx::Error),
+    /// The watch found the session silent while it waited (what it saw).
+    Silent(String),
+}
+
+impl From<sqlx::Error> for LockFailed {
+    fn from(e: sqlx::Error) -> Self {
+        LockFailed::Sql(e)
+    }
+}
+
 impl Mysql {
     /// One round trip: the session's id and `max_allowed_packet`, the lock
     /// (waiting at most `timeout`, on the server) and, behind it, the history.
     /// The id is stored as soon as it arrives, so a signal during the wait can
-    /// cancel it; the server's version tells the capture which tables to read. Returns GET_LOCK's answer and the history read.
+    /// cancel it; the server's version tells the capture which tables to read.
+    /// Returns GET_LOCK's answer and the history read.
+    ///
+    /// Once the id is in, the rest (the lock wait) is awaited under the
+    /// session watch: a link gone silent during the wait ends it within about
+    /// the link timeout ([`LockFailed::Silent`]).
     async fn lock_and_read(
         &mut self,
         timeout: Duration,
-    ) -> std::result::Result<(Option<i64>, Result<Option<Vec<HistoryRow>>>), sqlx::Error> {
+    ) -> std::result::Result<(Option<i64>, Result<Option<Vec<HistoryRow>>>), LockFailed> {
         let sql = format!(
             "SELECT CONNECTION_ID(), @@max_allowed_packet, VERSION(); SELECT GET_LOCK({}, {}); \
              {SELECT_HISTORY}",
@@ -544,13 +562,23 @@ impl Mysql {
         // Each history row is parsed as it arrives (10 000 rows never sit in
         // memory twice); the first bad one is the answer.
         let mut history = Ok(());
+        let mut watch = Watch::Off;
         loop {
-            match stream.try_next().await {
+            let next = tokio::select! {
+                next = stream.try_next() => next,
+                why = watch.dead() => return Err(LockFailed::Silent(why)),
+            };
+            match next {
                 Ok(Some(Either::Left(_))) => completed += 1,
                 Ok(Some(Either::Right(row))) => match completed {
                     0 => {
                         let id: u64 = row.try_get_unchecked(0)?;
                         self.id.store(id, Ordering::SeqCst);
+                        watch = Watch::Mysql {
+                            options: self.options.clone(),
+                            id,
+                            link: self.link,
+                        };
                         self.max_packet = row.try_get_unchecked(1).ok();
                         if let Ok(version) = row.try_get_unchecked::<String, _>(2) {
                             self.capture.set_version(&version);
@@ -569,7 +597,7 @@ impl Mysql {
                     drop(stream);
                     return Ok((got, missing_or(e)));
                 }
-                Err(e) => return Err(e),
+                Err(e) => return Err(e.into()),
             }
         }
         drop(stream);
@@ -1056,15 +1084,15 @@ impl Driver for Mysql {
 
     async fn lock(&mut self, timeout: Duration, interrupt: &Interrupt) -> Result<()> {
         self.read_ahead = None;
-        let got = self.lock_and_read(timeout).await;
-        let got = match got {
+        let got = match self.lock_and_read(timeout).await {
             Ok((got, history)) => {
                 if got == Some(1) {
                     self.read_ahead = Some(history);
                 }
                 Ok(got)
             }
-            Err(e) => Err(e),
+            Err(LockFailed::Sql(e)) => Err(e),
+            Err(LockFailed::Silent(why)) => return Err(Error::database("taking the lock", why)),
         };
         match got {
             Ok(Some(1)) => Ok(()),

@@ -823,12 +823,17 @@ impl Driver for Postgres {
         // server answers in order, so it runs once the lock is held (and is
         // dropped when it was not). Our server process, for the watch and for
         // ending this session from another one if its link dies: also pipelined.
-        let (check, session, locked, history) = tokio::join!(
+        // The four go out in one flight (each is sent when first polled, in
+        // order); the lock's answer is then awaited under the session watch,
+        // which needs the process id the second one reads.
+        let mut lock = std::pin::pin!(self.client.simple_query(&sql));
+        let mut history = std::pin::pin!(read_history(&self.client));
+        let (check, session, first, history_first) = tokio::join!(
             self.client
                 .simple_query("SET client_connection_check_interval = 1000"),
             self.client.simple_query(SESSION),
-            self.client.simple_query(&sql),
-            read_history(&self.client)
+            std::future::poll_fn(|cx| std::task::Poll::Ready(lock.as_mut().poll(cx))),
+            std::future::poll_fn(|cx| std::task::Poll::Ready(history.as_mut().poll(cx)))
         );
         self.read_ahead = None;
         if let Err(e) = check {
@@ -842,6 +847,16 @@ impl Driver for Postgres {
                 _ => None,
             })
         });
+        let locked = match first {
+            std::task::Poll::Ready(done) => done,
+            std::task::Poll::Pending => {
+                let watch = self.watch();
+                tokio::select! {
+                    done = &mut lock => done,
+                    why = watch.dead() => return Err(Error::database("taking the lock", why)),
+                }
+            }
+        };
         match locked {
             // pg_try_advisory_lock answers false instead of waiting.
             Ok(rows)
@@ -855,6 +870,10 @@ impl Driver for Postgres {
                 })
             }
             Ok(_) => {
+                let history = match history_first {
+                    std::task::Poll::Ready(done) => done,
+                    std::task::Poll::Pending => history.await,
+                };
                 self.read_ahead = Some(history);
                 Ok(())
             }

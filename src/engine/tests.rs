@@ -28,6 +28,7 @@ enum Call {
     Force(ForcePlan),
     InsertApplied(Vec<Version>),
     QueryText(String),
+    Reconnect,
 }
 
 use Call::*;
@@ -45,6 +46,11 @@ struct MemDriver {
     /// Triggered while the migration of this version runs (after it commits,
     /// or before its failure is returned).
     signal_at: Option<(Version, Interrupt)>,
+    /// The migration whose COMMIT goes through but whose answer is lost with
+    /// the connection.
+    lost_after_commit: Option<Version>,
+    /// The session is gone (until `reconnect`).
+    dead: bool,
 }
 
 impl MemDriver {
@@ -62,6 +68,8 @@ impl MemDriver {
             fail: None,
             lock_times_out: false,
             signal_at: None,
+            lost_after_commit: None,
+            dead: false,
         }
     }
 
@@ -161,6 +169,15 @@ impl MemDriver {
             return Err(err);
         }
         self.apply(exec);
+        if self.lost_after_commit == Some(m.version) {
+            self.lost_after_commit = None;
+            self.dead = true;
+            return Err(ExecError {
+                message: "connection closed".into(),
+                connection_lost: true,
+                ..ExecError::default()
+            });
+        }
         Ok(Self::ms(m.version))
     }
 
@@ -241,6 +258,16 @@ impl Driver for MemDriver {
             .iter()
             .map(|e| Self::ms(e.migration.version))
             .collect())
+    }
+
+    async fn alive(&mut self) -> bool {
+        !self.dead
+    }
+
+    async fn reconnect(&mut self, _interrupt: &Interrupt) -> Result<()> {
+        self.calls.push(Reconnect);
+        self.dead = false;
+        Ok(())
     }
 
     async fn force(&mut self, plan: &ForcePlan) -> Result<()> {
@@ -1187,4 +1214,58 @@ async fn a_signal_on_a_fresh_database_creates_no_history_table() {
     );
     assert!(!db.calls.contains(&CreateHistory), "{:?}", db.calls);
     assert!(db.writes().is_empty(), "{:?}", db.calls);
+}
+
+/// The answer to a COMMIT is lost with the connection: the engine reads the row
+/// on a new session instead of guessing, and reports it settled.
+#[tokio::test]
+async fn a_commit_whose_answer_was_lost_is_settled_from_the_history() {
+    use migrator_core::report::Settled;
+    let files = files(&[1, 2, 3]);
+    let mut db = MemDriver::postgres();
+    db.lost_after_commit = Some(2);
+    let (result, report) = go(&mut db, &files, up()).await;
+    let err = result.unwrap_err();
+    assert!(
+        err.to_string().contains("2_m: in doubt, settled: applied"),
+        "{err}"
+    );
+    assert_eq!(report.in_doubt.len(), 1);
+    assert_eq!(report.in_doubt[0].settled, Settled::Applied);
+    assert_eq!(versions(&report.applied), [1, 2]);
+    assert_eq!(versions(&report.not_run), [3]);
+    assert!(db.calls.contains(&Reconnect));
+    assert_eq!(
+        db.recorded(),
+        [(1, RowStatus::Applied), (2, RowStatus::Applied)]
+    );
+}
+
+/// `up --wait`: after settling, the run takes the lock again and carries on.
+#[tokio::test]
+async fn up_wait_carries_on_after_the_lost_connection() {
+    let files = files(&[1, 2, 3]);
+    let mut db = MemDriver::postgres();
+    db.lost_after_commit = Some(2);
+    let mut report = RunReport::new("up");
+    let resume = Options {
+        resume: Some(Duration::from_secs(30)),
+        ..options()
+    };
+    let result = run(
+        &mut db,
+        &files,
+        &up(),
+        &resume,
+        &Interrupt::default(),
+        &mut report,
+    )
+    .await;
+    result.unwrap();
+    assert_eq!(versions(&report.applied), [1, 2, 3]);
+    assert!(report.not_run.is_empty());
+    assert_eq!(report.version_before, None);
+    assert_eq!(report.version_after, Some(3));
+    assert_eq!(db.calls.iter().filter(|c| **c == Lock).count(), 2);
+    assert_eq!(db.recorded().len(), 3);
 }
