@@ -194,6 +194,16 @@ pub fn baseline(
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn one_query_names_every_tools_table() {
+        for engine in [Engine::Postgres, Engine::Mysql] {
+            let q = present_query(engine);
+            for tool in Tool::ALL {
+                assert!(q.contains(&format!("'{}'", tool.table())), "{q}");
+            }
+        }
+    }
     use super::*;
     use crate::plan::tests::file;
 
