@@ -324,7 +324,7 @@ AND n.nspname NOT LIKE 'pg\\_temp\\_%' AND n.nspname NOT LIKE 'pg\\_toast\\_temp
 /// a new InnoDB table id; an instant or in-place change without rebuild keeps
 /// it. Only the statements that can rebuild a table (ALTER TABLE, OPTIMIZE
 /// TABLE) pay for it: the table's id and size just before the statement
-/// ([`Flavor::table`]), its id again just after. The id needs the PROCESS
+/// ([`mysql::Flavor::table`]), its id again just after. The id needs the PROCESS
 /// privilege.
 ///
 /// Locks: MySQL 8's `performance_schema.metadata_locks`, MariaDB's
