@@ -13,7 +13,7 @@ use migrator_core::duration;
 
 use crate::settings::{
     Action, Change, Connection, Format, LogFormat, NotifySettings, OutputFormat, Placement,
-    RotateSettings, Settings, Webhook, When, Which,
+    Rehearsal, RotateSettings, Settings, Webhook, When, Which,
 };
 use migrator_core::conn::TlsMode;
 use migrator_core::ecs::RunSpec;
@@ -49,6 +49,7 @@ postgres://user:pass@host:5432/db or mysql://user:pass@host:3306/db.
 Exit codes: 0 ok, 1 migration failed, 2 usage, 3 unreachable,
 4 lock timeout, 5 refused (database disagrees with files),
 6 notification failed (--notify-required), 7 rotate refused,
+8 rehearsal gate failed (up --max-lock-ms, --fail-on-rewrite, --verify-down),
 130/143 interrupted; `ecs run`: the migration container's own code,
 10 no task started, 11 task failed to start, 12 timeout (task stopped).";
 
@@ -240,7 +241,8 @@ pub struct Global {
     )]
     pub lock_timeout: Duration,
 
-    /// Keep retrying to connect this long (a database that is still starting).
+    /// Keep retrying to connect this long (a database that is still starting); `up` also
+    /// reconnects after a connection lost mid-run and carries on from what is recorded.
     #[arg(long, env = "MIGRATOR_WAIT", global = true, value_parser = duration::parse, value_name = "DURATION")]
     pub wait: Option<Duration>,
 
@@ -255,6 +257,20 @@ pub struct Global {
         value_name = "DURATION"
     )]
     pub connect_timeout: Duration,
+
+    /// Declare a database connection dead once it has been silent this long (a
+    /// partition, a vanished writer): TCP keepalive probes and TCP_USER_TIMEOUT on
+    /// every connection, and a check of the session from a second connection while
+    /// an answer is awaited. 0 turns all three off.
+    #[arg(
+        long,
+        env = "MIGRATOR_LINK_TIMEOUT",
+        global = true,
+        default_value = "30",
+        value_parser = duration::parse,
+        value_name = "DURATION"
+    )]
+    pub link_timeout: Duration,
 
     /// Log format on stderr: human text, or JSON lines for CloudWatch.
     #[arg(
@@ -421,6 +437,8 @@ pub enum Command {
         /// Print what would run; change nothing.
         #[arg(long, env = "MIGRATOR_DRY_RUN")]
         dry_run: bool,
+        #[command(flatten)]
+        rehearsal: RehearsalArgs,
     },
     /// Revert applied migrations, newest first (default: one).
     #[command(after_help = DOWN_EXAMPLES)]
@@ -519,6 +537,41 @@ pub enum Command {
         #[command(flatten)]
         args: Box<RotateArgs>,
     },
+}
+
+/// `up`'s rehearsal on a clone: gates on what each migration would cost
+/// production, and the check that each down undoes its up.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Rehearsal (on a clone)")]
+pub struct RehearsalArgs {
+    /// Fail (exit 8) when a migration held ACCESS EXCLUSIVE (PostgreSQL) or an exclusive
+    /// metadata lock (MySQL) on a pre-existing table for longer than this many ms.
+    #[arg(long, env = "MIGRATOR_MAX_LOCK_MS", value_name = "MS")]
+    pub max_lock_ms: Option<u64>,
+    /// Fail (exit 8) when a migration rewrote a pre-existing table.
+    #[arg(long, env = "MIGRATOR_FAIL_ON_REWRITE")]
+    pub fail_on_rewrite: bool,
+    /// After each migration's up: run its down, compare the schema with the one
+    /// before the up, and leave the database at the up state; exit 8 when a down
+    /// fails or leaves the schema different. Refused in protected environments.
+    #[arg(long, env = "MIGRATOR_VERIFY_DOWN")]
+    pub verify_down: bool,
+    /// Do not read each migration's locks and rewrites (the report says "not measured").
+    #[arg(long, env = "MIGRATOR_NO_CAPTURE")]
+    pub no_capture: bool,
+}
+
+impl RehearsalArgs {
+    fn into_settings(self) -> Rehearsal {
+        Rehearsal {
+            gates: migrator_core::rehearsal::Gates {
+                max_lock_ms: self.max_lock_ms,
+                fail_on_rewrite: self.fail_on_rewrite,
+                verify_down: self.verify_down,
+            },
+            capture: !self.no_capture,
+        }
+    }
 }
 
 /// The flags of `migrator rotate`.
@@ -883,7 +936,7 @@ fn trimmed(name: Option<String>) -> Option<String> {
 impl Cli {
     pub fn into_parts(self) -> (Settings, Action) {
         let g = self.global;
-        let settings = Settings {
+        let mut settings = Settings {
             database_url: g.database_url.filter(|u| !u.is_empty()),
             connection: Connection {
                 db_secret: g.db_secret.filter(|s| !s.is_empty()),
@@ -901,6 +954,7 @@ impl Cli {
             lock_timeout: g.lock_timeout,
             wait: g.wait,
             connect_timeout: g.connect_timeout,
+            link_timeout: Some(g.link_timeout).filter(|d| !d.is_zero()),
             output: g.output,
             report: g.report,
             checks: Checks {
@@ -925,17 +979,22 @@ impl Cli {
                 .collect(),
             confirm_env: trimmed(g.confirm_env),
             notify: g.notify.into_settings(),
+            rehearsal: Rehearsal::default(),
         };
         let action = match self.command {
             Command::Up {
                 to,
                 single_transaction,
                 dry_run,
-            } => Action::Change(Change::Up {
-                to,
-                single_transaction,
-                dry_run,
-            }),
+                rehearsal,
+            } => {
+                settings.rehearsal = rehearsal.into_settings();
+                Action::Change(Change::Up {
+                    to,
+                    single_transaction,
+                    dry_run,
+                })
+            }
             Command::Down {
                 steps,
                 to,
@@ -1052,6 +1111,7 @@ const CONNECTION: &[&str] = &[
     "connect_timeout",
     "wait",
     "init_sql",
+    "link_timeout",
 ];
 const PATH: &[&str] = &["path"];
 /// How the history is read and checked against the files.

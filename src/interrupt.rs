@@ -59,6 +59,14 @@ impl Interrupt {
         }
     }
 
+    /// Resolves `grace` after a signal: how long a step that was asked to stop
+    /// (its statement cancelled) may take to end by itself before it is
+    /// abandoned. A dead link never answers the cancel.
+    pub async fn grace(&self, grace: std::time::Duration) {
+        self.wait().await;
+        tokio::time::sleep(grace).await;
+    }
+
     /// Sleeps for `pause`, or less when a signal comes: `Err` names what was
     /// being waited for, as the error every cut-short wait reports.
     pub async fn sleep(&self, pause: std::time::Duration, waiting_for: &str) -> Result<(), Error> {

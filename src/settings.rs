@@ -12,6 +12,7 @@ use migrator_core::conn::TlsMode;
 use migrator_core::ecs::RunSpec;
 use migrator_core::migration::Version;
 use migrator_core::plan::{Checks, DownTarget};
+use migrator_core::rehearsal::Gates;
 use migrator_core::report::{Outcome, RunReport};
 use migrator_core::rotate::plan::Day;
 
@@ -61,6 +62,9 @@ pub struct Settings {
     pub wait: Option<Duration>,
     /// Bounds one connection attempt: TCP connect, TLS and authentication.
     pub connect_timeout: Duration,
+    /// `--link-timeout`: how long a connection may stay silent before it is
+    /// declared dead (keepalive, TCP_USER_TIMEOUT, the session check); `None`: never.
+    pub link_timeout: Option<Duration>,
     pub output: OutputFormat,
     pub report: Option<PathBuf>,
     pub checks: Checks,
@@ -71,6 +75,26 @@ pub struct Settings {
     pub protected_envs: Vec<String>,
     pub confirm_env: Option<String>,
     pub notify: NotifySettings,
+    /// `up`'s rehearsal gates and the capture switch.
+    pub rehearsal: Rehearsal,
+}
+
+/// What a run measures of its migrations and which findings fail it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rehearsal {
+    /// `--max-lock-ms`, `--fail-on-rewrite`, `--verify-down` (`up` only).
+    pub gates: Gates,
+    /// Read each migration's locks and rewrites (off: `--no-capture`).
+    pub capture: bool,
+}
+
+impl Default for Rehearsal {
+    fn default() -> Self {
+        Rehearsal {
+            gates: Gates::default(),
+            capture: true,
+        }
+    }
 }
 
 /// What to do, free of clap.

@@ -75,6 +75,27 @@ impl Tool {
     }
 }
 
+/// One query naming which of the tools' tables exist (one row each, the
+/// table's name first), so that a database holding none of them, the usual
+/// case, costs one round trip instead of one per tool.
+pub fn present_query(engine: Engine) -> String {
+    let names: Vec<String> = Tool::ALL
+        .iter()
+        .map(|t| format!("'{}'", t.table()))
+        .collect();
+    let names = names.join(", ");
+    match engine {
+        // to_regclass resolves a name as the tools' queries do (search_path).
+        Engine::Postgres => {
+            format!("SELECT t FROM unnest(ARRAY[{names}]) AS t WHERE to_regclass(t) IS NOT NULL")
+        }
+        Engine::Mysql => format!(
+            "SELECT table_name FROM information_schema.tables \
+             WHERE table_schema = DATABASE() AND table_name IN ({names})"
+        ),
+    }
+}
+
 /// What another tool recorded, as read from its table.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Foreign {
@@ -173,6 +194,16 @@ pub fn baseline(
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn one_query_names_every_tools_table() {
+        for engine in [Engine::Postgres, Engine::Mysql] {
+            let q = present_query(engine);
+            for tool in Tool::ALL {
+                assert!(q.contains(&format!("'{}'", tool.table())), "{q}");
+            }
+        }
+    }
     use super::*;
     use crate::plan::tests::file;
 

@@ -46,13 +46,16 @@ pub enum ExitStatus {
     Interrupted,
     /// Terminated by SIGTERM.
     Terminated,
+    /// A rehearsal gate failed (`--max-lock-ms`, `--fail-on-rewrite`,
+    /// `--verify-down`); the database is left migrated.
+    Rehearsal,
 }
 
 impl ExitStatus {
     /// Every status with a code of its own; `TaskExit` passes a container's
     /// code through and has none. README's exit-code table lists exactly these
     /// (tests/it/docs.rs checks it).
-    pub const FIXED: [ExitStatus; 14] = [
+    pub const FIXED: [ExitStatus; 15] = [
         ExitStatus::Success,
         ExitStatus::MigrationFailed,
         ExitStatus::Usage,
@@ -61,6 +64,7 @@ impl ExitStatus {
         ExitStatus::Refused,
         ExitStatus::NotifyFailed,
         ExitStatus::RotateRefused,
+        ExitStatus::Rehearsal,
         ExitStatus::TaskNotStarted,
         ExitStatus::TaskFailed,
         ExitStatus::TaskTimeout,
@@ -88,6 +92,7 @@ impl ExitStatus {
             ExitStatus::TaskUnwatched => "task_unwatched",
             ExitStatus::Interrupted => "interrupted",
             ExitStatus::Terminated => "terminated",
+            ExitStatus::Rehearsal => "rehearsal_failed",
         }
     }
 
@@ -101,6 +106,7 @@ impl ExitStatus {
             ExitStatus::Refused => 5,
             ExitStatus::NotifyFailed => 6,
             ExitStatus::RotateRefused => 7,
+            ExitStatus::Rehearsal => 8,
             ExitStatus::TaskNotStarted => 10,
             ExitStatus::TaskFailed => 11,
             ExitStatus::TaskTimeout => 12,
@@ -390,6 +396,13 @@ pub enum Error {
     /// the clone limit said no. Nothing changed.
     #[error("refused, nothing changed: {0}")]
     RotateRefused(String),
+    /// A rehearsal gate failed: each line a finding with the gates it failed.
+    /// Every migration ran; the database is left migrated.
+    #[error(
+        "rehearsal failed: what production would go through:{}\n  the database is left migrated",
+        .0.iter().map(|f| format!("\n- {f}")).collect::<String>()
+    )]
+    Rehearsal(Vec<String>),
 }
 
 impl Error {
@@ -432,6 +445,7 @@ impl Error {
             Error::TaskExited { code, .. } => ExitStatus::TaskExit(*code),
             Error::TaskUnwatched { .. } => ExitStatus::TaskUnwatched,
             Error::RotateRefused(_) => ExitStatus::RotateRefused,
+            Error::Rehearsal(_) => ExitStatus::Rehearsal,
         }
     }
 }
@@ -506,6 +520,7 @@ mod tests {
             ),
             "{unwatched}"
         );
+        assert_eq!(Error::Rehearsal(vec!["x".into()]).exit_status().code(), 8);
     }
 
     #[test]

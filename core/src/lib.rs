@@ -2,7 +2,8 @@
 //!
 //! Migration files are parsed here (`source`, `split`), the history table is
 //! modelled (`history`), runs are planned and checked (`plan`, `adopt`), and
-//! results are described (`report`, `status`, `slack`, `rotate::summary`). The
+//! results are described (`report`, `status`, `slack`, `rotate::summary`), and a
+//! rehearsal's measurements are judged (`rehearsal`). The
 //! clone rotation's decisions (`rotate::plan`) and the `ecs run` spec (`ecs`) live
 //! here too. Nothing in this crate opens a file, a socket or a clock: callers pass
 //! bytes, rows and `now` in. The package's dependency list (serde, serde_json,
@@ -19,6 +20,7 @@ pub mod history;
 pub mod migration;
 pub mod plan;
 pub mod redact;
+pub mod rehearsal;
 pub mod report;
 pub mod rotate;
 pub mod scaffold;

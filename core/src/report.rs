@@ -7,9 +7,12 @@ use serde::Serialize;
 
 use crate::error::{Error, Failure, Refusal};
 use crate::migration::{Engine, Version};
+use crate::rehearsal::{Finding, Lock, Rewrite, VerifyDown};
 
-/// Bumped only on an incompatible change of the schema below.
-pub const REPORT_SCHEMA: u32 = 1;
+/// Bumped only on an incompatible change of the schema below. 2: the outcome
+/// `rehearsal_failed` (exit 8), and each applied step's `locks`, `rewrites`
+/// and `not_measured`; `findings` and `verify_down`.
+pub const REPORT_SCHEMA: u32 = 2;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -21,6 +24,9 @@ pub enum Outcome {
     Interrupted,
     /// Configuration, connection or lock errors: nothing ran.
     Error,
+    /// Every migration ran, and a rehearsal gate (`--max-lock-ms`,
+    /// `--fail-on-rewrite`, `--verify-down`) failed: exit 8.
+    RehearsalFailed,
 }
 
 impl Outcome {
@@ -32,6 +38,7 @@ impl Outcome {
             Outcome::Refused => "refused",
             Outcome::Interrupted => "interrupted",
             Outcome::Error => "error",
+            Outcome::RehearsalFailed => "rehearsal failed",
         }
     }
 }
@@ -68,6 +75,40 @@ pub struct StepReport {
     pub name: String,
     pub direction: Direction,
     pub execution_ms: u64,
+    /// The locks it held on relations that existed before it, strongest per
+    /// relation; `None`: not measured (`not_measured` says why).
+    pub locks: Option<Vec<Lock>>,
+    /// The pre-existing tables it rewrote; `None`: not measured.
+    pub rewrites: Option<Vec<Rewrite>>,
+    /// What of `locks` and `rewrites` the server could not tell, and why.
+    pub not_measured: Option<String>,
+}
+
+impl StepReport {
+    /// A step with nothing measured (yet): planned, or run without capture.
+    pub fn new(version: Version, name: &str, direction: Direction, execution_ms: u64) -> Self {
+        StepReport {
+            version,
+            name: name.to_string(),
+            direction,
+            execution_ms,
+            locks: None,
+            rewrites: None,
+            not_measured: None,
+        }
+    }
+
+    /// What the findings are computed from.
+    pub fn measured(&self) -> crate::rehearsal::Measured<'_> {
+        crate::rehearsal::Measured {
+            version: self.version,
+            name: &self.name,
+            execution_ms: self.execution_ms,
+            locks: self.locks.as_deref(),
+            rewrites: self.rewrites.as_deref(),
+            not_measured: self.not_measured.as_deref(),
+        }
+    }
 }
 
 /// Where the run happened, as far as the environment tells: CodeBuild and the
@@ -161,11 +202,70 @@ pub struct RunReport {
     /// History rows `force`, `baseline` and `repair` wrote without running
     /// migration SQL.
     pub history_changes: HistoryChanges,
+    /// What production would go through, one line per migration and relation
+    /// (locks that block writers, rewrites), then what `--verify-down` found
+    /// wrong; each with the gates it failed.
+    pub findings: Vec<Finding>,
+    /// `--verify-down`: one entry per migration applied with a down script.
+    pub verify_down: Vec<VerifyDown>,
     /// The error message for any other error (connection, lock, configuration).
     pub error: Option<String>,
     pub duration_ms: u64,
     pub context: Context,
     pub notification: Notification,
+    /// Migrations whose fate a lost connection left in doubt (it broke after
+    /// the request was sent), and what the history said on a new connection.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub in_doubt: Vec<InDoubt>,
+}
+
+/// A migration in flight when the connection was lost, settled by reading its
+/// history row on a new connection once the old session was gone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct InDoubt {
+    pub version: Version,
+    pub name: String,
+    pub direction: Direction,
+    pub settled: Settled,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Settled {
+    /// Its history row says applied (down: the row is gone): it committed.
+    Applied,
+    /// As before the run: nothing of it committed.
+    NotApplied,
+    /// Its row says running/failed: half applied, `force` recovers.
+    Dirty,
+    /// Not settled: no new connection could be opened to read the row.
+    Unknown,
+}
+
+impl Settled {
+    pub fn label(self) -> &'static str {
+        match self {
+            Settled::Applied => "applied",
+            Settled::NotApplied => "not applied",
+            Settled::Dirty => "dirty (half applied)",
+            Settled::Unknown => "unknown (no new connection)",
+        }
+    }
+}
+
+impl std::fmt::Display for InDoubt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let what = match (self.direction, self.settled) {
+            (Direction::Down, Settled::Applied) => "reverted",
+            (Direction::Down, Settled::NotApplied) => "not reverted",
+            (_, s) => s.label(),
+        };
+        write!(
+            f,
+            "{}_{}: in doubt, settled: {what}",
+            self.version, self.name
+        )
+    }
 }
 
 impl RunReport {
@@ -188,10 +288,13 @@ impl RunReport {
             adopted: None,
             init_sql: Vec::new(),
             history_changes: HistoryChanges::default(),
+            findings: Vec::new(),
+            verify_down: Vec::new(),
             error: None,
             duration_ms: 0,
             context: Context::default(),
             notification: Notification::pending(),
+            in_doubt: Vec::new(),
         }
     }
 
@@ -223,6 +326,7 @@ impl RunReport {
                         Outcome::Refused
                     }
                     Error::Interrupted { .. } => Outcome::Interrupted,
+                    Error::Rehearsal(_) => Outcome::RehearsalFailed,
                     _ => Outcome::Error,
                 };
                 if !matches!(err, Error::MigrationFailed(_) | Error::Refused(_)) {
@@ -297,6 +401,31 @@ impl RunReport {
                     ));
                 }
             }
+        }
+        for d in &self.in_doubt {
+            out.push_str(&format!("  {d}\n"));
+        }
+        if !self.findings.is_empty() {
+            out.push_str("findings:\n");
+            for f in &self.findings {
+                let failed: Vec<&str> = f.gates.iter().map(|g| g.flag()).collect();
+                if failed.is_empty() {
+                    out.push_str(&format!("  {}\n", f.text));
+                } else {
+                    out.push_str(&format!("  {} (fails {})\n", f.text, failed.join(", ")));
+                }
+            }
+        }
+        let ok = self
+            .verify_down
+            .iter()
+            .filter(|v| v.outcome == crate::rehearsal::VerifyOutcome::Ok)
+            .count();
+        if ok > 0 {
+            out.push_str(&format!(
+                "verify-down: {ok} of {} down script(s) undo their up\n",
+                self.verify_down.len()
+            ));
         }
         out
     }

@@ -34,6 +34,8 @@ const MESSAGE_EXCERPT: usize = 1000;
 pub fn build(report: &RunReport) -> Value {
     let mut blocks = Vec::new();
     blocks.extend(section(title(report)));
+    // What production would go through comes before everything else.
+    blocks.extend(findings(report).and_then(section));
     blocks.extend(facts(report));
     match report.outcome {
         Outcome::Failed => {
@@ -54,7 +56,7 @@ pub fn build(report: &RunReport) -> Value {
         Outcome::Error => {
             blocks.extend(error(report).and_then(section));
         }
-        Outcome::Success => {
+        Outcome::Success | Outcome::RehearsalFailed => {
             blocks.extend(section(applied(report, applied_verb(report))));
         }
         Outcome::NothingToDo => {
@@ -168,6 +170,7 @@ fn emoji(outcome: Outcome) -> &'static str {
         Outcome::Refused => "⛔",
         Outcome::Interrupted => "⚠️",
         Outcome::Error => "❌",
+        Outcome::RehearsalFailed => "🚧",
     }
 }
 
@@ -236,6 +239,7 @@ fn verb(outcome: Outcome) -> &'static str {
         Outcome::Refused => "was refused",
         Outcome::Interrupted => "stopped",
         Outcome::Error => "stopped with an error",
+        Outcome::RehearsalFailed => "failed its rehearsal",
     }
 }
 
@@ -294,6 +298,20 @@ fn summary(report: &RunReport) -> String {
             match report.refusals.len() {
                 0 | 1 => format!("{first} (nothing changed)"),
                 k => format!("{first} (and {} more; nothing changed)", k - 1),
+            }
+        }
+        Outcome::RehearsalFailed => {
+            let failed: Vec<&crate::rehearsal::Finding> = report
+                .findings
+                .iter()
+                .filter(|f| !f.gates.is_empty())
+                .collect();
+            match failed.as_slice() {
+                [] => format!("a rehearsal gate failed ({n} {verb})"),
+                [one] => format!("{} ({n} {verb})", one.text),
+                [first, rest @ ..] => {
+                    format!("{} (and {} more; {n} {verb})", first.text, rest.len())
+                }
             }
         }
         Outcome::Interrupted | Outcome::Error => {
@@ -522,6 +540,51 @@ fn refusals(refusals: &[Refusal]) -> String {
     out
 }
 
+/// The findings, failed gates first marked with 🚧, then the rest; and how
+/// many down scripts `--verify-down` found to undo their up.
+fn findings(report: &RunReport) -> Option<String> {
+    let ok = report
+        .verify_down
+        .iter()
+        .filter(|v| v.outcome == crate::rehearsal::VerifyOutcome::Ok)
+        .count();
+    if report.findings.is_empty() && ok == 0 {
+        return None;
+    }
+    let mut out = format!("*Findings* ({}):", report.findings.len());
+    let reserve = "\n…and 0000000000 more".len() + 100;
+    let mut shown = 0;
+    let failed = report.findings.iter().filter(|f| !f.gates.is_empty());
+    let told = report.findings.iter().filter(|f| f.gates.is_empty());
+    for f in failed.chain(told).take(MAX_LISTED) {
+        let line = if f.gates.is_empty() {
+            format!("\n• {}", escape_within(&f.text, 600))
+        } else {
+            let flags: Vec<&str> = f.gates.iter().map(|g| g.flag()).collect();
+            format!(
+                "\n🚧 {} (fails `{}`)",
+                escape_within(&f.text, 600),
+                flags.join("`, `")
+            )
+        };
+        if chars(&out) + chars(&line) + reserve > MAX_SECTION_TEXT {
+            break;
+        }
+        out.push_str(&line);
+        shown += 1;
+    }
+    if shown < report.findings.len() {
+        out.push_str(&format!("\n…and {} more", report.findings.len() - shown));
+    }
+    if ok > 0 {
+        out.push_str(&format!(
+            "\n*Verify down:* {ok} of {} down script(s) undo their up",
+            report.verify_down.len()
+        ));
+    }
+    Some(out)
+}
+
 /// The error of an interrupted or otherwise stopped run.
 fn error(report: &RunReport) -> Option<String> {
     let e = report.error.as_deref()?;
@@ -607,12 +670,7 @@ mod tests {
     use crate::report::{DatabaseInfo, Direction};
 
     fn step(version: Version, name: &str, ms: u64) -> StepReport {
-        StepReport {
-            version,
-            name: name.into(),
-            direction: Direction::Up,
-            execution_ms: ms,
-        }
+        StepReport::new(version, name, Direction::Up, ms)
     }
 
     fn base() -> RunReport {
@@ -648,6 +706,46 @@ mod tests {
         };
         r.finish(&Ok(()));
         r
+    }
+
+    #[test]
+    fn findings_come_first_and_a_failed_gate_leads_the_notification() {
+        use crate::rehearsal::{Gate, Gates, Lock, Rewrite, findings};
+        let mut r = base();
+        r.environment = Some("nightly".into());
+        let mut s = step(20261110000000, "add_not_null", 48_200);
+        s.locks = Some(vec![Lock {
+            relation: "orders".into(),
+            mode: "AccessExclusiveLock".into(),
+        }]);
+        s.rewrites = Some(vec![Rewrite {
+            relation: "orders".into(),
+            bytes_before: Some(2_254_857_830),
+        }]);
+        let mut first = step(1, "users", 12);
+        (first.locks, first.rewrites) = (Some(Vec::new()), Some(Vec::new()));
+        r.applied = vec![first, s];
+        let gates = Gates {
+            fail_on_rewrite: true,
+            ..Gates::default()
+        };
+        r.findings = findings(r.applied.iter().map(StepReport::measured), &[], gates);
+        assert_eq!(r.findings[0].gates, [Gate::FailOnRewrite]);
+        let failed = crate::rehearsal::failed(&r.findings);
+        r.finish(&Err(Error::Rehearsal(failed)));
+        assert_eq!(r.outcome, Outcome::RehearsalFailed);
+        assert_eq!(r.exit_code, 8);
+        let msg = build(&r);
+        let second = msg["blocks"][1]["text"]["text"].as_str().unwrap();
+        assert!(
+            second.starts_with("*Findings* (1):\n🚧 20261110000000_add_not_null would hold ACCESS EXCLUSIVE on orders for 48 s and rewrite it (2.1 GB) (fails `--fail-on-rewrite`)"),
+            "{second}"
+        );
+        assert_eq!(
+            msg["text"],
+            "🚧 [nightly] migrator up failed its rehearsal: 20261110000000_add_not_null would \
+             hold ACCESS EXCLUSIVE on orders for 48 s and rewrite it (2.1 GB) (2 applied)"
+        );
     }
 
     fn failed() -> RunReport {

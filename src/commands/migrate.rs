@@ -93,6 +93,7 @@ async fn prepare_and_run(
     super::check_report(settings)?;
     crate::notify::check(&settings.notify)?;
     guard_protected(settings, change)?;
+    guard_verify_down(settings, change)?;
     if let Change::Up {
         single_transaction: true,
         ..
@@ -106,6 +107,9 @@ async fn prepare_and_run(
         lock_timeout: settings.lock_timeout,
         checks: settings.checks,
         adopt: settings.adopt,
+        resume: settings.wait,
+        link_timeout: settings.link_timeout,
+        rehearsal: settings.rehearsal,
     };
     engine::run(&mut db, &files, change, &options, interrupt, report).await
 }
@@ -136,6 +140,37 @@ fn guard_protected(settings: &Settings, change: &Change) -> Result<()> {
             change.name()
         ))),
     }
+}
+
+/// `--verify-down` runs down scripts: never where the environment is
+/// protected (not even with `--confirm-env`), and not inside
+/// `--single-transaction`, whose migrations share one transaction.
+fn guard_verify_down(settings: &Settings, change: &Change) -> Result<()> {
+    if !settings.rehearsal.gates.verify_down {
+        return Ok(());
+    }
+    if let Some(env) = settings.env_label.as_deref()
+        && settings
+            .protected_envs
+            .iter()
+            .any(|p| p.eq_ignore_ascii_case(env))
+    {
+        return Err(Error::usage(format!(
+            "--verify-down runs down scripts, and `{env}` is a protected environment: rehearse \
+             on a clone (another --env), not here; nothing was changed"
+        )));
+    }
+    if let Change::Up {
+        single_transaction: true,
+        ..
+    } = change
+    {
+        return Err(Error::usage(
+            "--verify-down cannot run inside --single-transaction: each down is checked right \
+             after its own up; drop one of the two",
+        ));
+    }
+    Ok(())
 }
 
 /// Prints the report on stdout: the text summary or the JSON.

@@ -6,6 +6,7 @@
 //! engine cannot roll back (MySQL DDL, no-transaction scripts) the row is marked
 //! in progress first, so a crash or a failure half way leaves a dirty row behind.
 
+pub mod link;
 pub mod mysql;
 pub mod postgres;
 pub mod resolve;
@@ -22,6 +23,7 @@ use migrator_core::error::{Error, Result};
 use migrator_core::history::HistoryRow;
 use migrator_core::migration::{Migration, Script};
 use migrator_core::plan::ForcePlan;
+use migrator_core::rehearsal::{Capture, Schema};
 pub use migrator_core::report::DatabaseInfo;
 use migrator_core::report::Direction;
 use migrator_core::split::Statement;
@@ -105,6 +107,63 @@ pub trait Driver {
         statements: &[Statement<'_>],
         interrupt: &Interrupt,
     ) -> std::result::Result<u64, ExecError>;
+
+    /// Who can tell, from a second connection, whether this session still
+    /// works for us (a silent link does not close; see `link`).
+    fn watch(&self) -> link::Watch {
+        link::Watch::Off
+    }
+
+    /// Whether the session still answers (the caller bounds the wait).
+    async fn alive(&mut self) -> bool {
+        true
+    }
+
+    /// Replaces a lost session: opens a new one (bounded as connecting is),
+    /// ends the old one on the server if it is still there and waits until it
+    /// is gone, so that what the history says afterwards is final. The
+    /// migration lock went with the old session.
+    async fn reconnect(&mut self, _interrupt: &Interrupt) -> Result<()> {
+        Err(Error::database(
+            "reconnecting",
+            "this driver cannot open a new session",
+        ))
+    }
+    /// Whether [`Driver::execute`] measures the locks and rewrites of the
+    /// migrations it runs from now on (on unless `--no-capture`).
+    fn set_capture(&mut self, _on: bool) {}
+
+    /// What was measured of the migration the last successful
+    /// [`Driver::execute`] ran; `None` when this driver measures nothing.
+    fn take_capture(&mut self) -> Option<Capture> {
+        None
+    }
+
+    /// The schema as the catalogs describe it (`--verify-down`).
+    async fn schema(&mut self) -> Result<Schema> {
+        Err(Error::usage(
+            "--verify-down: this database cannot read its schema",
+        ))
+    }
+
+    /// `--verify-down`: runs `down` (an [`Exec`] in direction down) and reads
+    /// the schema after it. `Ok((schema, true))`: the driver took the down back
+    /// itself (PostgreSQL runs it in a transaction it rolls back), so the
+    /// database is at the up state and the up need not run again;
+    /// `Ok((schema, false))`: the down is applied (and recorded) and the caller
+    /// runs the up again. A failed down is rolled back where the engine can.
+    async fn rehearse_down(
+        &mut self,
+        down: &Exec<'_>,
+        interrupt: &Interrupt,
+    ) -> std::result::Result<(Schema, bool), ExecError> {
+        self.execute(down, interrupt).await?;
+        let schema = self.schema().await.map_err(|e| ExecError {
+            message: e.to_string(),
+            ..ExecError::default()
+        })?;
+        Ok((schema, false))
+    }
 }
 
 /// How connecting is bounded: each attempt (TCP connect, TLS, authentication)
@@ -220,11 +279,11 @@ pub async fn connect(
     interrupt: &Interrupt,
 ) -> Result<AnyDriver> {
     Ok(match target {
-        Target::Postgres(c, tls) => {
-            AnyDriver::Postgres(postgres::connect(c, tls, info, policy, init_sql, interrupt).await?)
-        }
-        Target::Mysql(o) => {
-            AnyDriver::Mysql(mysql::connect(o, info, policy, init_sql, interrupt).await?)
+        Target::Postgres(c, tls, link) => AnyDriver::Postgres(
+            postgres::connect(c, tls, info, policy, init_sql, *link, interrupt).await?,
+        ),
+        Target::Mysql(o, link) => {
+            AnyDriver::Mysql(mysql::connect(o, info, policy, init_sql, *link, interrupt).await?)
         }
     })
 }
@@ -288,6 +347,31 @@ impl Driver for AnyDriver {
         interrupt: &Interrupt,
     ) -> std::result::Result<u64, ExecError> {
         both!(self, d => d.execute_plain(statements, interrupt).await)
+    }
+    fn watch(&self) -> link::Watch {
+        both!(self, d => d.watch())
+    }
+    async fn alive(&mut self) -> bool {
+        both!(self, d => d.alive().await)
+    }
+    async fn reconnect(&mut self, interrupt: &Interrupt) -> Result<()> {
+        both!(self, d => d.reconnect(interrupt).await)
+    }
+    fn set_capture(&mut self, on: bool) {
+        both!(self, d => d.set_capture(on))
+    }
+    fn take_capture(&mut self) -> Option<Capture> {
+        both!(self, d => d.take_capture())
+    }
+    async fn schema(&mut self) -> Result<Schema> {
+        both!(self, d => d.schema().await)
+    }
+    async fn rehearse_down(
+        &mut self,
+        down: &Exec<'_>,
+        interrupt: &Interrupt,
+    ) -> std::result::Result<(Schema, bool), ExecError> {
+        both!(self, d => d.rehearse_down(down, interrupt).await)
     }
 }
 

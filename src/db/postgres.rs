@@ -1,11 +1,23 @@
 //! PostgreSQL (and Aurora PostgreSQL) through tokio-postgres.
 //!
-//! A transactional migration costs two round trips: `BEGIN;` + the whole script in
-//! one simple-protocol message (the server splits it, as psql's statements would
-//! run), then the history row and `COMMIT` pipelined. A failed statement is located
-//! by the server's error position or, failing that, by counting the statements the
-//! server completed. No-transaction scripts run statement by statement between an
-//! "in progress" row and its completion.
+//! A transactional migration costs one round trip: `BEGIN`, the whole script (the
+//! server splits it, as psql's statements would run), the history row with the
+//! execution time the server measured, and `COMMIT`, in one simple-protocol
+//! message (`transactional_message`). A failed statement is located by the
+//! server's error position or, failing that, by counting the statements the server
+//! completed; then one more round trip rolls back. No-transaction scripts run
+//! statement by statement between an "in progress" row and its completion.
+//!
+//! The lock, and the history read right behind it, share one round trip: the
+//! server answers in order, so the read sees what the lock holder may see.
+//!
+//! The rehearsal capture (`capture`) rides in the same message: its "before"
+//! fragment right after `BEGIN` (`Part::Before`), its "after" fragment between
+//! the script and the history row (`Part::After`); no round trip of its own.
+//! A no-transaction migration pipelines "before" with its in-progress row and
+//! the rewrite check with its completion.
+
+mod capture;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -16,12 +28,14 @@ use tokio_postgres::types::Type;
 use tokio_postgres::{Client, Config, SimpleQueryMessage};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
+use super::link::{Link, Watch};
 use super::{ConnectPolicy, Driver, Exec, ExecError};
 use crate::interrupt::Interrupt;
 use migrator_core::adopt::Adopted;
 use migrator_core::error::{Error, Result};
 use migrator_core::history::{HistoryRow, RowStatus, TABLE};
 use migrator_core::plan::ForcePlan;
+use migrator_core::rehearsal::{Capture, Schema, pg};
 use migrator_core::report::{DatabaseInfo, Direction};
 use migrator_core::split::{self, Statement};
 
@@ -45,11 +59,28 @@ const SELECT_HISTORY: &str = "SELECT version, name, checksum, status, \
     to_char(applied_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), \
     execution_ms, failed_statement, error FROM migrator_history ORDER BY version";
 
+/// Our server process and its start time.
+const SESSION: &str = "SELECT pid::text, backend_start::text FROM pg_stat_activity \
+    WHERE pid = pg_backend_pid()";
+
 pub struct Postgres {
     client: Client,
     info: DatabaseInfo,
-    insert: Option<tokio_postgres::Statement>,
-    delete: Option<tokio_postgres::Statement>,
+    /// The history as read right behind the lock (same round trip), for the
+    /// `history` call that follows it; any other call drops it.
+    read_ahead: Option<Result<Option<Vec<HistoryRow>>>>,
+    /// How to open another session (a lost one replaced, the watch).
+    config: Box<Config>,
+    tls: MakeRustlsConnect,
+    policy: ConnectPolicy,
+    init_sql: Vec<String>,
+    link: Link,
+    /// The server process of our session and when it started, once known
+    /// (read with the lock): a pid alone may be reused by then.
+    session: Option<(i32, String)>,
+    /// Measure locks and rewrites (`capture`); what the last migration measured.
+    capture: bool,
+    captured: Option<Capture>,
 }
 
 /// Whether a connection error may pass if we wait (the server is starting, the
@@ -87,9 +118,36 @@ pub async fn connect(
     info: DatabaseInfo,
     policy: ConnectPolicy,
     init_sql: &[String],
+    link: Link,
     interrupt: &Interrupt,
 ) -> Result<Postgres> {
-    let (client, connection) = super::retry_connect(&info, policy, interrupt, || async {
+    let client = open(config, tls, &info, policy, init_sql, interrupt).await?;
+    Ok(Postgres {
+        client,
+        info,
+        read_ahead: None,
+        config: Box::new(config.clone()),
+        tls: tls.clone(),
+        policy,
+        init_sql: init_sql.to_vec(),
+        link,
+        session: None,
+        capture: true,
+        captured: None,
+    })
+}
+
+/// One session: connected (bounded and retried per `policy`), `--init-sql` run,
+/// and its canceller installed on `interrupt`.
+async fn open(
+    config: &Config,
+    tls: &MakeRustlsConnect,
+    info: &DatabaseInfo,
+    policy: ConnectPolicy,
+    init_sql: &[String],
+    interrupt: &Interrupt,
+) -> Result<Client> {
+    let (client, connection) = super::retry_connect(info, policy, interrupt, || async {
         config
             .connect(tls.clone())
             .await
@@ -104,11 +162,19 @@ pub async fn connect(
             tracing::debug!(error = %e, "connection closed");
         }
     });
+    // Each value bounded as connecting is (a link gone silent right after the
+    // handshake) and cut short by a signal.
     for sql in init_sql {
-        client
-            .batch_execute(sql)
-            .await
-            .map_err(|e| super::init_sql_failed(sql, describe(&e)))?;
+        let run = async {
+            match tokio::time::timeout(policy.timeout, client.batch_execute(sql)).await {
+                Ok(done) => done.map_err(|e| super::init_sql_failed(sql, describe(&e))),
+                Err(_) => Err(super::init_sql_failed(
+                    sql,
+                    "no answer within --connect-timeout".into(),
+                )),
+            }
+        };
+        interrupt.cut(run, "running --init-sql").await?;
     }
     let token = client.cancel_token();
     let cancel_tls = tls.clone();
@@ -121,12 +187,7 @@ pub async fn connect(
             }
         })
     }));
-    Ok(Postgres {
-        client,
-        info,
-        insert: None,
-        delete: None,
-    })
+    Ok(client)
 }
 
 fn interrupted(interrupt: &Interrupt, detail: Option<String>) -> Error {
@@ -142,31 +203,56 @@ fn text(row: &tokio_postgres::SimpleQueryRow, i: usize) -> Option<String> {
     row.get(i).map(str::to_string)
 }
 
-fn parse_rows(messages: Vec<SimpleQueryMessage>) -> Result<Vec<HistoryRow>> {
+/// The history table's rows, each parsed as it arrives (10 000 rows never sit
+/// in memory twice); `None` when the table does not exist.
+async fn read_history(client: &Client) -> Result<Option<Vec<HistoryRow>>> {
+    let missing_or = |e: tokio_postgres::Error| {
+        if e.as_db_error().map(|d| d.code()) == Some(&SqlState::UNDEFINED_TABLE) {
+            Ok(None)
+        } else {
+            Err(Error::database("reading the history table", describe(&e)))
+        }
+    };
+    let stream = match client.simple_query_raw(SELECT_HISTORY).await {
+        Ok(stream) => stream,
+        Err(e) => return missing_or(e),
+    };
+    futures_util::pin_mut!(stream);
     let mut rows = Vec::new();
-    for m in messages {
-        let SimpleQueryMessage::Row(r) = m else {
-            continue;
-        };
-        let bad = || Error::database("reading the history table", "unexpected row shape");
-        let status_text = text(&r, 3).ok_or_else(bad)?;
-        rows.push(HistoryRow {
-            version: text(&r, 0).and_then(|v| v.parse().ok()).ok_or_else(bad)?,
-            name: text(&r, 1).unwrap_or_default(),
-            checksum: text(&r, 2).unwrap_or_default(),
-            status: RowStatus::parse(&status_text).ok_or_else(|| {
-                Error::database(
-                    "reading the history table",
-                    format!("unknown status `{status_text}`"),
-                )
-            })?,
-            applied_at: text(&r, 4).unwrap_or_default(),
-            execution_ms: text(&r, 5).and_then(|v| v.parse().ok()).unwrap_or(0),
-            failed_statement: text(&r, 6),
-            error: text(&r, 7),
-        });
+    while let Some(message) = stream.next().await {
+        match message {
+            Ok(SimpleQueryMessage::Row(r)) => rows.push(parse_row(&r)?),
+            Ok(_) => {}
+            Err(e) => return missing_or(e),
+        }
     }
-    Ok(rows)
+    Ok(Some(rows))
+}
+
+/// The execution time the server measured, from the history write's row.
+fn server_ms(message: &Message, rows: &[Vec<tokio_postgres::SimpleQueryRow>]) -> Option<u64> {
+    let i = message.index_of(Part::Record)?;
+    rows.get(i)?.first()?.get(0)?.parse().ok()
+}
+
+fn parse_row(r: &tokio_postgres::SimpleQueryRow) -> Result<HistoryRow> {
+    let bad = || Error::database("reading the history table", "unexpected row shape");
+    let status_text = text(r, 3).ok_or_else(bad)?;
+    Ok(HistoryRow {
+        version: text(r, 0).and_then(|v| v.parse().ok()).ok_or_else(bad)?,
+        name: text(r, 1).unwrap_or_default(),
+        checksum: text(r, 2).unwrap_or_default(),
+        status: RowStatus::parse(&status_text).ok_or_else(|| {
+            Error::database(
+                "reading the history table",
+                format!("unknown status `{status_text}`"),
+            )
+        })?,
+        applied_at: text(r, 4).unwrap_or_default(),
+        execution_ms: text(r, 5).and_then(|v| v.parse().ok()).unwrap_or(0),
+        failed_statement: text(r, 6),
+        error: text(r, 7),
+    })
 }
 
 /// Maps a server error on `sent` (the text sent; `skip_chars` of it precede the
@@ -198,12 +284,209 @@ fn exec_error(
     err
 }
 
+/// A part of a transactional message, in the order it is sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Part {
+    Begin,
+    /// A capture read right after BEGIN (the rehearsal's "before" fragment).
+    Before,
+    /// The migration's own SQL.
+    Script,
+    /// A capture read after the script (the rehearsal's "after" fragment).
+    After,
+    /// The history row (written or deleted), with the execution time the
+    /// server measured.
+    Record,
+    Commit,
+}
+
+/// One part of a [`Message`]: where it is in the text and how many statements
+/// (CommandCompletes) the server answers it with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Span {
+    part: Part,
+    /// 0-based char position of the part in the message (the server's error
+    /// positions count chars, from 1).
+    start_char: usize,
+    /// Statements of the message before this part.
+    first_statement: usize,
+    statements: usize,
+}
+
+/// Several parts joined into one simple-query message, and where each one is.
+#[derive(Debug)]
+struct Message {
+    text: String,
+    spans: Vec<Span>,
+}
+
+impl Message {
+    /// Joins `parts` (part, SQL, its number of statements). Every part ends on
+    /// its own line, so a script's closing `--` comment cannot swallow the
+    /// separator; an empty statement (`;;`) gets no answer from the server, so
+    /// a script's own terminator does no harm.
+    fn join(parts: &[(Part, &str, usize)]) -> Message {
+        let mut text = String::new();
+        let mut spans = Vec::with_capacity(parts.len());
+        let (mut chars, mut first_statement) = (0, 0);
+        for &(part, sql, statements) in parts {
+            spans.push(Span {
+                part,
+                start_char: chars,
+                first_statement,
+                statements,
+            });
+            text.push_str(sql);
+            text.push_str("\n;\n");
+            chars += sql.chars().count() + 3;
+            first_statement += statements;
+        }
+        Message { text, spans }
+    }
+
+    /// Index of `part` in `spans` (and in the rows [`Postgres::send`] returns).
+    fn index_of(&self, part: Part) -> Option<usize> {
+        self.spans.iter().position(|s| s.part == part)
+    }
+
+    /// The part a 1-based server char position falls in, and the position
+    /// (1-based) inside that part.
+    fn at_position(&self, pos: usize) -> Option<(&Span, usize)> {
+        let index = pos.checked_sub(1)?;
+        let span = self.spans.iter().rfind(|s| s.start_char <= index)?;
+        Some((span, index - span.start_char + 1))
+    }
+
+    /// The part running when `completed` statements of the message had
+    /// completed, and the statement's index inside that part.
+    fn at_statement(&self, completed: usize) -> Option<(&Span, usize)> {
+        self.spans
+            .iter()
+            .find(|s| completed < s.first_statement + s.statements)
+            .map(|s| (s, completed - s.first_statement))
+    }
+}
+
+/// The one message of a transactional migration: BEGIN, an optional capture
+/// before the script, the script, an optional capture after it, the history
+/// row and COMMIT. One round trip when it succeeds. `before` and `after` may
+/// hold several statements and return rows: each part's rows are told apart by
+/// counting CommandCompletes (see [`Message::at_statement`]).
+fn transactional_message(
+    before: Option<&str>,
+    script: (&str, usize),
+    after: Option<&str>,
+    record: &str,
+) -> Message {
+    let mut parts = vec![(Part::Begin, "BEGIN", 1)];
+    parts.extend(before.map(|sql| (Part::Before, sql, statements_in(sql))));
+    parts.push((Part::Script, script.0, script.1));
+    parts.extend(after.map(|sql| (Part::After, sql, statements_in(sql))));
+    parts.push((Part::Record, record, 1));
+    parts.push((Part::Commit, "COMMIT", 1));
+    Message::join(&parts)
+}
+
+/// Statements in a fragment of ours, as the server will count them.
+fn statements_in(sql: &str) -> usize {
+    split::split(sql, migrator_core::migration::Engine::Postgres, false).map_or(1, |s| s.len())
+}
+
+/// A string as a literal whatever `standard_conforming_strings` says: in an
+/// `E''` literal both the quote and the backslash are escaped.
+fn literal(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 3);
+    out.push_str("E'");
+    for c in s.chars() {
+        match c {
+            '\'' => out.push_str("''"),
+            '\\' => out.push_str("\\\\"),
+            c => out.push(c),
+        }
+    }
+    out.push('\'');
+    out
+}
+
+/// Milliseconds since the server received the current message: the script's
+/// execution time, measured where it ran.
+const SERVER_MS: &str =
+    "(extract(epoch FROM clock_timestamp() - statement_timestamp()) * 1000)::bigint";
+
+/// The history write of one migration (`up`: the row, `down`: its removal),
+/// answering one row with the execution time it measured.
+fn record_sql(exec: &Exec<'_>) -> String {
+    let m = exec.migration;
+    match exec.direction {
+        Direction::Up => format!(
+            "INSERT INTO migrator_history (version, name, checksum, status, execution_ms) \
+             VALUES ({}, {}, {}, 'applied', {SERVER_MS}) RETURNING execution_ms",
+            m.version as i64,
+            literal(&m.name),
+            literal(&m.checksum)
+        ),
+        Direction::Down => format!(
+            "WITH gone AS (DELETE FROM migrator_history WHERE version = {}) SELECT {SERVER_MS}",
+            m.version as i64
+        ),
+    }
+}
+
 impl Postgres {
     async fn simple(&self, sql: &str, doing: &str) -> Result<Vec<SimpleQueryMessage>> {
         self.client
             .simple_query(sql)
             .await
             .map_err(|e| Error::database(doing, describe(&e)))
+    }
+
+    /// Ends a session we lost (if the server still runs it: a silent link) and
+    /// waits until it is gone, so that its transaction is over either way.
+    async fn end_session(
+        &self,
+        (pid, started): (i32, String),
+        interrupt: &Interrupt,
+    ) -> Result<()> {
+        let doing = "ending the lost session";
+        let same = format!(
+            "pid = {pid} AND backend_start::text = '{}'",
+            started.replace('\'', "")
+        );
+        let _ = self
+            .simple(
+                &format!("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE {same}"),
+                doing,
+            )
+            .await?;
+        let patience = self
+            .link
+            .timeout
+            .unwrap_or(Duration::from_secs(30))
+            .max(Duration::from_secs(5));
+        let until = Instant::now() + patience;
+        loop {
+            let rows = self
+                .simple(
+                    &format!("SELECT 1 FROM pg_stat_activity WHERE {same}"),
+                    doing,
+                )
+                .await?;
+            if !rows.iter().any(|m| matches!(m, SimpleQueryMessage::Row(_))) {
+                return Ok(());
+            }
+            if Instant::now() >= until {
+                return Err(Error::database(
+                    doing,
+                    format!(
+                        "the server still runs our lost session (pid {pid}) after {} s; its last migration stays in doubt",
+                        patience.as_secs()
+                    ),
+                ));
+            }
+            interrupt
+                .sleep(Duration::from_millis(50), "the lost session to end")
+                .await?;
+        }
     }
 
     async fn lock_holder(&self) -> Option<String> {
@@ -230,71 +513,80 @@ impl Postgres {
         })
     }
 
-    async fn prepared(&mut self, direction: Direction) -> Result<tokio_postgres::Statement> {
-        let slot = match direction {
-            Direction::Up => &mut self.insert,
-            Direction::Down => &mut self.delete,
-        };
-        if let Some(s) = slot {
-            return Ok(s.clone());
-        }
-        let (sql, types): (&str, &[Type]) = match direction {
-            Direction::Up => (
-                "INSERT INTO migrator_history (version, name, checksum, status, execution_ms) \
-                 VALUES ($1, $2, $3, 'applied', $4)",
-                &[Type::INT8, Type::TEXT, Type::TEXT, Type::INT8],
-            ),
-            Direction::Down => (
-                "DELETE FROM migrator_history WHERE version = $1",
-                &[Type::INT8],
-            ),
-        };
-        let stmt = self
-            .client
-            .prepare_typed(sql, types)
-            .await
-            .map_err(|e| Error::database("preparing the history statement", describe(&e)))?;
-        *slot = Some(stmt.clone());
-        Ok(stmt)
-    }
-
-    /// Runs the script's SQL in one message; on failure, locates the statement.
-    async fn run_script(
+    /// Sends `message` (whose `Part::Script` is `exec`'s script) and reads its
+    /// answers: the rows of each part, in the order of `message.spans`. On
+    /// failure, the error located in the script, or in the part of ours that
+    /// failed. Rolls nothing back.
+    async fn send(
         &self,
+        message: &Message,
         exec: &Exec<'_>,
-        prefix: &str,
-    ) -> std::result::Result<(), ExecError> {
-        let sent = format!("{prefix}{}", exec.script.sql);
-        let prefix_statements = usize::from(!prefix.is_empty());
+    ) -> std::result::Result<Vec<Vec<tokio_postgres::SimpleQueryRow>>, ExecError> {
         let fail = |e: &tokio_postgres::Error, completed: usize| {
-            let mut err = exec_error(e, &exec.script.sql, prefix.chars().count(), 0);
-            if err.offset.is_none() {
-                err.statement = completed.checked_sub(prefix_statements);
-            }
-            if let Some(off) = err.offset {
-                err.statement = exec
-                    .statements
-                    .iter()
-                    .rposition(|s| s.start <= off)
-                    .or(Some(0));
+            let position = e.as_db_error().and_then(|db| match db.position() {
+                Some(ErrorPosition::Original(pos)) => Some(*pos as usize),
+                _ => None,
+            });
+            let located = match position {
+                Some(pos) => message
+                    .at_position(pos)
+                    .map(|(s, p)| (s.part, None, Some(p))),
+                None => message
+                    .at_statement(completed)
+                    .map(|(s, i)| (s.part, Some(i), None)),
+            };
+            let mut err = exec_error(e, "", 0, 0);
+            match located {
+                Some((Part::Script, index, pos)) => {
+                    if let Some(pos) = pos {
+                        let off = split::char_pos_to_byte(&exec.script.sql, pos);
+                        err.offset = Some(off);
+                        err.statement = exec
+                            .statements
+                            .iter()
+                            .rposition(|s| s.start <= off)
+                            .or(Some(0));
+                    } else {
+                        err.statement = index;
+                    }
+                }
+                Some((Part::Record, ..)) => {
+                    err.message = format!("recording the migration in {TABLE}: {}", err.message);
+                }
+                Some((Part::Before | Part::After, ..)) => {
+                    err.message =
+                        format!("reading the capture around the migration: {}", err.message);
+                }
+                Some((Part::Begin | Part::Commit, ..)) | None => {}
             }
             err
         };
         let stream = self
             .client
-            .simple_query_raw(&sent)
+            .simple_query_raw(&message.text)
             .await
             .map_err(|e| fail(&e, 0))?;
         futures_util::pin_mut!(stream);
+        let mut rows: Vec<Vec<tokio_postgres::SimpleQueryRow>> =
+            message.spans.iter().map(|_| Vec::new()).collect();
         let mut completed = 0usize;
         while let Some(msg) = stream.next().await {
             match msg {
                 Ok(SimpleQueryMessage::CommandComplete(_)) => completed += 1,
+                Ok(SimpleQueryMessage::Row(row)) => {
+                    if let Some(i) = message
+                        .spans
+                        .iter()
+                        .position(|s| completed < s.first_statement + s.statements)
+                    {
+                        rows[i].push(row);
+                    }
+                }
                 Ok(_) => {}
                 Err(e) => return Err(fail(&e, completed)),
             }
         }
-        Ok(())
+        Ok(rows)
     }
 
     /// Runs one statement on its own (no-transaction scripts, scrub files); a
@@ -326,46 +618,40 @@ impl Postgres {
         exec: &Exec<'_>,
     ) -> std::result::Result<u64, ExecError> {
         let started = Instant::now();
-        if let Err(e) = self.run_script(exec, "BEGIN;\n").await {
-            self.rollback().await;
-            return Err(e);
-        }
-        let ms = started.elapsed().as_millis() as u64;
-        // The history row and COMMIT go out together: one round trip, one commit.
-        let commit = self.client.simple_query("COMMIT");
-        let (book, commit) = tokio::join!(self.record(exec, ms), commit);
-        if let Err(e) = book {
-            self.rollback().await;
-            return Err(e);
-        }
-        commit.map_err(|e| exec_error(&e, "", 0, 0))?;
-        Ok(ms)
-    }
-
-    /// Writes (up) or deletes (down) the history row with the prepared statement,
-    /// borrowing `self` immutably so that it can be pipelined with COMMIT.
-    async fn record(&self, exec: &Exec<'_>, ms: u64) -> std::result::Result<(), ExecError> {
-        let stmt = match exec.direction {
-            Direction::Up => self.insert.clone(),
-            Direction::Down => self.delete.clone(),
-        }
-        .expect("history statement prepared before use");
-        let m = exec.migration;
-        let version = m.version as i64;
-        let ms = ms as i64;
-        let result = match exec.direction {
-            Direction::Up => {
-                self.client
-                    .execute(&stmt, &[&version, &m.name, &m.checksum, &ms])
-                    .await
-            }
-            Direction::Down => self.client.execute(&stmt, &[&version]).await,
+        let record = record_sql(exec);
+        // The capture's splice points: "before" right after BEGIN, "after"
+        // between the script and the history row; same message, same round trip.
+        let (before, after) = match self.capture {
+            true => (Some(pg::BEFORE), Some(pg::AFTER)),
+            false => (None, None),
         };
-        result.map(|_| ()).map_err(|e| {
-            let mut err = exec_error(&e, "", 0, 0);
-            err.message = format!("recording the migration in {TABLE}: {}", err.message);
-            err
-        })
+        let message = transactional_message(
+            before,
+            (&exec.script.sql, exec.statements.len()),
+            after,
+            &record,
+        );
+        match self.send(&message, exec).await {
+            Ok(rows) => {
+                if self.capture {
+                    let mut captured = capture::Rows::default();
+                    for part in [Part::Before, Part::After] {
+                        if let Some(i) = message.index_of(part) {
+                            rows[i].iter().for_each(|r| captured.take_row(r));
+                        }
+                    }
+                    self.captured = Some(captured.capture());
+                }
+                Ok(server_ms(&message, &rows)
+                    .unwrap_or_else(|| started.elapsed().as_millis() as u64))
+            }
+            Err(e) => {
+                if !e.connection_lost {
+                    self.rollback().await;
+                }
+                Err(e)
+            }
+        }
     }
 
     async fn execute_statementwise(
@@ -375,7 +661,17 @@ impl Postgres {
     ) -> std::result::Result<u64, ExecError> {
         let m = exec.migration;
         let version = m.version as i64;
-        let mark = match exec.direction {
+        // No transaction to read locks in: the rewrites since a watermark,
+        // read in the in-progress row's round trip (pipelined).
+        let capture = self.capture;
+        let watermark = async {
+            match capture {
+                true => Some(self.client.simple_query(pg::BEFORE).await),
+                false => None,
+            }
+        };
+        let mark = async {
+            match exec.direction {
             Direction::Up => self
                 .client
                 .execute(
@@ -390,8 +686,23 @@ impl Postgres {
                     &[&version],
                 )
                 .await,
+        }
         };
+        let (watermark, mark) = tokio::join!(watermark, mark);
         mark.map_err(|e| exec_error(&e, "", 0, 0))?;
+        // `None` when not capturing or when pg_class could not be read (logged:
+        // the capture never fails a migration).
+        let before = match watermark {
+            Some(Ok(messages)) => {
+                let before = capture::Rows::from(&messages).before;
+                before.watermark.map(|w| (before, w))
+            }
+            Some(Err(e)) => {
+                tracing::warn!(error = %describe(&e), "could not read pg_class for the rehearsal capture");
+                None
+            }
+            None => None,
+        };
         let started = Instant::now();
         for (i, stmt) in exec.statements.iter().enumerate() {
             let result = if interrupt.signal().is_some() {
@@ -446,7 +757,8 @@ impl Postgres {
             }
         }
         let ms = started.elapsed().as_millis() as u64;
-        let done = match exec.direction {
+        let done = async {
+            match exec.direction {
             Direction::Up => self
                 .client
                 .execute(
@@ -458,12 +770,31 @@ impl Postgres {
                 .client
                 .execute("DELETE FROM migrator_history WHERE version = $1", &[&version])
                 .await,
+        }
         };
+        // The rewrites since the watermark, pipelined with the completion.
+        let rewritten = async {
+            match &before {
+                Some((_, watermark)) => Some(
+                    self.client
+                        .simple_query(&pg::rewritten_since(*watermark))
+                        .await,
+                ),
+                None => None,
+            }
+        };
+        let (done, rewritten) = tokio::join!(done, rewritten);
         done.map_err(|e| {
             let mut err = exec_error(&e, "", 0, 0);
             err.dirty = true;
             err
         })?;
+        if let (Some((before, _)), Some(after)) = (&before, rewritten) {
+            self.captured = Some(match after {
+                Ok(after) => pg::capture_statementwise(before, &capture::Rows::from(&after).locked),
+                Err(_) => Capture::not_measured("reading pg_class after the migration failed"),
+            });
+        }
         Ok(ms)
     }
 }
@@ -488,14 +819,44 @@ impl Driver for Postgres {
         // PostgreSQL 14+: notice a vanished client (kill -9, lost network) while a
         // statement runs, so its session lock goes with it. Older servers do not
         // know the setting; that is fine. Pipelined with the lock: one round trip.
-        let (check, locked) = tokio::join!(
+        // The history read goes in the same round trip, behind the lock: the
+        // server answers in order, so it runs once the lock is held (and is
+        // dropped when it was not). Our server process, for the watch and for
+        // ending this session from another one if its link dies: also pipelined.
+        // The four go out in one flight (each is sent when first polled, in
+        // order); the lock's answer is then awaited under the session watch,
+        // which needs the process id the second one reads.
+        let mut lock = std::pin::pin!(self.client.simple_query(&sql));
+        let mut history = std::pin::pin!(read_history(&self.client));
+        let (check, session, first, history_first) = tokio::join!(
             self.client
                 .simple_query("SET client_connection_check_interval = 1000"),
-            self.client.simple_query(&sql)
+            self.client.simple_query(SESSION),
+            std::future::poll_fn(|cx| std::task::Poll::Ready(lock.as_mut().poll(cx))),
+            std::future::poll_fn(|cx| std::task::Poll::Ready(history.as_mut().poll(cx)))
         );
+        self.read_ahead = None;
         if let Err(e) = check {
             tracing::debug!(error = %describe(&e), "client_connection_check_interval not set");
         }
+        self.session = session.ok().and_then(|rows| {
+            rows.iter().find_map(|m| match m {
+                SimpleQueryMessage::Row(r) => {
+                    Some((r.get(0)?.parse().ok()?, r.get(1)?.to_string()))
+                }
+                _ => None,
+            })
+        });
+        let locked = match first {
+            std::task::Poll::Ready(done) => done,
+            std::task::Poll::Pending => {
+                let watch = self.watch();
+                tokio::select! {
+                    done = &mut lock => done,
+                    why = watch.dead() => return Err(Error::database("taking the lock", why)),
+                }
+            }
+        };
         match locked {
             // pg_try_advisory_lock answers false instead of waiting.
             Ok(rows)
@@ -508,7 +869,14 @@ impl Driver for Postgres {
                     holder: self.lock_holder().await,
                 })
             }
-            Ok(_) => Ok(()),
+            Ok(_) => {
+                let history = match history_first {
+                    std::task::Poll::Ready(done) => done,
+                    std::task::Poll::Pending => history.await,
+                };
+                self.read_ahead = Some(history);
+                Ok(())
+            }
             Err(e) => match e.as_db_error().map(|db| db.code().clone()) {
                 Some(SqlState::LOCK_NOT_AVAILABLE) => Err(Error::LockTimeout {
                     seconds,
@@ -523,7 +891,42 @@ impl Driver for Postgres {
         }
     }
 
+    fn watch(&self) -> Watch {
+        match &self.session {
+            Some((pid, _)) => Watch::Postgres {
+                config: self.config.clone(),
+                tls: self.tls.clone(),
+                pid: *pid,
+                link: self.link,
+            },
+            None => Watch::Off,
+        }
+    }
+
+    async fn alive(&mut self) -> bool {
+        !self.client.is_closed() && self.client.simple_query("").await.is_ok()
+    }
+
+    async fn reconnect(&mut self, interrupt: &Interrupt) -> Result<()> {
+        self.client = open(
+            &self.config,
+            &self.tls,
+            &self.info,
+            self.policy,
+            &self.init_sql,
+            interrupt,
+        )
+        .await?;
+        // What was read on the old session may be stale.
+        self.read_ahead = None;
+        match self.session.take() {
+            Some(old) => self.end_session(old, interrupt).await,
+            None => Ok(()),
+        }
+    }
+
     async fn unlock(&mut self) -> Result<()> {
+        self.read_ahead = None;
         self.simple(
             &format!("SELECT pg_advisory_unlock({LOCK_KEY})"),
             "releasing the lock",
@@ -533,16 +936,14 @@ impl Driver for Postgres {
     }
 
     async fn history(&mut self) -> Result<Option<Vec<HistoryRow>>> {
-        match self.client.simple_query(SELECT_HISTORY).await {
-            Ok(rows) => parse_rows(rows).map(Some),
-            Err(e) if e.as_db_error().map(|d| d.code()) == Some(&SqlState::UNDEFINED_TABLE) => {
-                Ok(None)
-            }
-            Err(e) => Err(Error::database("reading the history table", describe(&e))),
+        match self.read_ahead.take() {
+            Some(read) => read,
+            None => read_history(&self.client).await,
         }
     }
 
     async fn create_history(&mut self) -> Result<()> {
+        self.read_ahead = None;
         self.simple(CREATE_TABLE, "creating the history table")
             .await
             .map(|_| ())
@@ -553,11 +954,9 @@ impl Driver for Postgres {
         exec: &Exec<'_>,
         interrupt: &Interrupt,
     ) -> std::result::Result<u64, ExecError> {
+        self.read_ahead = None;
+        self.captured = None;
         if exec.migration.transactional {
-            self.prepared(exec.direction).await.map_err(|e| ExecError {
-                message: e.to_string(),
-                ..ExecError::default()
-            })?;
             self.execute_transactional(exec).await
         } else {
             self.execute_statementwise(exec, interrupt).await
@@ -569,13 +968,7 @@ impl Driver for Postgres {
         execs: &[Exec<'_>],
         interrupt: &Interrupt,
     ) -> std::result::Result<Vec<u64>, (usize, ExecError)> {
-        let lift = |e: Error| ExecError {
-            message: e.to_string(),
-            ..ExecError::default()
-        };
-        if let Some(e) = execs.first() {
-            self.prepared(e.direction).await.map_err(|e| (0, lift(e)))?;
-        }
+        self.read_ahead = None;
         self.client
             .simple_query("BEGIN")
             .await
@@ -593,16 +986,18 @@ impl Driver for Postgres {
                     },
                 ));
             }
+            // The script and its history row: one round trip per migration.
             let started = Instant::now();
-            let result = match self.run_script(exec, "").await {
-                Ok(()) => {
-                    let ms = started.elapsed().as_millis() as u64;
-                    self.record(exec, ms).await.map(|()| ms)
-                }
-                Err(e) => Err(e),
-            };
-            match result {
-                Ok(ms) => times.push(ms),
+            let record = record_sql(exec);
+            let message = Message::join(&[
+                (Part::Script, &exec.script.sql, exec.statements.len()),
+                (Part::Record, &record, 1),
+            ]);
+            match self.send(&message, exec).await {
+                Ok(rows) => times.push(
+                    server_ms(&message, &rows)
+                        .unwrap_or_else(|| started.elapsed().as_millis() as u64),
+                ),
                 Err(e) => {
                     self.rollback().await;
                     return Err((i, e));
@@ -617,6 +1012,7 @@ impl Driver for Postgres {
     }
 
     async fn force(&mut self, plan: &ForcePlan) -> Result<()> {
+        self.read_ahead = None;
         let doing = "writing the forced version";
         let tx = self
             .client
@@ -651,6 +1047,7 @@ impl Driver for Postgres {
     }
 
     async fn insert_applied(&mut self, rows: &[Adopted]) -> Result<()> {
+        self.read_ahead = None;
         let doing = "recording migrations as applied";
         let db = |e: tokio_postgres::Error| Error::database(doing, describe(&e));
         let tx = self.client.transaction().await.map_err(db)?;
@@ -675,6 +1072,7 @@ impl Driver for Postgres {
         statements: &[split::Statement<'_>],
         interrupt: &Interrupt,
     ) -> std::result::Result<u64, ExecError> {
+        self.read_ahead = None;
         let started = Instant::now();
         self.client
             .simple_query("BEGIN")
@@ -698,7 +1096,59 @@ impl Driver for Postgres {
         Ok(started.elapsed().as_millis() as u64)
     }
 
+    fn set_capture(&mut self, on: bool) {
+        self.capture = on;
+    }
+
+    fn take_capture(&mut self) -> Option<Capture> {
+        self.captured.take()
+    }
+
+    async fn schema(&mut self) -> Result<Schema> {
+        self.read_ahead = None;
+        let messages = self
+            .simple(pg::SCHEMA, "reading the schema for --verify-down")
+            .await?;
+        Ok(Schema::from_rows(&capture::all_rows(&messages)))
+    }
+
+    /// A transactional down runs in a transaction that is rolled back once
+    /// the schema is read: the database never leaves the up state. A
+    /// no-transaction down really runs; the caller applies the up again.
+    async fn rehearse_down(
+        &mut self,
+        down: &Exec<'_>,
+        interrupt: &Interrupt,
+    ) -> std::result::Result<(Schema, bool), ExecError> {
+        let lift = |e: Error| ExecError {
+            message: e.to_string(),
+            ..ExecError::default()
+        };
+        self.read_ahead = None;
+        self.captured = None;
+        if !down.migration.transactional {
+            self.execute_statementwise(down, interrupt).await?;
+            self.captured = None;
+            return Ok((self.schema().await.map_err(lift)?, false));
+        }
+        // BEGIN and the down in one message, then the schema, then ROLLBACK.
+        let message = Message::join(&[
+            (Part::Begin, "BEGIN", 1),
+            (Part::Script, &down.script.sql, down.statements.len()),
+        ]);
+        if let Err(e) = self.send(&message, down).await {
+            if !e.connection_lost {
+                self.rollback().await;
+            }
+            return Err(e);
+        }
+        let schema = self.schema().await;
+        self.rollback().await;
+        Ok((schema.map_err(lift)?, true))
+    }
+
     async fn query_text(&mut self, sql: &str) -> Result<Option<Vec<Vec<Option<String>>>>> {
+        self.read_ahead = None;
         match self.client.simple_query(sql).await {
             Ok(messages) => Ok(Some(
                 messages
@@ -724,5 +1174,68 @@ impl Driver for Postgres {
                 describe(&e),
             )),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_message_says_which_part_a_position_or_a_count_falls_in() {
+        let script = "CREATE TABLE t (id int);\nINSERT INTO t VALUES (1); -- done";
+        let m = transactional_message(
+            Some("SELECT 1; SELECT 2"),
+            (script, 2),
+            Some("SELECT 3"),
+            "INSERT INTO migrator_history VALUES (1)",
+        );
+        assert!(
+            m.text
+                .starts_with("BEGIN\n;\nSELECT 1; SELECT 2\n;\nCREATE TABLE t"),
+            "{}",
+            m.text
+        );
+        // The closing comment cannot swallow the separator.
+        assert!(m.text.contains("-- done\n;\n"));
+        assert!(m.text.ends_with("COMMIT\n;\n"));
+        let parts: Vec<(Part, usize)> = m.spans.iter().map(|s| (s.part, s.statements)).collect();
+        assert_eq!(
+            parts,
+            [
+                (Part::Begin, 1),
+                (Part::Before, 2),
+                (Part::Script, 2),
+                (Part::After, 1),
+                (Part::Record, 1),
+                (Part::Commit, 1)
+            ]
+        );
+        // BEGIN and the two capture statements completed: the script's first.
+        let (span, i) = m.at_statement(3).unwrap();
+        assert_eq!((span.part, i), (Part::Script, 0));
+        assert_eq!(
+            m.at_statement(4).map(|(s, i)| (s.part, i)),
+            Some((Part::Script, 1))
+        );
+        assert_eq!(m.at_statement(6).map(|(s, _)| s.part), Some(Part::Record));
+        assert_eq!(m.at_statement(8), None);
+        // A server position (1-based chars) inside the script, back to it.
+        let insert = m.text.find("INSERT INTO t").unwrap() + 1;
+        let (span, pos) = m.at_position(insert).unwrap();
+        assert_eq!(span.part, Part::Script);
+        assert_eq!(
+            &script[split::char_pos_to_byte(script, pos)..][..13],
+            "INSERT INTO t"
+        );
+        let record = m.text.find("INSERT INTO migrator_history").unwrap() + 1;
+        assert_eq!(m.at_position(record).unwrap().0.part, Part::Record);
+    }
+
+    #[test]
+    fn literals_are_escaped_whatever_the_server_settings() {
+        assert_eq!(literal("it's"), "E'it''s'");
+        assert_eq!(literal("a\\b"), "E'a\\\\b'");
+        assert_eq!(literal(""), "E''");
     }
 }

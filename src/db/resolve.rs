@@ -21,9 +21,13 @@ pub async fn target(
     settings: &Settings,
     interrupt: &Interrupt,
 ) -> Result<(Target, DatabaseInfo, Option<Duration>)> {
-    interrupt
+    let (mut target, info, left) = interrupt
         .cut(resolve(settings, interrupt), "resolving the database")
-        .await
+        .await?;
+    target.set_link(db::link::Link {
+        timeout: settings.link_timeout,
+    });
+    Ok((target, info, left))
 }
 
 async fn resolve(

@@ -13,6 +13,7 @@ use tokio_postgres::config::{
 };
 use tokio_postgres_rustls::MakeRustlsConnect;
 
+use super::link::Link;
 use crate::tls::Ca;
 use migrator_core::conn::{Parts, TlsMode};
 use migrator_core::error::{Error, Result};
@@ -21,15 +22,15 @@ use migrator_core::report::DatabaseInfo;
 
 /// What a driver connects to. Holds the secret; its Debug output does not.
 pub enum Target {
-    Postgres(Config, MakeRustlsConnect),
-    Mysql(MySqlConnectOptions),
+    Postgres(Config, MakeRustlsConnect, Link),
+    Mysql(MySqlConnectOptions, Link),
 }
 
 impl std::fmt::Debug for Target {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
             Target::Postgres(..) => "Target::Postgres(..)",
-            Target::Mysql(_) => "Target::Mysql(..)",
+            Target::Mysql(..) => "Target::Mysql(..)",
         })
     }
 }
@@ -38,7 +39,19 @@ impl Target {
     pub fn engine(&self) -> Engine {
         match self {
             Target::Postgres(..) => Engine::Postgres,
-            Target::Mysql(_) => Engine::Mysql,
+            Target::Mysql(..) => Engine::Mysql,
+        }
+    }
+
+    /// Bounds how long the connections to this target may stay silent
+    /// (`--link-timeout`; see `db::link`).
+    pub fn set_link(&mut self, link: Link) {
+        match self {
+            Target::Postgres(config, _, l) => {
+                link.configure_postgres(config);
+                *l = link;
+            }
+            Target::Mysql(_, l) => *l = link,
         }
     }
 }
@@ -121,7 +134,7 @@ fn postgres(parts: Parts, tls: &Tls) -> Result<(Target, DatabaseInfo)> {
         port,
         name,
     };
-    Ok((Target::Postgres(config, connector), info))
+    Ok((Target::Postgres(config, connector, Link::default()), info))
 }
 
 /// The URL query parameters libpq and tokio-postgres know (TLS ones aside,
@@ -300,7 +313,7 @@ fn mysql(parts: Parts, tls: &Tls) -> Result<(Target, DatabaseInfo)> {
         port: options.get_port(),
         name,
     };
-    Ok((Target::Mysql(options), info))
+    Ok((Target::Mysql(options, Link::default()), info))
 }
 
 #[cfg(test)]
@@ -350,7 +363,7 @@ mod tests {
             "postgres://h/d?sslmode=verify-full&application_name=x&sslrootcert=/c&connect_timeout=3",
         )
         .unwrap();
-        let Target::Postgres(c, _) = t else {
+        let Target::Postgres(c, ..) = t else {
             panic!("postgres")
         };
         assert_eq!(c.get_application_name(), Some("x"));
@@ -361,7 +374,7 @@ mod tests {
             "Tls decides, not the URL"
         );
         let (t, _) = parse_url("postgres://h/d").unwrap();
-        let Target::Postgres(c, _) = t else {
+        let Target::Postgres(c, ..) = t else {
             panic!("postgres")
         };
         assert_eq!(c.get_application_name(), Some("migrator"));
@@ -385,7 +398,7 @@ mod tests {
             ..Parts::default()
         };
         let (t, _) = target(parts, &Tls::default()).unwrap();
-        let Target::Postgres(c, _) = t else {
+        let Target::Postgres(c, ..) = t else {
             panic!("postgres")
         };
         assert_eq!(c.get_password(), Some(&b"a@b:c/d?e%f"[..]));

@@ -28,6 +28,7 @@ enum Call {
     Force(ForcePlan),
     InsertApplied(Vec<Version>),
     QueryText(String),
+    Reconnect,
 }
 
 use Call::*;
@@ -45,6 +46,11 @@ struct MemDriver {
     /// Triggered while the migration of this version runs (after it commits,
     /// or before its failure is returned).
     signal_at: Option<(Version, Interrupt)>,
+    /// The migration whose COMMIT goes through but whose answer is lost with
+    /// the connection.
+    lost_after_commit: Option<Version>,
+    /// The session is gone (until `reconnect`).
+    dead: bool,
 }
 
 impl MemDriver {
@@ -62,6 +68,8 @@ impl MemDriver {
             fail: None,
             lock_times_out: false,
             signal_at: None,
+            lost_after_commit: None,
+            dead: false,
         }
     }
 
@@ -161,6 +169,15 @@ impl MemDriver {
             return Err(err);
         }
         self.apply(exec);
+        if self.lost_after_commit == Some(m.version) {
+            self.lost_after_commit = None;
+            self.dead = true;
+            return Err(ExecError {
+                message: "connection closed".into(),
+                connection_lost: true,
+                ..ExecError::default()
+            });
+        }
         Ok(Self::ms(m.version))
     }
 
@@ -243,6 +260,16 @@ impl Driver for MemDriver {
             .collect())
     }
 
+    async fn alive(&mut self) -> bool {
+        !self.dead
+    }
+
+    async fn reconnect(&mut self, _interrupt: &Interrupt) -> Result<()> {
+        self.calls.push(Reconnect);
+        self.dead = false;
+        Ok(())
+    }
+
     async fn force(&mut self, plan: &ForcePlan) -> Result<()> {
         self.calls.push(Force(plan.clone()));
         let rows = self.rows.as_mut().expect("history table exists");
@@ -268,6 +295,15 @@ impl Driver for MemDriver {
     async fn query_text(&mut self, sql: &str) -> Result<Option<Vec<Vec<Option<String>>>>> {
         self.calls.push(QueryText(sql.to_string()));
         let engine = self.info.engine;
+        if sql == migrator_core::adopt::present_query(engine) {
+            // The tables of the tools with rows here.
+            return Ok(Some(
+                self.foreign
+                    .iter()
+                    .map(|(tool, _)| vec![Some(tool.table().to_string())])
+                    .collect(),
+            ));
+        }
         Ok(self
             .foreign
             .iter()
@@ -338,6 +374,9 @@ fn options() -> Options {
         lock_timeout: Duration::from_secs(7),
         checks: Checks::default(),
         adopt: true,
+        resume: None,
+        link_timeout: None,
+        rehearsal: crate::settings::Rehearsal::default(),
     }
 }
 
@@ -382,11 +421,8 @@ async fn fresh_database_applies_everything_in_version_order_under_the_lock() {
         [
             Lock,
             History,
-            // No other tool's table: each adoption query found nothing.
-            QueryText(Tool::GolangMigrate.query(Engine::Postgres)),
-            QueryText(Tool::Sqlx.query(Engine::Postgres)),
-            QueryText(Tool::Refinery.query(Engine::Postgres)),
-            QueryText(Tool::Diesel.query(Engine::Postgres)),
+            // No other tool's table: one query says so, none is read.
+            QueryText(migrator_core::adopt::present_query(Engine::Postgres)),
             CreateHistory,
             Execute(1, Direction::Up),
             Execute(2, Direction::Up),
@@ -1178,4 +1214,58 @@ async fn a_signal_on_a_fresh_database_creates_no_history_table() {
     );
     assert!(!db.calls.contains(&CreateHistory), "{:?}", db.calls);
     assert!(db.writes().is_empty(), "{:?}", db.calls);
+}
+
+/// The answer to a COMMIT is lost with the connection: the engine reads the row
+/// on a new session instead of guessing, and reports it settled.
+#[tokio::test]
+async fn a_commit_whose_answer_was_lost_is_settled_from_the_history() {
+    use migrator_core::report::Settled;
+    let files = files(&[1, 2, 3]);
+    let mut db = MemDriver::postgres();
+    db.lost_after_commit = Some(2);
+    let (result, report) = go(&mut db, &files, up()).await;
+    let err = result.unwrap_err();
+    assert!(
+        err.to_string().contains("2_m: in doubt, settled: applied"),
+        "{err}"
+    );
+    assert_eq!(report.in_doubt.len(), 1);
+    assert_eq!(report.in_doubt[0].settled, Settled::Applied);
+    assert_eq!(versions(&report.applied), [1, 2]);
+    assert_eq!(versions(&report.not_run), [3]);
+    assert!(db.calls.contains(&Reconnect));
+    assert_eq!(
+        db.recorded(),
+        [(1, RowStatus::Applied), (2, RowStatus::Applied)]
+    );
+}
+
+/// `up --wait`: after settling, the run takes the lock again and carries on.
+#[tokio::test]
+async fn up_wait_carries_on_after_the_lost_connection() {
+    let files = files(&[1, 2, 3]);
+    let mut db = MemDriver::postgres();
+    db.lost_after_commit = Some(2);
+    let mut report = RunReport::new("up");
+    let resume = Options {
+        resume: Some(Duration::from_secs(30)),
+        ..options()
+    };
+    let result = run(
+        &mut db,
+        &files,
+        &up(),
+        &resume,
+        &Interrupt::default(),
+        &mut report,
+    )
+    .await;
+    result.unwrap();
+    assert_eq!(versions(&report.applied), [1, 2, 3]);
+    assert!(report.not_run.is_empty());
+    assert_eq!(report.version_before, None);
+    assert_eq!(report.version_after, Some(3));
+    assert_eq!(db.calls.iter().filter(|c| **c == Lock).count(), 2);
+    assert_eq!(db.recorded().len(), 3);
 }

@@ -247,12 +247,12 @@ mod tests {
     fn policy_decides_which_outcomes_are_posted() {
         let nothing = report(Ok(()));
         let mut success = RunReport::new("up");
-        success.applied.push(migrator_core::report::StepReport {
-            version: 1,
-            name: "a".into(),
-            direction: migrator_core::report::Direction::Up,
-            execution_ms: 1,
-        });
+        success.applied.push(migrator_core::report::StepReport::new(
+            1,
+            "a",
+            migrator_core::report::Direction::Up,
+            1,
+        ));
         success.finish(&Ok(()));
         let bad = report(refused());
         assert!(When::Always.wants(&nothing));

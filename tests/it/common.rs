@@ -197,11 +197,13 @@ impl TestDb {
             .collect()
     }
 
-    /// A statement that sleeps this many seconds.
+    /// A statement that sleeps this many seconds, and fails when cancelled as
+    /// real work does. (A bare `DO SLEEP` cut by KILL QUERY just returns early,
+    /// without an error, and the rest of the migration's message runs.)
     pub fn sleep_sql(&self, secs: f64) -> String {
         match self.engine {
             Engine::Pg => format!("SELECT pg_sleep({secs})"),
-            Engine::My => format!("DO SLEEP({secs})"),
+            Engine::My => format!("SELECT SLEEP({secs}) FROM (SELECT 1) AS t"),
         }
     }
 }
