@@ -563,10 +563,21 @@ impl Mysql {
         // memory twice); the first bad one is the answer.
         let mut history = Ok(());
         let mut watch = Watch::Off;
+        // The watch needs the session id, the first answer; until it comes a
+        // silent link is bounded here (a live server answers it at once).
+        let limit = self.link.timeout;
+        let first_by = tokio::time::Instant::now() + limit.unwrap_or_default();
         loop {
+            let waiting_first = limit.is_some() && matches!(watch, Watch::Off);
             let next = tokio::select! {
                 next = stream.try_next() => next,
                 why = watch.dead() => return Err(LockFailed::Silent(why)),
+                () = tokio::time::sleep_until(first_by), if waiting_first => {
+                    return Err(LockFailed::Silent(format!(
+                        "no answer within --link-timeout ({}): the link to the server went silent",
+                        migrator_core::duration::format(limit.unwrap_or_default())
+                    )));
+                }
             };
             match next {
                 Ok(Some(Either::Left(_))) => completed += 1,

@@ -828,13 +828,32 @@ impl Driver for Postgres {
         // which needs the process id the second one reads.
         let mut lock = std::pin::pin!(self.client.simple_query(&sql));
         let mut history = std::pin::pin!(read_history(&self.client));
-        let (check, session, first, history_first) = tokio::join!(
-            self.client
-                .simple_query("SET client_connection_check_interval = 1000"),
-            self.client.simple_query(SESSION),
-            std::future::poll_fn(|cx| std::task::Poll::Ready(lock.as_mut().poll(cx))),
-            std::future::poll_fn(|cx| std::task::Poll::Ready(history.as_mut().poll(cx)))
-        );
+        let first_answers = async {
+            tokio::join!(
+                self.client
+                    .simple_query("SET client_connection_check_interval = 1000"),
+                self.client.simple_query(SESSION),
+                std::future::poll_fn(|cx| std::task::Poll::Ready(lock.as_mut().poll(cx))),
+                std::future::poll_fn(|cx| std::task::Poll::Ready(history.as_mut().poll(cx)))
+            )
+        };
+        // The watch needs the process id, so until it is read a silent link is
+        // bounded here: the first two answers come at once from a live server,
+        // whoever holds the lock.
+        let (check, session, first, history_first) = match self.link.timeout {
+            Some(limit) => tokio::time::timeout(limit, first_answers)
+                .await
+                .map_err(|_| {
+                    Error::database(
+                        "taking the lock",
+                        format!(
+                            "no answer within --link-timeout ({}): the link to the server went silent",
+                            migrator_core::duration::format(limit)
+                        ),
+                    )
+                })?,
+            None => first_answers.await,
+        };
         self.read_ahead = None;
         if let Err(e) = check {
             tracing::debug!(error = %describe(&e), "client_connection_check_interval not set");

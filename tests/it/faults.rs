@@ -224,3 +224,54 @@ fn up_wait_carries_on_after_a_lost_connection() {
     }
     assert!(settled > 0, "no run had a migration in flight");
 }
+
+// Silent from the session's first query on (the lock's message): the watch
+// needs the server's answer naming our session, so until that answer the wait
+// is bounded by the link timeout itself, not by `--lock-timeout` plus it.
+engines!(
+    a_link_silent_before_the_lock_answers_ends_within_the_link_timeout,
+    |engine| {
+        let db = TestDb::new(engine);
+        let dir = three();
+        // PostgreSQL (trust): client message 1 is the login, 2 the first
+        // query. MySQL: the login takes two (the answer to the server's
+        // greeting and to its auth switch), the first query is 3.
+        let first_query = match engine {
+            Engine::Pg => "2",
+            Engine::My => "3",
+        };
+        let proxy = Proxy::start(
+            &db,
+            &[
+                "--fault",
+                "silent",
+                "--direction",
+                "c2s",
+                "--after-messages",
+                first_query,
+            ],
+        );
+        let started = Instant::now();
+        let run = Cmd::on(
+            &db,
+            &dir,
+            &["up", "--tls", "disable", "--lock-timeout", "60"],
+        )
+        .env("DATABASE_URL", proxy.url(&db))
+        .env("MIGRATOR_LINK_TIMEOUT", "3s")
+        .run();
+        let took = started.elapsed();
+        assert!(
+            matches!(run.code, 1 | 3),
+            "exit {}: {}",
+            run.code,
+            run.all()
+        );
+        assert!(run.all().contains("went silent"), "{}", run.all());
+        assert!(took < Duration::from_secs(15), "ended after {took:?}");
+        drop(proxy);
+        Cmd::on(&db, &dir, &["up", "--lock-timeout", "30"])
+            .run()
+            .code(0);
+    }
+);
