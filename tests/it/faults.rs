@@ -21,9 +21,10 @@ fn three() -> Dir {
     ])
 }
 
-/// Server→client messages of a whole uncut `up` through the proxy: the fault
-/// points below are fractions of it, so they hold whatever the apply path.
-fn messages_of_a_run(engine: Engine) -> u64 {
+/// Messages of a whole uncut `up` through the proxy, in one direction
+/// (`"s2c"` or `"c2s"`): the fault points below are fractions of it, so they
+/// hold whatever the apply path.
+fn messages_of_a_run(engine: Engine, direction: &str) -> u64 {
     let db = TestDb::new(engine);
     let dir = three();
     let proxy = Proxy::start(&db, &[]);
@@ -36,7 +37,11 @@ fn messages_of_a_run(engine: Engine) -> u64 {
         .as_array()
         .unwrap()
         .iter()
-        .map(|c| c["s2c_messages"].as_u64().unwrap())
+        .map(|c| {
+            c[format!("{direction}_messages").as_str()]
+                .as_u64()
+                .unwrap()
+        })
         .sum()
 }
 
@@ -57,7 +62,7 @@ fn consistent(db: &TestDb) {
 }
 
 engines!(a_silent_link_ends_the_run_with_exit_1_or_3, |engine| {
-    let half = messages_of_a_run(engine) / 2;
+    let half = messages_of_a_run(engine, "s2c") / 2;
     let db = TestDb::new(engine);
     let dir = three();
     let after = half.to_string();
@@ -92,7 +97,7 @@ engines!(a_silent_link_ends_the_run_with_exit_1_or_3, |engine| {
 engines!(
     one_sigterm_on_a_silent_link_exits_143_within_a_second,
     |engine| {
-        let half = messages_of_a_run(engine) / 2;
+        let half = messages_of_a_run(engine, "s2c") / 2;
         let db = TestDb::new(engine);
         let dir = three();
         let after = half.to_string();
@@ -167,30 +172,12 @@ fn quick_fault_sweep_on_mysql() {
     sweep("my");
 }
 
-/// Client→server messages of a whole uncut `up` through the proxy.
-fn requests_of_a_run(engine: Engine) -> u64 {
-    let db = TestDb::new(engine);
-    let dir = three();
-    let proxy = Proxy::start(&db, &[]);
-    Cmd::on(&db, &dir, &["up", "--tls", "disable"])
-        .env("DATABASE_URL", proxy.url(&db))
-        .run()
-        .code(0);
-    let stats = proxy.settled();
-    stats["connections"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["c2s_messages"].as_u64().unwrap())
-        .sum()
-}
-
 /// `up --wait` after a connection reset mid-run: the migration in flight is
 /// settled from its history row on a new connection, and the run carries on
 /// from what is recorded to the end.
 #[test]
 fn up_wait_carries_on_after_a_lost_connection() {
-    let n = requests_of_a_run(Engine::Pg);
+    let n = messages_of_a_run(Engine::Pg, "c2s");
     let mut settled = 0;
     for k in [n / 2, n * 2 / 3, n * 5 / 6] {
         let db = TestDb::new(Engine::Pg);
