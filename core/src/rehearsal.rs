@@ -140,18 +140,23 @@ fn num(row: &[Option<String>], i: usize) -> Option<u64> {
 
 /// PostgreSQL: the fragments and their rows.
 ///
-/// "before" does not list the database's relations (that would cost a row per
-/// table per migration): it records a watermark, the highest oid or file node
-/// of any relation (`pg_class`), in a transaction-local setting. Oids and file
-/// nodes come from one counter, so a relation whose oid is at most the
-/// watermark existed before the migration, and one whose file node is above it
-/// got new storage: it was rewritten (a rewrite takes ACCESS EXCLUSIVE, so it
-/// is among the locked relations). "before" also returns the catalog's size of
-/// every non-empty table (`relpages`: as of the last VACUUM, ANALYZE or CREATE
-/// INDEX; reading the size on disk would lock every table). "after" lists the
-/// relation locks of the migration's own backend on pre-existing relations,
-/// with their names and whether they were rewritten. Neither takes a lock on a
-/// user table.
+/// "before" reads no table of the database's and scans no catalog: its cost
+/// must not grow with the schema (a production clone has thousands of
+/// relations, and the capture runs once per migration). It records a
+/// watermark, the highest oid or file node of any relation, read from the
+/// ends of `pg_class`'s two indexes (the oid one, and the file node one per
+/// tablespace), in a transaction-local setting. Oids and file nodes come from
+/// one counter, so a relation whose oid is at most the watermark existed
+/// before the migration, and one whose file node is above it got new storage:
+/// it was rewritten (a rewrite takes ACCESS EXCLUSIVE, so it is among the
+/// locked relations). "before" also returns the catalog's size (`relpages`:
+/// as of the last VACUUM, ANALYZE or CREATE INDEX; reading the size on disk
+/// would lock every table) of the non-empty tables whose names the script
+/// mentions ([`names`]), looked up by name in the index: a rewrite reached only
+/// through a name the script does not spell (dynamic SQL) reports its size as
+/// unknown. "after" lists the relation locks of the migration's own backend on
+/// pre-existing relations, with their names and whether they were rewritten.
+/// Neither takes a lock on a user table.
 pub mod pg {
     use super::*;
 
@@ -159,14 +164,148 @@ pub mod pg {
     pub const BEFORE_TAG: &str = "migrator_capture_before";
     pub const AFTER_TAG: &str = "migrator_capture_after";
 
-    /// Right after BEGIN (the migration's own transaction). One scan of
-    /// `pg_class`, one row: the watermark (also kept in a transaction-local
-    /// setting for [`AFTER`]) and `oid:relpages` of each non-empty table.
-    pub const BEFORE: &str = "SELECT NULL::oid AS migrator_capture_before, \
-        set_config('migrator.watermark', max(greatest(c.oid::int8, c.relfilenode::int8))::text, \
-        true)::int8, string_agg(c.oid::text || ':' || c.relpages::text, ',') FILTER (WHERE \
-        c.oid >= 16384 AND c.relkind IN ('r','m') AND c.relpages > 0), \
-        current_setting('block_size') FROM pg_class c";
+    /// At most this many names of a script are looked up for sizes (the
+    /// first ones, in order): a data migration's thousands of words cost
+    /// nothing, and the tables a schema change names come first.
+    pub const MAX_NAMES: usize = 1000;
+
+    /// Right after BEGIN (the migration's own transaction), for `script`: one
+    /// row, the watermark (also kept in a transaction-local setting for
+    /// [`AFTER`]) and `oid:relpages` of each non-empty table among the
+    /// script's [`names`]. Index reads only.
+    pub fn before(script: &str) -> String {
+        let names = names(script);
+        let list = names
+            .iter()
+            .map(|n| literal(n))
+            .collect::<Vec<_>>()
+            .join(",");
+        format!(
+            "SELECT NULL::oid AS migrator_capture_before, \
+             set_config('migrator.watermark', greatest((SELECT max(oid) FROM pg_class)::int8, \
+             (SELECT max((SELECT c.relfilenode FROM pg_class c WHERE c.reltablespace = s.oid \
+             ORDER BY c.relfilenode DESC LIMIT 1)) FROM (SELECT 0::oid AS oid UNION ALL \
+             SELECT oid FROM pg_tablespace) s)::int8)::text, true)::int8, \
+             (SELECT string_agg(c.oid::text || ':' || c.relpages::text, ',') FROM pg_class c \
+             WHERE c.relname = ANY(ARRAY[{list}]::name[]) AND c.oid >= 16384 \
+             AND c.relkind IN ('r','m') AND c.relpages > 0), current_setting('block_size')"
+        )
+    }
+
+    /// The names a script may give a table, in order of first mention, at
+    /// most [`MAX_NAMES`]: its unquoted words folded to lower case and its
+    /// quoted identifiers as written; comments and string literals skipped,
+    /// dollar-quoted bodies (function code) read.
+    pub fn names(script: &str) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        let mut keep = |name: String| {
+            if out.len() < MAX_NAMES && !name.is_empty() && seen.insert(name.clone()) {
+                out.push(name);
+            }
+        };
+        let b = script.as_bytes();
+        let mut i = 0;
+        while i < b.len() {
+            let c = b[i];
+            if c == b'-' && b.get(i + 1) == Some(&b'-') {
+                i = script[i..].find('\n').map_or(b.len(), |n| i + n);
+            } else if c == b'/' && b.get(i + 1) == Some(&b'*') {
+                let mut depth = 0usize;
+                while i < b.len() {
+                    if b[i..].starts_with(b"/*") {
+                        depth += 1;
+                        i += 2;
+                    } else if b[i..].starts_with(b"*/") {
+                        depth -= 1;
+                        i += 2;
+                        if depth == 0 {
+                            break;
+                        }
+                    } else {
+                        i += 1;
+                    }
+                }
+            } else if c == b'\'' {
+                // E'..' literals escape with a backslash; the lexer's prefix
+                // word was already read, so look back for it.
+                let escapes = i > 0 && matches!(b[i - 1], b'e' | b'E');
+                i += 1;
+                while i < b.len() {
+                    if escapes && b[i] == b'\\' {
+                        i += 2;
+                    } else if b[i] == b'\'' {
+                        if b.get(i + 1) == Some(&b'\'') {
+                            i += 2;
+                        } else {
+                            i += 1;
+                            break;
+                        }
+                    } else {
+                        i += 1;
+                    }
+                }
+            } else if c == b'"' {
+                let mut name = String::new();
+                let mut j = i + 1;
+                loop {
+                    match script[j..].find('"') {
+                        Some(n) => {
+                            name.push_str(&script[j..j + n]);
+                            j += n + 1;
+                            if b.get(j) == Some(&b'"') {
+                                name.push('"');
+                                j += 1;
+                            } else {
+                                break;
+                            }
+                        }
+                        None => {
+                            j = b.len();
+                            break;
+                        }
+                    }
+                }
+                keep(name);
+                i = j;
+            } else if c.is_ascii_alphabetic() || c == b'_' || c >= 0x80 {
+                let end = script[i..]
+                    .find(|ch: char| !(ch.is_alphanumeric() || ch == '_' || ch == '$'))
+                    .map_or(b.len(), |n| i + n);
+                keep(script[i..end].to_lowercase());
+                i = end;
+            } else if c == b'$' {
+                // A dollar quote's tag is skipped; its body is code and read on.
+                let tag_end = script[i + 1..]
+                    .find(|ch: char| !(ch.is_alphanumeric() || ch == '_'))
+                    .map_or(b.len(), |n| i + 1 + n);
+                i = if b.get(tag_end) == Some(&b'$') {
+                    tag_end + 1
+                } else {
+                    i + 1
+                };
+            } else {
+                i += 1;
+            }
+        }
+        out
+    }
+
+    /// A string literal whatever `standard_conforming_strings` says: in an
+    /// `E''` literal both the quote and the backslash are escaped.
+    pub fn literal(s: &str) -> String {
+        let mut out = String::with_capacity(s.len() + 3);
+        out.push_str("E'");
+        for c in s.chars() {
+            match c {
+                '\'' => out.push_str("''"),
+                '\\' => out.push_str("\\\\"),
+                c => out.push(c),
+            }
+        }
+        out.push('\'');
+        out
+    }
 
     /// Just before the history row and COMMIT, in the same transaction.
     pub const AFTER: &str = "SELECT l.relation AS migrator_capture_after, l.mode, \
@@ -179,7 +318,7 @@ pub mod pg {
         AND c.relkind IN ('r','p','m','v','S','f')";
 
     /// No-transaction migrations: the tables rewritten since `watermark` (read
-    /// by [`BEFORE`] before the first statement), after the last one.
+    /// by [`before`] before the first statement), after the last one.
     pub fn rewritten_since(watermark: u64) -> String {
         format!(
             "SELECT c.oid AS migrator_capture_after, 'none', true, c.oid::regclass::text \
@@ -188,7 +327,7 @@ pub mod pg {
         )
     }
 
-    /// What [`BEFORE`] returned.
+    /// What [`before`] returned.
     #[derive(Debug, Clone, Default, PartialEq, Eq)]
     pub struct Before {
         pub watermark: Option<u64>,
@@ -197,7 +336,7 @@ pub mod pg {
     }
 
     impl Before {
-        /// Takes the row of [`BEFORE`].
+        /// Takes the row of [`before`].
         pub fn take(&mut self, row: &[Option<String>]) {
             self.watermark = num(row, 1);
             let block = num(row, 3).unwrap_or(8192);
@@ -257,7 +396,7 @@ pub mod pg {
         }
     }
 
-    /// A no-transaction migration: [`BEFORE`] run before its first statement,
+    /// A no-transaction migration: [`before`] run before its first statement,
     /// [`rewritten_since`] after its last; each statement commits on its own,
     /// so its locks are gone before they can be read.
     pub fn capture_statementwise(before: &Before, rewritten: &[Locked]) -> Capture {
@@ -1045,6 +1184,80 @@ mod tests {
         assert_eq!(display_mode("AccessExclusiveLock"), "ACCESS EXCLUSIVE");
         assert_eq!(display_mode("ShareLock"), "SHARE");
         assert_eq!(display_mode("MDL_EXCLUSIVE"), "EXCLUSIVE metadata");
+    }
+
+    #[test]
+    fn pg_names_are_the_words_a_script_could_name_a_table_with() {
+        let script = "-- ALTER TABLE commented\n\
+            ALTER TABLE Orders ALTER COLUMN v TYPE bigint; /* a /* nested */ \"Skipped\" */\n\
+            UPDATE \"Mixed\"\"Case\" SET note = 'not_a_table' || E'it\\'s_data';\n\
+            DO $body$ BEGIN EXECUTE 'x'; ALTER TABLE public.items ADD c int; END $body$;\n\
+            ALTER TABLE orders ADD d int;";
+        let names = pg::names(script);
+        assert_eq!(
+            names,
+            [
+                "alter",
+                "table",
+                "orders",
+                "column",
+                "v",
+                "type",
+                "bigint",
+                "update",
+                "Mixed\"Case",
+                "set",
+                "note",
+                "e",
+                "do",
+                "begin",
+                "execute",
+                "public",
+                "items",
+                "add",
+                "c",
+                "int",
+                "end",
+                "d",
+            ]
+        );
+        // Nothing from comments or literals; the quoted name as written.
+        for absent in [
+            "commented",
+            "skipped",
+            "Skipped",
+            "not_a_table",
+            "it",
+            "s_data",
+            "x",
+        ] {
+            assert!(!names.iter().any(|n| n == absent), "{absent} in {names:?}");
+        }
+        // A data migration's words stop at the limit, first ones kept.
+        let many: String = (0..3000).map(|i| format!("w{i} ")).collect();
+        let names = pg::names(&format!("ALTER TABLE big ADD c int; {many}"));
+        assert_eq!(names.len(), pg::MAX_NAMES);
+        assert_eq!(&names[..3], ["alter", "table", "big"]);
+        // Unterminated quotes and comments end the scan, never a panic.
+        for broken in ["'open", "\"open", "/* open", "$tag", "E'\\", "caf\u{e9} x"] {
+            let _ = pg::names(broken);
+        }
+        assert_eq!(pg::names("caf\u{e9}s"), ["caf\u{e9}s"]);
+    }
+
+    #[test]
+    fn pg_before_looks_up_only_the_scripts_names() {
+        let sql = pg::before("ALTER TABLE it's");
+        assert!(
+            sql.contains("ARRAY[E'alter',E'table',E'it']::name[]"),
+            "{sql}"
+        );
+        // No scan of pg_class without an index condition.
+        assert!(
+            sql.contains("max(oid) FROM pg_class")
+                && sql.contains("ORDER BY c.relfilenode DESC LIMIT 1")
+        );
+        assert!(pg::before("").contains("ARRAY[]::name[]"));
     }
 
     #[test]

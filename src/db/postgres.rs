@@ -35,6 +35,7 @@ use migrator_core::adopt::Adopted;
 use migrator_core::error::{Error, Result};
 use migrator_core::history::{HistoryRow, RowStatus, TABLE};
 use migrator_core::plan::ForcePlan;
+use migrator_core::rehearsal::pg::literal;
 use migrator_core::rehearsal::{Capture, Schema, pg};
 use migrator_core::report::{DatabaseInfo, Direction};
 use migrator_core::split::{self, Statement};
@@ -392,22 +393,6 @@ fn statements_in(sql: &str) -> usize {
     split::split(sql, migrator_core::migration::Engine::Postgres, false).map_or(1, |s| s.len())
 }
 
-/// A string as a literal whatever `standard_conforming_strings` says: in an
-/// `E''` literal both the quote and the backslash are escaped.
-fn literal(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 3);
-    out.push_str("E'");
-    for c in s.chars() {
-        match c {
-            '\'' => out.push_str("''"),
-            '\\' => out.push_str("\\\\"),
-            c => out.push(c),
-        }
-    }
-    out.push('\'');
-    out
-}
-
 /// Milliseconds since the server received the current message: the script's
 /// execution time, measured where it ran.
 const SERVER_MS: &str =
@@ -621,12 +606,10 @@ impl Postgres {
         let record = record_sql(exec);
         // The capture's splice points: "before" right after BEGIN, "after"
         // between the script and the history row; same message, same round trip.
-        let (before, after) = match self.capture {
-            true => (Some(pg::BEFORE), Some(pg::AFTER)),
-            false => (None, None),
-        };
+        let before = self.capture.then(|| pg::before(&exec.script.sql));
+        let after = self.capture.then_some(pg::AFTER);
         let message = transactional_message(
-            before,
+            before.as_deref(),
             (&exec.script.sql, exec.statements.len()),
             after,
             &record,
@@ -666,7 +649,11 @@ impl Postgres {
         let capture = self.capture;
         let watermark = async {
             match capture {
-                true => Some(self.client.simple_query(pg::BEFORE).await),
+                true => Some(
+                    self.client
+                        .simple_query(&pg::before(&exec.script.sql))
+                        .await,
+                ),
                 false => None,
             }
         };

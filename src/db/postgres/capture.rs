@@ -2,7 +2,7 @@
 //! `migrator_core::rehearsal::pg` come back. Where they go is the driver's
 //! message (`transactional_message`):
 //!
-//! - "before" ([`pg::BEFORE`]) right after `BEGIN` (`Part::Before`);
+//! - "before" ([`pg::before`]) right after `BEGIN` (`Part::Before`);
 //! - "after" ([`pg::AFTER`]) between the script and the history row
 //!   (`Part::After`): the same round trip, no extra one per migration.
 //!
