@@ -379,6 +379,33 @@ impl Batch {
     /// `capture`: the session's capture, when measuring (its pieces go in
     /// where its queries are known to be answered).
     fn of(exec: &Exec<'_>, capture: Option<&capture::Capture>) -> Batch {
+        Batch::from(exec, capture, 0)
+    }
+
+    /// What is left of a message that stopped at a failed capture piece:
+    /// the migration's own pieces from `resume` on (an index into a message
+    /// without capture pieces, [`Batch::resume_at`]), with no capture.
+    fn rest(exec: &Exec<'_>, resume: usize) -> Batch {
+        Batch::from(exec, None, resume)
+    }
+
+    /// Where a message without capture pieces goes on after a capture piece
+    /// of `self` failed at `at`: that piece's statement (before it ran), the
+    /// piece after its statement (after it ran), or the final update.
+    fn resume_at(&self, exec: &Exec<'_>, at: Piece) -> Option<usize> {
+        let plain = Batch::of(exec, None).pieces;
+        match at {
+            Piece::TableBefore(i) => plain.iter().position(|p| *p == Piece::Statement(i)),
+            Piece::TableAfter(i) => plain
+                .iter()
+                .position(|p| *p == Piece::Statement(i))
+                .map(|k| k + 1),
+            Piece::Locks => plain.iter().position(|p| *p == Piece::Done),
+            _ => None,
+        }
+    }
+
+    fn from(exec: &Exec<'_>, capture: Option<&capture::Capture>, skip: usize) -> Batch {
         let m = exec.migration;
         let mut parts: Vec<(Piece, std::borrow::Cow<'_, str>)> = Vec::new();
         if m.transactional {
@@ -440,6 +467,7 @@ impl Batch {
                 .into(),
             ));
         }
+        parts.drain(..skip.min(parts.len()));
         // Each statement ends on its own line: a closing `--` comment cannot
         // swallow the separator.
         let mut text = String::new();
@@ -673,6 +701,31 @@ impl Mysql {
             at,
             Some(Piece::TableBefore(_) | Piece::TableAfter(_) | Piece::Locks)
         );
+        // The capture never fails a migration: what the message did so far
+        // stands (an open transaction stays open after an error), the rest
+        // goes as a message of its own without capture, and the session stops
+        // asking the query that failed.
+        if let (true, Some(piece), Some(e)) = (capture_failed, at, &failure)
+            && !exec_error(e, None).connection_lost
+            && let Some(resume) = batch.resume_at(exec, piece)
+        {
+            let why = describe(e);
+            tracing::warn!(
+                version = exec.migration.version,
+                error = %why,
+                "the rehearsal capture's query failed inside the migration's message; \
+                 the migration goes on without it"
+            );
+            self.capture.refused(piece == Piece::Locks, why.clone());
+            let rest = Batch::rest(exec, resume);
+            let took = Box::pin(self.execute_batch(exec, &rest, interrupt)).await?;
+            if self.capture_on {
+                self.captured = Some(Capture::not_measured(format!(
+                    "the capture's query failed during this migration: {why}"
+                )));
+            }
+            return Ok(took);
+        }
         let at = match at {
             Some(Piece::TableBefore(i)) => Some(Piece::Statement(i)),
             Some(Piece::TableAfter(i)) if i + 1 < exec.statements.len() => {

@@ -422,3 +422,49 @@ fn no_capture_says_not_measured() {
     assert!(s["locks"].is_null() && s["rewrites"].is_null());
     assert_eq!(s["not_measured"], "--no-capture");
 }
+
+/// The table query passed the session's probe, then fails inside a
+/// migration's message (the script shrank the session's temporary tables,
+/// which information_schema needs): the migration is applied all the same,
+/// its capture says why it is missing, and later migrations go without it.
+#[test]
+fn mariadb_a_capture_query_failing_mid_message_never_fails_the_migration() {
+    let db = TestDb::new(Engine::My);
+    db.sql("CREATE TABLE t (id INT PRIMARY KEY, v INT) ENGINE=InnoDB; INSERT INTO t VALUES (1, 1)");
+    let dir = Dir::new(&[
+        ("1_first.up.sql", "ALTER TABLE t ADD COLUMN a INT;\n"),
+        (
+            "2_tuned.up.sql",
+            "SET SESSION tmp_disk_table_size = 1024;\n\
+             SET SESSION tmp_memory_table_size = 1024;\n\
+             ALTER TABLE t MODIFY v BIGINT;\n\
+             INSERT INTO t (id, v) VALUES (2, 2);\n",
+        ),
+        ("3_after.up.sql", "ALTER TABLE t ADD COLUMN b INT;\n"),
+    ]);
+    let run = Cmd::on(&db, &dir, &["up", "--output", "json"]).run();
+    run.code(0);
+    let r = run.json();
+    assert_eq!(db.history(), ["1:applied", "2:applied", "3:applied"]);
+    // Every statement ran once, after the failed piece as before it.
+    assert_eq!(db.sql("SELECT CONCAT(COUNT(*), ':', MAX(v)) FROM t"), "2:2");
+    assert_eq!(
+        db.sql("SELECT DATA_TYPE FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 't' AND COLUMN_NAME = 'v'"),
+        "bigint"
+    );
+    assert!(rewritten(step(&r, 1)).is_empty(), "{r:#}");
+    let tuned = step(&r, 2);
+    assert!(tuned["rewrites"].is_null(), "{tuned:#}");
+    let why = tuned["not_measured"].as_str().unwrap_or_default();
+    assert!(why.contains("is full"), "{tuned:#}");
+    // Not asked again in the session: said, not failed.
+    let after = step(&r, 3);
+    assert!(after["rewrites"].is_null(), "{after:#}");
+    assert!(
+        after["not_measured"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("is full"),
+        "{after:#}"
+    );
+}

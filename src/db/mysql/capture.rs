@@ -145,6 +145,16 @@ impl Capture {
         }
     }
 
+    /// A piece's query failed inside a migration's message although the
+    /// probe had it answered (`locks`: the lock query, else the table one):
+    /// it is not asked again in this session.
+    pub fn refused(&mut self, locks: bool, why: String) {
+        match locks {
+            true => self.no_locks = Some(format!("the lock query failed: {why}")),
+            false => self.no_tables = Some(format!("InnoDB's table ids could not be read ({why})")),
+        }
+    }
+
     /// The query reading `table`'s id and size, for a piece of the message;
     /// `None` when table ids cannot be read here (or were not tried yet).
     pub fn table_sql(&self, table: &str) -> Option<String> {
