@@ -26,8 +26,24 @@ use std::process::ExitCode;
 use migrator_core::error::ExitStatus;
 use migrator_core::redact;
 
+/// One malloc arena for the whole process. glibc gives each thread that
+/// allocates its own arena; ours are the runtime's thread, the blocking
+/// thread that reads the migration files and a few short-lived ones, none of
+/// them contending. Each extra arena keeps what was freed in it as resident
+/// memory: `status` over 10,000 applied migrations peaked 4 MiB lower with one
+/// arena (`MALLOC_ARENA_MAX=1`), at no cost in time.
+fn one_malloc_arena() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only tunes the allocator, and runs first in main, before
+    // any other thread exists or anything is allocated on one.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 1);
+    }
+}
+
 /// The whole program: parse, run, print the error, map it to an exit code.
 pub fn main() -> ExitCode {
+    one_malloc_arena();
     let cli = match cli::parse() {
         Ok(cli) => cli,
         Err(code) => return ExitCode::from(code),

@@ -15,6 +15,18 @@ pub fn stdout(text: &str) {
     let _ = writeln!(out, "{}", migrator_core::redact::scrub(text));
 }
 
+/// Prints many lines on stdout as they come (each masked like [`stdout`]),
+/// buffered: a 10,000-line `status` never sits in memory as one text.
+pub fn stdout_lines(lines: impl IntoIterator<Item = String>) {
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    for line in lines {
+        if writeln!(out, "{}", migrator_core::redact::scrub(&line)).is_err() {
+            return;
+        }
+    }
+    let _ = out.flush();
+}
+
 /// Prints an error on stderr.
 pub fn stderr_error(text: &str) {
     let mut err = std::io::stderr().lock();

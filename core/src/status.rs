@@ -19,37 +19,39 @@ pub enum FileState {
     Missing,
 }
 
+/// One history row, as `status` shows it. Borrows from the rows: `status`
+/// over 10,000 applied migrations holds each name and checksum once.
 #[derive(Debug, Clone, Serialize)]
-pub struct Applied {
+pub struct Applied<'a> {
     pub version: Version,
-    pub name: String,
-    pub checksum: String,
+    pub name: &'a str,
+    pub checksum: &'a str,
     /// `None` for a version taken over from another tool without a time.
-    pub applied_at: Option<String>,
+    pub applied_at: Option<&'a str>,
     pub execution_ms: i64,
     pub status: RowStatus,
     pub file: FileState,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
+    pub error: Option<&'a str>,
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct Pending {
+pub struct Pending<'a> {
     pub version: Version,
-    pub name: String,
+    pub name: &'a str,
     /// Older than the current version: refused unless --allow-out-of-order.
     pub out_of_order: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct Status {
+pub struct Status<'a> {
     pub current_version: Option<Version>,
     pub dirty: bool,
-    pub applied: Vec<Applied>,
-    pub pending: Vec<Pending>,
+    pub applied: Vec<Applied<'a>>,
+    pub pending: Vec<Pending<'a>>,
 }
 
-pub fn build(files: &[Migration], rows: &[HistoryRow]) -> Status {
+pub fn build<'a>(files: &'a [Migration], rows: &'a [HistoryRow]) -> Status<'a> {
     let by_version: BTreeMap<Version, &Migration> = files.iter().map(|m| (m.version, m)).collect();
     let order = Order::of(files);
     let current = current_version(rows, order);
@@ -65,9 +67,9 @@ pub fn build(files: &[Migration], rows: &[HistoryRow]) -> Status {
         .into_iter()
         .map(|r| Applied {
             version: r.version,
-            name: r.name.clone(),
-            checksum: r.checksum.clone(),
-            applied_at: Some(r.applied_at.clone()).filter(|t| !t.is_empty()),
+            name: &r.name,
+            checksum: &r.checksum,
+            applied_at: Some(r.applied_at.as_str()).filter(|t| !t.is_empty()),
             execution_ms: r.execution_ms,
             status: r.status,
             file: match by_version.get(&r.version) {
@@ -75,7 +77,7 @@ pub fn build(files: &[Migration], rows: &[HistoryRow]) -> Status {
                 Some(m) if m.checksum != r.checksum => FileState::Changed,
                 Some(_) => FileState::Ok,
             },
-            error: r.error.clone(),
+            error: r.error.as_deref(),
         })
         .collect(),
         pending: files
@@ -83,17 +85,17 @@ pub fn build(files: &[Migration], rows: &[HistoryRow]) -> Status {
             .filter(|m| !recorded.contains(&m.version))
             .map(|m| Pending {
                 version: m.version,
-                name: m.name.clone(),
+                name: &m.name,
                 out_of_order: current.is_some_and(|c| order.lt(m.version, c)),
             })
             .collect(),
     }
 }
 
-impl Status {
-    /// The human table printed by `status`.
-    pub fn render(&self) -> String {
-        let mut out = String::new();
+impl Status<'_> {
+    /// The human table printed by `status`, line by line (no line ends): a
+    /// caller prints them as they come instead of holding the whole text.
+    pub fn lines(&self) -> impl Iterator<Item = String> + '_ {
         let current = self
             .current_version
             .map_or_else(|| "none".to_string(), |v| v.to_string());
@@ -104,8 +106,8 @@ impl Status {
             .filter(|a| a.status == RowStatus::Applied)
             .count();
         let dirty = self.applied.len() - applied;
-        out.push_str(&format!(
-            "version {current}{}: {applied} applied, {}{} pending\n",
+        let head = format!(
+            "version {current}{}: {applied} applied, {}{} pending",
             if self.dirty { " (dirty)" } else { "" },
             if dirty > 0 {
                 format!("{dirty} dirty, ")
@@ -113,31 +115,25 @@ impl Status {
                 String::new()
             },
             self.pending.len()
-        ));
-        for a in &self.applied {
-            let mut notes: Vec<&str> = Vec::new();
-            match a.file {
-                FileState::Ok => {}
-                FileState::Changed => notes.push("FILE CHANGED"),
-                FileState::Missing => notes.push("FILE MISSING"),
-            }
-            out.push_str(&format!(
-                "  {:<13}  {:>14}  {:<40} {:<24}  {:>6} ms{}\n",
+        );
+        let applied = self.applied.iter().map(|a| {
+            let note = match a.file {
+                FileState::Ok => "",
+                FileState::Changed => "  [FILE CHANGED]",
+                FileState::Missing => "  [FILE MISSING]",
+            };
+            format!(
+                "  {:<13}  {:>14}  {:<40} {:<24}  {:>6} ms{note}",
                 a.status.as_str(),
                 a.version,
                 a.name,
-                a.applied_at.as_deref().unwrap_or("-"),
+                a.applied_at.unwrap_or("-"),
                 a.execution_ms,
-                if notes.is_empty() {
-                    String::new()
-                } else {
-                    format!("  [{}]", notes.join(", "))
-                }
-            ));
-        }
-        for p in &self.pending {
-            out.push_str(&format!(
-                "  {:<13}  {:>14}  {}{}\n",
+            )
+        });
+        let pending = self.pending.iter().map(|p| {
+            format!(
+                "  {:<13}  {:>14}  {}{}",
                 "pending",
                 p.version,
                 p.name,
@@ -146,9 +142,14 @@ impl Status {
                 } else {
                     ""
                 }
-            ));
-        }
-        out
+            )
+        });
+        std::iter::once(head).chain(applied).chain(pending)
+    }
+
+    /// The whole table as one text (each line ended).
+    pub fn render(&self) -> String {
+        self.lines().map(|l| l + "\n").collect()
     }
 }
 

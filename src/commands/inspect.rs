@@ -19,7 +19,7 @@ pub(super) async fn run(settings: &Settings, action: &Action, interrupt: &Interr
                     &serde_json::to_string_pretty(&s).expect("status serializes"),
                 );
             } else {
-                crate::output::stdout(s.render().trim_end());
+                crate::output::stdout_lines(s.lines());
             }
             Ok(())
         }
