@@ -82,6 +82,13 @@ pub struct Postgres {
     /// Measure locks and rewrites (`capture`); what the last migration measured.
     capture: bool,
     captured: Option<Capture>,
+    /// The generation of the capture's statements prepared in this session
+    /// (`pg::prepare`), once they are; the last generation used.
+    prepared: Option<u32>,
+    generation: u32,
+    /// Why the capture stopped for this session (it failed a migration's
+    /// message, which then ran again without it).
+    capture_refused: Option<String>,
 }
 
 /// Whether a connection error may pass if we wait (the server is starting, the
@@ -135,6 +142,9 @@ pub async fn connect(
         session: None,
         capture: true,
         captured: None,
+        prepared: None,
+        generation: 0,
+        capture_refused: None,
     })
 }
 
@@ -289,6 +299,8 @@ fn exec_error(
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Part {
     Begin,
+    /// The capture's statements prepared for the session (first migration).
+    Prepare,
     /// A capture read right after BEGIN (the rehearsal's "before" fragment).
     Before,
     /// The migration's own SQL.
@@ -374,12 +386,14 @@ impl Message {
 /// hold several statements and return rows: each part's rows are told apart by
 /// counting CommandCompletes (see [`Message::at_statement`]).
 fn transactional_message(
+    prepare: Option<&str>,
     before: Option<&str>,
     script: (&str, usize),
     after: Option<&str>,
     record: &str,
 ) -> Message {
     let mut parts = vec![(Part::Begin, "BEGIN", 1)];
+    parts.extend(prepare.map(|sql| (Part::Prepare, sql, statements_in(sql))));
     parts.extend(before.map(|sql| (Part::Before, sql, statements_in(sql))));
     parts.push((Part::Script, script.0, script.1));
     parts.extend(after.map(|sql| (Part::After, sql, statements_in(sql))));
@@ -507,6 +521,16 @@ impl Postgres {
         message: &Message,
         exec: &Exec<'_>,
     ) -> std::result::Result<Vec<Vec<tokio_postgres::SimpleQueryRow>>, ExecError> {
+        self.send_located(message, exec).await.map_err(|(e, _)| e)
+    }
+
+    /// [`Postgres::send`], with the part of the message that failed.
+    async fn send_located(
+        &self,
+        message: &Message,
+        exec: &Exec<'_>,
+    ) -> std::result::Result<Vec<Vec<tokio_postgres::SimpleQueryRow>>, (ExecError, Option<Part>)>
+    {
         let fail = |e: &tokio_postgres::Error, completed: usize| {
             let position = e.as_db_error().and_then(|db| match db.position() {
                 Some(ErrorPosition::Original(pos)) => Some(*pos as usize),
@@ -538,13 +562,13 @@ impl Postgres {
                 Some((Part::Record, ..)) => {
                     err.message = format!("recording the migration in {TABLE}: {}", err.message);
                 }
-                Some((Part::Before | Part::After, ..)) => {
+                Some((Part::Prepare | Part::Before | Part::After, ..)) => {
                     err.message =
                         format!("reading the capture around the migration: {}", err.message);
                 }
                 Some((Part::Begin | Part::Commit, ..)) | None => {}
             }
-            err
+            (err, located.map(|(part, ..)| part))
         };
         let stream = self
             .client
@@ -604,19 +628,43 @@ impl Postgres {
     ) -> std::result::Result<u64, ExecError> {
         let started = Instant::now();
         let record = record_sql(exec);
+        let script = &exec.script.sql;
+        let capture = self.capture && self.capture_refused.is_none();
         // The capture's splice points: "before" right after BEGIN, "after"
-        // between the script and the history row; same message, same round trip.
-        let before = self.capture.then(|| pg::before(&exec.script.sql));
-        let after = self.capture.then_some(pg::AFTER);
+        // between the script and the history row; same message, same round
+        // trip. Both are statements prepared for the session, unless the
+        // script may drop those (then inline, prepared again next time).
+        let (mut preparing, mut before, mut after) = (None, None, None);
+        if capture && pg::resets_session(script) {
+            self.prepared = None;
+            before = Some(pg::before(script));
+            after = Some(pg::AFTER.to_string());
+        } else if capture {
+            let generation = match self.prepared {
+                Some(g) => g,
+                None => {
+                    self.generation += 1;
+                    preparing = Some(self.generation);
+                    self.generation
+                }
+            };
+            before = Some(pg::execute_before(generation, script));
+            after = Some(pg::execute_after(generation));
+        }
+        let prepare = preparing.map(pg::prepare);
         let message = transactional_message(
+            prepare.as_deref(),
             before.as_deref(),
-            (&exec.script.sql, exec.statements.len()),
-            after,
+            (script, exec.statements.len()),
+            after.as_deref(),
             &record,
         );
-        match self.send(&message, exec).await {
+        match self.send_located(&message, exec).await {
             Ok(rows) => {
-                if self.capture {
+                if preparing.is_some() {
+                    self.prepared = preparing;
+                }
+                if capture {
                     let mut captured = capture::Rows::default();
                     for part in [Part::Before, Part::After] {
                         if let Some(i) = message.index_of(part) {
@@ -624,13 +672,36 @@ impl Postgres {
                         }
                     }
                     self.captured = Some(captured.capture());
+                } else if let Some(why) = &self.capture_refused {
+                    self.captured = Some(Capture::not_measured(why.clone()));
                 }
                 Ok(server_ms(&message, &rows)
                     .unwrap_or_else(|| started.elapsed().as_millis() as u64))
             }
-            Err(e) => {
+            Err((e, part)) => {
                 if !e.connection_lost {
                     self.rollback().await;
+                }
+                // Prepared or not, a new generation next time.
+                self.prepared = None;
+                // The capture never fails a migration: its part failed, the
+                // transaction rolled back with nothing of the migration in
+                // effect, so the migration runs again without it, and the
+                // session stops measuring.
+                if capture
+                    && !e.connection_lost
+                    && !e.cancelled
+                    && matches!(part, Some(Part::Prepare | Part::Before | Part::After))
+                {
+                    tracing::warn!(
+                        version = exec.migration.version,
+                        error = %e.message,
+                        "the rehearsal capture failed in the migration's message; \
+                         the migration runs again without it"
+                    );
+                    self.capture_refused =
+                        Some(format!("the capture failed in this session: {}", e.message));
+                    return Box::pin(self.execute_transactional(exec)).await;
                 }
                 Err(e)
             }
@@ -1191,6 +1262,7 @@ mod tests {
     fn the_message_says_which_part_a_position_or_a_count_falls_in() {
         let script = "CREATE TABLE t (id int);\nINSERT INTO t VALUES (1); -- done";
         let m = transactional_message(
+            None,
             Some("SELECT 1; SELECT 2"),
             (script, 2),
             Some("SELECT 3"),

@@ -468,3 +468,67 @@ fn mariadb_a_capture_query_failing_mid_message_never_fails_the_migration() {
         "{after:#}"
     );
 }
+
+/// The capture's queries are prepared once per session: a script that drops
+/// the session's prepared statements gets its capture inline and the next
+/// migration prepares them again; a capture that fails inside a migration's
+/// message (here the script spoils the watermark the "after" query reads)
+/// never fails the migration: it runs again without the capture.
+#[test]
+fn postgres_capture_survives_deallocate_and_never_fails_a_migration() {
+    let db = pg_with_rows(1000);
+    let dir = Dir::new(&[
+        ("1_add.up.sql", "ALTER TABLE t ADD COLUMN a int;\n"),
+        (
+            "2_deallocate.up.sql",
+            "DEALLOCATE ALL;\nALTER TABLE t ADD COLUMN b int;\n",
+        ),
+        (
+            "3_retype.up.sql",
+            "ALTER TABLE t ALTER COLUMN v TYPE bigint;\n",
+        ),
+        (
+            "4_spoil.up.sql",
+            "SELECT set_config('migrator.watermark', 'not a number', true);\n\
+             CREATE TABLE u (id int);\n",
+        ),
+        (
+            "5_after.up.sql",
+            "ALTER TABLE t ALTER COLUMN a TYPE bigint;\n",
+        ),
+    ]);
+    let run = Cmd::on(&db, &dir, &["up", "--output", "json"]).run();
+    run.code(0);
+    let r = run.json();
+    assert_eq!(
+        db.history(),
+        [
+            "1:applied",
+            "2:applied",
+            "3:applied",
+            "4:applied",
+            "5:applied"
+        ]
+    );
+    for v in [1, 2, 3] {
+        let s = step(&r, v);
+        assert!(
+            locks(s).contains(&("t".to_string(), "AccessExclusiveLock".to_string())),
+            "{s:#}"
+        );
+    }
+    assert_eq!(rewritten(step(&r, 3)), ["t"]);
+    // 4 ran once, without the capture; the session measures no more.
+    assert_eq!(db.sql("SELECT count(*) FROM u"), "0");
+    for v in [4, 5] {
+        let s = step(&r, v);
+        assert!(s["locks"].is_null(), "{s:#}");
+        assert!(
+            s["not_measured"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("the capture failed in this session"),
+            "{s:#}"
+        );
+    }
+}
