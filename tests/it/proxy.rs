@@ -66,8 +66,13 @@ impl Proxy {
 
     /// `db`'s URL, through this proxy.
     pub fn url(&self, db: &TestDb) -> String {
+        self.url_on(db, "127.0.0.1")
+    }
+
+    /// `db`'s URL, through this proxy listening on `host` (`--listen-host`).
+    pub fn url_on(&self, db: &TestDb, host: &str) -> String {
         let url = db.url();
-        let through = format!("127.0.0.1:{}", self.port);
+        let through = format!("{host}:{}", self.port);
         assert!(url.contains(&self.target), "{url} names {}", self.target);
         url.replacen(&self.target, &through, 1)
     }
