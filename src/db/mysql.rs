@@ -1093,8 +1093,11 @@ impl Mysql {
                 return;
             }
         };
+        // An `applied` row means the final update committed: the migration
+        // is done, and only its answer was lost (a link back in time for our
+        // reconnect). Only a row still marked in progress is ours to fail.
         let in_progress = match exec.direction {
-            Direction::Up => status.is_some(),
+            Direction::Up => status.is_some_and(|s| s != "applied"),
             Direction::Down => status.as_deref() == Some("reverting"),
         };
         err.dirty = in_progress;
