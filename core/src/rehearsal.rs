@@ -152,7 +152,7 @@ fn num(row: &[Option<String>], i: usize) -> Option<u64> {
 /// locked relations). "before" also returns the catalog's size (`relpages`:
 /// as of the last VACUUM, ANALYZE or CREATE INDEX; reading the size on disk
 /// would lock every table) of the non-empty tables whose names the script
-/// mentions ([`names`]), looked up by name in the index: a rewrite reached only
+/// mentions ([`names`](pg::names)), looked up by name in the index: a rewrite reached only
 /// through a name the script does not spell (dynamic SQL) reports its size as
 /// unknown. "after" lists the relation locks of the migration's own backend on
 /// pre-existing relations, with their names and whether they were rewritten.
