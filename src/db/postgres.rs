@@ -994,8 +994,10 @@ impl Driver for Postgres {
             interrupt,
         )
         .await?;
-        // What was read on the old session may be stale.
+        // What was read on the old session may be stale, and what was prepared
+        // there is gone.
         self.read_ahead = None;
+        self.prepared = None;
         match self.session.take() {
             Some(old) => self.end_session(old, interrupt).await,
             None => Ok(()),
