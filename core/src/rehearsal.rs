@@ -176,8 +176,8 @@ pub mod pg {
     /// or the planner walks the oid index over every user relation (1.3 ms at
     /// 3,000); a system table among the sizes is never a rewrite's (those
     /// are at or above 16384, [`AFTER`]).
-    pub fn before(script: &str) -> String {
-        before_sql(&names_array(script))
+    pub fn before(names: &[String]) -> String {
+        before_sql(&names_array(names))
     }
 
     /// [`before`] with the names as `names` (an expression of type `name[]`).
@@ -194,9 +194,9 @@ pub mod pg {
         )
     }
 
-    /// The script's [`names`] as a `name[]` literal.
-    fn names_array(script: &str) -> String {
-        let list = names(script)
+    /// A script's [`names`] as a `name[]` literal.
+    fn names_array(names: &[String]) -> String {
+        let list = names
             .iter()
             .map(|n| literal(n))
             .collect::<Vec<_>>()
@@ -218,11 +218,11 @@ pub mod pg {
         )
     }
 
-    /// [`before`] for `script`, through the statement [`prepare`]d.
-    pub fn execute_before(generation: u32, script: &str) -> String {
+    /// [`before`] for a script's [`names`], through the statement [`prepare`]d.
+    pub fn execute_before(generation: u32, names: &[String]) -> String {
         format!(
             "EXECUTE migrator_capture_before_{generation}({})",
-            names_array(script)
+            names_array(names)
         )
     }
 
@@ -231,13 +231,11 @@ pub mod pg {
         format!("EXECUTE migrator_capture_after_{generation}")
     }
 
-    /// Whether `script` may drop the session's prepared statements
-    /// (`DISCARD ALL`, `DEALLOCATE`): its capture then goes inline and the
-    /// statements are prepared again for the next migration.
-    pub fn resets_session(script: &str) -> bool {
-        names(script)
-            .iter()
-            .any(|n| n == "discard" || n == "deallocate")
+    /// Whether a script (its [`names`]) may drop the session's prepared
+    /// statements (`DISCARD ALL`, `DEALLOCATE`): its capture then goes inline
+    /// and the statements are prepared again for the next migration.
+    pub fn resets_session(names: &[String]) -> bool {
+        names.iter().any(|n| n == "discard" || n == "deallocate")
     }
 
     /// The names a script may give a table, in order of first mention, at
@@ -1295,7 +1293,7 @@ mod tests {
 
     #[test]
     fn pg_before_looks_up_only_the_scripts_names() {
-        let sql = pg::before("ALTER TABLE it's");
+        let sql = pg::before(&pg::names("ALTER TABLE it's"));
         assert!(
             sql.contains("ARRAY[E'alter',E'table',E'it']::name[]"),
             "{sql}"
@@ -1305,7 +1303,7 @@ mod tests {
             sql.contains("max(oid) FROM pg_class")
                 && sql.contains("ORDER BY c.relfilenode DESC LIMIT 1")
         );
-        assert!(pg::before("").contains("ARRAY[]::name[]"));
+        assert!(pg::before(&[]).contains("ARRAY[]::name[]"));
         // Prepared once per session, then only executed.
         let prepare = pg::prepare(3);
         assert!(prepare.starts_with("PREPARE migrator_capture_before_3(name[]) AS SELECT"));
@@ -1315,13 +1313,13 @@ mod tests {
             pg::AFTER
         )));
         assert_eq!(
-            pg::execute_before(3, "ALTER TABLE t"),
+            pg::execute_before(3, &pg::names("ALTER TABLE t")),
             "EXECUTE migrator_capture_before_3(ARRAY[E'alter',E'table',E't']::name[])"
         );
         assert_eq!(pg::execute_after(3), "EXECUTE migrator_capture_after_3");
-        assert!(pg::resets_session("SELECT 1; DISCARD ALL;"));
-        assert!(pg::resets_session("DEALLOCATE PREPARE x"));
-        assert!(!pg::resets_session("SELECT 'discard all'"));
+        assert!(pg::resets_session(&pg::names("SELECT 1; DISCARD ALL;")));
+        assert!(pg::resets_session(&pg::names("DEALLOCATE PREPARE x")));
+        assert!(!pg::resets_session(&pg::names("SELECT 'discard all'")));
     }
 
     #[test]

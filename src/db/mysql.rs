@@ -390,9 +390,9 @@ impl Batch {
     }
 
     /// Where a message without capture pieces goes on after a capture piece
-    /// of `self` failed at `at`: that piece's statement (before it ran), the
-    /// piece after its statement (after it ran), or the final update.
-    fn resume_at(&self, exec: &Exec<'_>, at: Piece) -> Option<usize> {
+    /// failed at `at`: that piece's statement (before it ran), the piece
+    /// after its statement (after it ran), or the final update.
+    fn resume_at(exec: &Exec<'_>, at: Piece) -> Option<usize> {
         let plain = Batch::of(exec, None).pieces;
         match at {
             Piece::TableBefore(i) => plain.iter().position(|p| *p == Piece::Statement(i)),
@@ -707,7 +707,7 @@ impl Mysql {
         // asking the query that failed.
         if let (true, Some(piece), Some(e)) = (capture_failed, at, &failure)
             && !exec_error(e, None).connection_lost
-            && let Some(resume) = batch.resume_at(exec, piece)
+            && let Some(resume) = Batch::resume_at(exec, piece)
         {
             let why = describe(e);
             tracing::warn!(

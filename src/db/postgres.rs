@@ -635,9 +635,14 @@ impl Postgres {
         // trip. Both are statements prepared for the session, unless the
         // script may drop those (then inline, prepared again next time).
         let (mut preparing, mut before, mut after) = (None, None, None);
-        if capture && pg::resets_session(script) {
+        let names = if capture {
+            pg::names(script)
+        } else {
+            Vec::new()
+        };
+        if capture && pg::resets_session(&names) {
             self.prepared = None;
-            before = Some(pg::before(script));
+            before = Some(pg::before(&names));
             after = Some(pg::AFTER.to_string());
         } else if capture {
             let generation = match self.prepared {
@@ -648,7 +653,7 @@ impl Postgres {
                     self.generation
                 }
             };
-            before = Some(pg::execute_before(generation, script));
+            before = Some(pg::execute_before(generation, &names));
             after = Some(pg::execute_after(generation));
         }
         let prepare = preparing.map(pg::prepare);
@@ -722,7 +727,7 @@ impl Postgres {
             match capture {
                 true => Some(
                     self.client
-                        .simple_query(&pg::before(&exec.script.sql))
+                        .simple_query(&pg::before(&pg::names(&exec.script.sql)))
                         .await,
                 ),
                 false => None,
