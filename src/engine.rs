@@ -408,14 +408,16 @@ pub fn single_transaction_on_mysql() -> Error {
     )
 }
 
-/// The history as `status`, `version` and `validate` show it: ours, or another
-/// tool's that `up` would adopt. Read-only: no lock, nothing created.
+/// The history as `status`, `version` and `validate` show it: ours (`read`,
+/// what [`Driver::history`] returned), or another tool's that `up` would adopt.
+/// Read-only: no lock, nothing created.
 pub async fn history<D: Driver>(
     db: &mut D,
+    read: Option<Vec<HistoryRow>>,
     files: &[Migration],
     adopt: bool,
 ) -> Result<Vec<HistoryRow>> {
-    Ok(match db.history().await? {
+    Ok(match read {
         Some(rows) => rows,
         None if adopt => match find_foreign(db, files).await? {
             Some((adoption, adopted)) => {

@@ -1,6 +1,6 @@
 //! `status`, `version`, `validate`: read-only; no lock, nothing created.
 
-use super::load_and_connect;
+use super::load_connect_and_read;
 use crate::interrupt::Interrupt;
 use crate::settings::{Action, OutputFormat, Settings};
 use migrator_core::error::{Error, Result};
@@ -8,8 +8,8 @@ use migrator_core::{plan, status};
 
 /// `status`, `version`, `validate`: read-only, no lock, never create anything.
 pub(super) async fn run(settings: &Settings, action: &Action, interrupt: &Interrupt) -> Result<()> {
-    let (files, mut db) = load_and_connect(settings, interrupt).await?;
-    let rows = crate::engine::history(&mut db, &files, settings.adopt).await?;
+    let (files, mut db, read) = load_connect_and_read(settings, interrupt).await?;
+    let rows = crate::engine::history(&mut db, read, &files, settings.adopt).await?;
     let json = settings.output == OutputFormat::Json;
     match action {
         Action::Status => {

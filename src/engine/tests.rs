@@ -1000,7 +1000,8 @@ async fn a_refused_run_over_a_foreign_history_adopts_nothing() {
 #[tokio::test]
 async fn history_shows_a_foreign_history_without_writing() {
     let mut db = MemDriver::postgres().with_foreign(Tool::Diesel, &[("1", "", "true")]);
-    let rows = history(&mut db, &files(&[1, 2]), true).await.unwrap();
+    let read = db.history().await.unwrap();
+    let rows = history(&mut db, read, &files(&[1, 2]), true).await.unwrap();
     assert_eq!(
         rows.iter()
             .map(|r| (r.version, r.checksum.as_str()))
@@ -1011,8 +1012,9 @@ async fn history_shows_a_foreign_history_without_writing() {
     assert!(!db.calls.contains(&Lock), "read-only: no lock");
 
     let mut db = MemDriver::postgres().with_foreign(Tool::Diesel, &[("1", "", "true")]);
+    let read = db.history().await.unwrap();
     assert!(
-        history(&mut db, &files(&[1]), false)
+        history(&mut db, read, &files(&[1]), false)
             .await
             .unwrap()
             .is_empty()

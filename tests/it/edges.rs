@@ -5,7 +5,7 @@
 use std::net::{TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
-use crate::common::{Cmd, Dir, Engine, SECRET, engines, signal, wait};
+use crate::common::{Cmd, Dir, Engine, SECRET, engines, free_port, signal, wait};
 
 /// A server on 127.0.0.1 that accepts connections and never says a word, as a
 /// blackholed or hung database looks to a client. Lives as long as the test.
@@ -358,4 +358,25 @@ fn read_only_commands_refuse_the_flags_they_would_ignore() {
         .env("MIGRATOR_REPORT", "/tmp/r.json")
         .run()
         .code(0);
+}
+
+#[test]
+fn read_only_commands_report_a_bad_file_before_an_unreachable_database() {
+    // status reads the history while the files are parsed; a file error still
+    // wins (exit 2, naming the file), as it does for `up`.
+    let dir = Dir::new(&[("1_a.up.sql", "SELECT 1;\n")]);
+    dir.write("2_b.up.sql", b"SELECT \xff;\n");
+    let port = free_port();
+    for command in ["status", "version", "validate", "up"] {
+        Cmd::new(&[command, "--connect-timeout", "2s"])
+            .env(
+                "DATABASE_URL",
+                format!("postgres://app@127.0.0.1:{port}/app"),
+            )
+            .env("MIGRATOR_PATH", dir.path())
+            .run()
+            .code(2)
+            .has("2_b.up.sql")
+            .has("not valid UTF-8");
+    }
 }
