@@ -459,10 +459,7 @@ impl std::fmt::Display for HistoryChanges {
         ]
         .into_iter()
         .filter(|(_, v)| !v.is_empty())
-        .map(|(what, v)| {
-            let list: Vec<String> = v.iter().map(Version::to_string).collect();
-            format!("{what} {}", list.join(", "))
-        })
+        .map(|(what, v)| format!("{what} {}", versions_list(v)))
         .collect();
         if parts.is_empty() {
             f.write_str("history unchanged")
@@ -470,6 +467,36 @@ impl std::fmt::Display for HistoryChanges {
             write!(f, "history rows {}", parts.join("; "))
         }
     }
+}
+
+/// How many runs of versions [`versions_list`] names before it counts the rest.
+const LISTED_RUNS: usize = 10;
+
+/// `1, 2, 5-9, 12`: consecutive versions as one range, and past [`LISTED_RUNS`]
+/// runs only a count (`baseline 10000` records 10,000 rows; the summary and
+/// Slack's 3,000-character section must still hold the line).
+fn versions_list(versions: &[Version]) -> String {
+    let mut runs: Vec<(Version, Version)> = Vec::new();
+    for &v in versions {
+        match runs.last_mut() {
+            Some((_, end)) if end.checked_add(1) == Some(v) => *end = v,
+            _ => runs.push((v, v)),
+        }
+    }
+    let shown: Vec<String> = runs
+        .iter()
+        .take(LISTED_RUNS)
+        .map(|&(a, b)| match b - a {
+            0 => a.to_string(),
+            1 => format!("{a}, {b}"),
+            _ => format!("{a}-{b}"),
+        })
+        .collect();
+    let mut out = shown.join(", ");
+    if runs.len() > LISTED_RUNS {
+        out.push_str(&format!(", … ({} versions in all)", versions.len()));
+    }
+    out
 }
 
 /// Another tool's history, taken over.
@@ -484,6 +511,27 @@ pub struct Adoption {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn history_changes_name_runs_of_versions_as_ranges_and_count_past_ten() {
+        let c = HistoryChanges {
+            added: (1..=10_000).collect(),
+            removed: vec![3, 4, 7],
+            updated: vec![20260101000000, 20260102000000],
+        };
+        assert_eq!(
+            c.to_string(),
+            "history rows added 1-10000; removed 3, 4, 7; updated 20260101000000, 20260102000000"
+        );
+        let spread = HistoryChanges {
+            added: (1..=12).map(|v| v * 10).collect(),
+            ..Default::default()
+        };
+        assert_eq!(
+            spread.to_string(),
+            "history rows added 10, 20, 30, 40, 50, 60, 70, 80, 90, 100, … (12 versions in all)"
+        );
+    }
 
     #[test]
     fn finish_maps_errors_to_outcomes_and_codes() {
